@@ -1,0 +1,57 @@
+/*
+ * aioloop/iothread.h - threads that run an AioContext.
+ *
+ * An IOThread owns one AioContext and calls aio_poll(ctx, true) in a loop
+ * until it is destroyed. Hand it work with BHs, fd handlers or timers on
+ * iothread_get_aio_context().
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_IOTHREAD_H
+#define AIOLOOP_IOTHREAD_H
+
+#include <aioloop/aio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct IOThread IOThread;
+
+/**
+ * iothread_create - start a thread running a new AioContext.
+ * @id: a name for the thread (copied; may be NULL).
+ * Returns: the IOThread, or NULL with @errp set if the context or the
+ * thread could not be created.
+ * Any thread.
+ */
+AIOLOOP_API IOThread *iothread_create(const char *id, Error **errp);
+
+/**
+ * iothread_get_aio_context - the context @iothread runs. It stays valid
+ * until iothread_destroy() (take a reference to keep it longer).
+ * Any thread.
+ */
+AIOLOOP_API AioContext *iothread_get_aio_context(IOThread *iothread);
+
+/**
+ * iothread_get_id - the id given to iothread_create() (may be NULL).
+ * Any thread.
+ */
+AIOLOOP_API const char *iothread_get_id(IOThread *iothread);
+
+/**
+ * iothread_destroy - stop @iothread and free it.
+ *
+ * Every BH scheduled on its context before the call runs first; then the
+ * thread exits, is joined, and the IOThread's reference to the context is
+ * dropped. Must not be called from the IOThread itself.
+ * Any thread other than @iothread's.
+ */
+AIOLOOP_API void iothread_destroy(IOThread *iothread);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOLOOP_IOTHREAD_H */

@@ -1,0 +1,312 @@
+/*
+ * aioloop/thread.h - threads and the synchronisation primitives the event
+ * loop is built from: mutexes, condition variables, semaphores, events.
+ *
+ * Design
+ * ------
+ * Thin, named wrappers around POSIX threads, with QEMU's names so code
+ * written against QEMU's qemu/thread.h compiles unchanged. The types are
+ * plain structs defined here, so callers embed them in their own structs
+ * without allocating.
+ *
+ * Two policies hold throughout:
+ *   - A failing pthread call other than thread creation means a
+ *     programming error (destroying a locked mutex, unlocking one you do not
+ *     hold, using an uninitialised object): the wrapper prints the function
+ *     name and strerror() and aborts. So these functions return nothing.
+ *     qemu_thread_create() is the exception: running out of threads
+ *     (EAGAIN) is a resource condition a caller can handle, so it returns
+ *     0 or -errno.
+ *   - Every timed wait measures time on CLOCK_MONOTONIC, so changing the
+ *     wall clock neither shortens nor stretches a timeout.
+ *
+ * QemuEvent is the one primitive not built on pthreads: a binary event
+ * over a futex word. qemu_event_set() on an already-set event, or with no
+ * thread waiting, costs one atomic instruction and no system call; only a
+ * set that finds a sleeping waiter enters the kernel. See
+ * src/util/qemu-thread-posix.c for the protocol.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_THREAD_H
+#define AIOLOOP_THREAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <aioloop/compiler.h>
+
+typedef struct QemuMutex {
+    pthread_mutex_t lock;
+} QemuMutex;
+
+typedef struct QemuCond {
+    pthread_cond_t cond;        /* uses CLOCK_MONOTONIC for timed waits */
+} QemuCond;
+
+typedef struct QemuSemaphore {
+    pthread_mutex_t lock;       /* protects count */
+    pthread_cond_t cond;        /* signalled by post; CLOCK_MONOTONIC */
+    unsigned int count;
+} QemuSemaphore;
+
+typedef struct QemuEvent {
+    int value;                  /* futex word, atomic; see the .c file */
+} QemuEvent;
+
+typedef struct QemuThread {
+    pthread_t thread;
+} QemuThread;
+
+/* Modes for qemu_thread_create(). */
+#define QEMU_THREAD_JOINABLE 0
+#define QEMU_THREAD_DETACHED 1
+
+/* ------------------------------------------------------------------ */
+/* Mutexes                                                             */
+
+/*
+ * qemu_mutex_init - initialise a non-recursive mutex, unlocked. Builds
+ * without NDEBUG use an error-checking mutex, so that unlocking a mutex
+ * the thread does not hold, or relocking one it does, aborts instead of
+ * corrupting state.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_mutex_init(QemuMutex *mutex);
+
+/*
+ * qemu_mutex_destroy - release the resources of an unlocked mutex. It must
+ * not be used again before another qemu_mutex_init().
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_mutex_destroy(QemuMutex *mutex);
+
+/*
+ * qemu_mutex_lock - acquire the mutex, sleeping while another thread
+ * holds it.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_mutex_lock(QemuMutex *mutex);
+
+/*
+ * qemu_mutex_trylock - acquire the mutex if it is free.
+ *
+ * Returns 0 when the mutex was acquired, -EBUSY when another thread holds
+ * it.
+ *
+ * Any thread.
+ */
+AIOLOOP_API int qemu_mutex_trylock(QemuMutex *mutex);
+
+/*
+ * qemu_mutex_unlock - release a mutex the calling thread holds.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_mutex_unlock(QemuMutex *mutex);
+
+/* ------------------------------------------------------------------ */
+/* Condition variables                                                 */
+
+/*
+ * qemu_cond_init - initialise a condition variable whose timed waits use
+ * CLOCK_MONOTONIC.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_cond_init(QemuCond *cond);
+
+/*
+ * qemu_cond_destroy - release a condition variable nobody waits on.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_cond_destroy(QemuCond *cond);
+
+/*
+ * qemu_cond_signal - wake at least one thread waiting on cond, if any.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_cond_signal(QemuCond *cond);
+
+/*
+ * qemu_cond_broadcast - wake every thread waiting on cond.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_cond_broadcast(QemuCond *cond);
+
+/*
+ * qemu_cond_wait - atomically release mutex (which the caller holds) and
+ * sleep until cond is signalled; the mutex is held again on return.
+ * Wake-ups may be spurious: wait in a loop that re-checks the predicate.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_cond_wait(QemuCond *cond, QemuMutex *mutex);
+
+/*
+ * qemu_cond_timedwait - like qemu_cond_wait(), but give up after ms
+ * milliseconds (measured on CLOCK_MONOTONIC; ms <= 0 does not sleep).
+ *
+ * Returns false if the wait timed out, true if it ended otherwise (a
+ * signal, a broadcast or a spurious wake-up). The mutex is held again on
+ * return in both cases.
+ *
+ * Any thread.
+ */
+AIOLOOP_API bool qemu_cond_timedwait(QemuCond *cond, QemuMutex *mutex, int ms);
+
+/* ------------------------------------------------------------------ */
+/* Counting semaphores                                                 */
+
+/*
+ * qemu_sem_init - initialise a counting semaphore with init units
+ * (init >= 0).
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_sem_init(QemuSemaphore *sem, int init);
+
+/*
+ * qemu_sem_destroy - release a semaphore nobody waits on.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_sem_destroy(QemuSemaphore *sem);
+
+/*
+ * qemu_sem_post - add one unit and wake one waiter, if any.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_sem_post(QemuSemaphore *sem);
+
+/*
+ * qemu_sem_wait - take one unit, sleeping until one is available.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_sem_wait(QemuSemaphore *sem);
+
+/*
+ * qemu_sem_timedwait - take one unit, sleeping at most ms milliseconds
+ * (CLOCK_MONOTONIC) for one to become available; ms <= 0 only tries.
+ *
+ * Returns 0 when a unit was taken, -1 when the time ran out first.
+ *
+ * Any thread.
+ */
+AIOLOOP_API int qemu_sem_timedwait(QemuSemaphore *sem, int ms);
+
+/* ------------------------------------------------------------------ */
+/* Events                                                              */
+
+/*
+ * qemu_event_init - initialise a binary event, set if init is true.
+ * An event is either set or free; waiting on a set event returns at once.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_event_init(QemuEvent *ev, bool init);
+
+/*
+ * qemu_event_destroy - release an event nobody waits on.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_event_destroy(QemuEvent *ev);
+
+/*
+ * qemu_event_set - set the event and wake every thread waiting for it.
+ * Everything the caller wrote before the set is visible to a thread whose
+ * qemu_event_wait() returns because of it. Costs one atomic operation and
+ * no system call unless a thread is sleeping in qemu_event_wait().
+ *
+ * Any thread, async-signal-safe.
+ */
+AIOLOOP_API void qemu_event_set(QemuEvent *ev);
+
+/*
+ * qemu_event_reset - make a set event free again (no effect on a free
+ * one). The usual pattern is: reset; check the condition; if not yet true,
+ * qemu_event_wait(). A set that races with the reset is never lost: either
+ * the waiter's check sees the setter's condition, or the wait returns.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_event_reset(QemuEvent *ev);
+
+/*
+ * qemu_event_wait - return once the event is set, sleeping until then.
+ * It does not reset the event.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_event_wait(QemuEvent *ev);
+
+/* ------------------------------------------------------------------ */
+/* Threads                                                             */
+
+/*
+ * qemu_thread_create - start a thread running start_routine(arg).
+ *
+ * name is shown by debuggers and ps; names longer than 15 bytes are
+ * truncated (a Linux limit); NULL leaves the default. mode is
+ * QEMU_THREAD_JOINABLE (the thread must later be passed to
+ * qemu_thread_join()) or QEMU_THREAD_DETACHED (its resources are freed
+ * when it returns). The new thread starts with every signal blocked, so
+ * that signals aimed at the process are handled by the application's own
+ * threads, not by library workers; it may unblock what it needs.
+ *
+ * Returns 0 on success, with *thread identifying the new thread; or
+ * -errno (-EAGAIN when the system is out of threads, -ENOMEM) with
+ * nothing started. Unlike QEMU's, which cannot fail, this returns int.
+ *
+ * Any thread.
+ */
+AIOLOOP_API int qemu_thread_create(QemuThread *thread, const char *name,
+                                   void *(*start_routine)(void *),
+                                   void *arg, int mode);
+
+/*
+ * qemu_thread_join - wait for a joinable thread to finish and release it.
+ *
+ * Returns the value its start routine returned.
+ *
+ * Any thread (other than the one joined).
+ */
+AIOLOOP_API void *qemu_thread_join(QemuThread *thread);
+
+/*
+ * qemu_thread_get_self - store the identity of the calling thread in
+ * *thread.
+ *
+ * Any thread.
+ */
+AIOLOOP_API void qemu_thread_get_self(QemuThread *thread);
+
+/*
+ * qemu_thread_is_self - tell whether thread identifies the calling
+ * thread.
+ *
+ * Returns true if it does.
+ *
+ * Any thread.
+ */
+AIOLOOP_API bool qemu_thread_is_self(QemuThread *thread);
+
+/*
+ * qemu_get_thread_id - the kernel's id of the calling thread (gettid),
+ * as shown by ps -L and /proc.
+ *
+ * Returns the thread id.
+ *
+ * Any thread, async-signal-safe.
+ */
+AIOLOOP_API int qemu_get_thread_id(void);
+
+#endif /* AIOLOOP_THREAD_H */

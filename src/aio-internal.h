@@ -1,0 +1,243 @@
+/*
+ * aio-internal.h - the inside of an AioContext, shared by async.c,
+ * aio-posix.c, the fd monitors (fdmon/) and the GLib source.
+ *
+ * Locks and protocols, field by field, are documented on struct AioContext
+ * below; every shared field names what protects it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_AIO_INTERNAL_H
+#define AIOLOOP_AIO_INTERNAL_H
+
+#include <aioloop/aio.h>
+#include <aioloop/atomic.h>
+#include <aioloop/queue.h>
+#include <aioloop/rfifolock.h>
+#include <aioloop/thread.h>
+#include <poll.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ */
+/* Bottom halves                                                       */
+
+/*
+ * A BH's state lives in one word changed only with atomic RMW operations:
+ *   BH_PENDING    the BH is on ctx->bh_list (or on a slice being run);
+ *                 whoever sets it from 0 inserts the BH, and only
+ *                 aio_bh_poll() clears it, when it takes the BH off.
+ *   BH_SCHEDULED  run the callback when taken off (cleared by cancel).
+ *   BH_IDLE       scheduled with qemu_bh_schedule_idle().
+ *   BH_DELETED    free the BH when taken off instead of running it.
+ *   BH_ONESHOT    free the BH after running it.
+ */
+enum {
+    BH_PENDING   = 1 << 0,
+    BH_SCHEDULED = 1 << 1,
+    BH_IDLE      = 1 << 2,
+    BH_DELETED   = 1 << 3,
+    BH_ONESHOT   = 1 << 4,
+};
+
+struct QEMUBH {
+    AioContext *ctx;
+    const char *name;
+    QEMUBHFunc *cb;
+    void *opaque;
+    QSLIST_ENTRY(QEMUBH) next;  /* ctx->bh_list or a slice: see BH_PENDING */
+    QLIST_ENTRY(QEMUBH) all;    /* ctx->all_bhs, under ctx->bh_lock */
+    unsigned flags;             /* BH_*, atomic */
+};
+
+typedef QSLIST_HEAD(, QEMUBH) BHList;
+
+/* The BHs one aio_bh_poll() took off ctx->bh_list, in scheduling order.
+ * Slices live on the stack of aio_bh_poll(); a nested aio_bh_poll() works
+ * on the outer slices too, oldest first. Loop thread only. */
+typedef struct BHListSlice {
+    BHList bh_list;
+    QSIMPLEQ_ENTRY(BHListSlice) next;
+} BHListSlice;
+
+/* ------------------------------------------------------------------ */
+/* File-descriptor handlers                                            */
+
+/*
+ * Handlers are immutable once published: aio_set_fd_handler() replaces a
+ * node by a new one and retires the old. Retired nodes stay readable (and
+ * keep their list link) until no aio_poll() walks the handler list; then
+ * they are freed. See "Handler lifetime" in aio-posix.c.
+ */
+struct AioHandler {
+    int fd;
+    int events;                 /* POLLIN / POLLOUT wanted */
+    bool is_external;
+    bool internal;              /* the context's own notifier: no progress */
+    IOHandler *io_read;
+    EventNotifierHandler *en_read;  /* set instead of io_read for notifiers */
+    IOHandler *io_write;
+    AioPollFn *io_poll;
+    IOHandler *io_poll_ready;
+    void *opaque;
+
+    bool deleted;               /* atomic: retired, never call again */
+
+    /* ctx->handlers: next is read locklessly (atomic), written and pprev
+     * used under ctx->list_lock. */
+    AioHandler *next;
+    AioHandler **pprev;
+    AioHandler *next_deleted;   /* ctx->deleted_handlers, under list_lock */
+
+    /* Owned by the aio_poll() that found the handler ready. A nested
+     * aio_poll() that finds it ready again takes it from the outer list. */
+    int revents;
+    QLIST_ENTRY(AioHandler) node_ready;
+};
+
+typedef QLIST_HEAD(, AioHandler) AioHandlerList;
+
+/* ------------------------------------------------------------------ */
+/* fd monitors                                                         */
+
+/*
+ * An fd monitor tells aio_poll() which handlers are ready. One file per
+ * backend (fdmon/fdmon-epoll.c, fdmon/fdmon-poll.c); a context picks one
+ * at creation and may fall back from epoll to poll at run time.
+ */
+typedef struct FDMonOps {
+    const char *name;
+    /* Set up the backend for ctx and register every live handler.
+     * Returns 0 or -errno. Called under list_lock. */
+    int (*init)(AioContext *ctx);
+    void (*cleanup)(AioContext *ctx);
+    /* A handler was added (old == NULL), replaced, or removed (new ==
+     * NULL), or its events changed (old == new, e.g. external toggled).
+     * Returns 0 or -errno if the backend refused the fd. Under list_lock. */
+    int (*update)(AioContext *ctx, AioHandler *old_node, AioHandler *new_node);
+    /* Wait up to timeout_ns (-1: no limit, 0: just look) and put the ready
+     * handlers on ready_list. If unlock, release the context (one level)
+     * around the system call. Returns the number of ready handlers, or
+     * -errno. Loop thread, inside a handler-list walk. */
+    int (*wait)(AioContext *ctx, AioHandlerList *ready_list,
+                int64_t timeout_ns, bool unlock);
+    /* The fd an outer poller (GLib) can wait on, or -1. */
+    int (*get_poll_fd)(AioContext *ctx);
+} FDMonOps;
+
+extern const FDMonOps aioloop__fdmon_epoll_ops;
+extern const FDMonOps aioloop__fdmon_poll_ops;
+
+/* ------------------------------------------------------------------ */
+/* The context                                                         */
+
+struct AioContext {
+    int refcnt;                     /* atomic */
+
+    /* aio_context_acquire/release; aio_poll() holds it except while it
+     * sleeps. Its contention callback notifies the context (seed 002). */
+    RFifoLock lock;
+
+    /* Bottom halves: bh_list is the lock-free list schedulers push to
+     * (QSLIST_INSERT_HEAD_ATOMIC); aio_bh_poll() takes it whole. */
+    BHList bh_list;
+    QSIMPLEQ_HEAD(, BHListSlice) bh_slice_list;  /* loop thread only */
+    QemuMutex bh_lock;                           /* protects all_bhs */
+    QLIST_HEAD(, QEMUBH) all_bhs;
+
+    /*
+     * aio_notify() protocol. notify_me counts pollers about to sleep or
+     * asleep: bit 0 belongs to the GSource (set between prepare and
+     * check), bits 1+ count blocking aio_poll() calls (+2 each). notified
+     * is set by every aio_notify() and cleared by aio_notify_accept(); the
+     * eventfd behind notifier is written only when notify_me is nonzero.
+     * See async.c for the orderings.
+     */
+    unsigned notify_me;             /* atomic */
+    bool notified;                  /* atomic */
+    EventNotifier notifier;
+
+    /* Handler set, see aio-posix.c. list_lock serialises writers; walks
+     * are covered by holding the context or by sleepers. */
+    QemuMutex list_lock;
+    AioHandler *handlers;           /* atomic head */
+    AioHandler **fd_table;          /* fd -> live handler, list_lock */
+    int fd_table_size;              /* list_lock */
+    AioHandler *deleted_handlers;   /* retired, not yet freed; list_lock */
+    bool has_deleted;               /* atomic: deleted_handlers != NULL */
+    int sleepers;                   /* aio_poll()s asleep; list_lock */
+    int poll_depth;                 /* nested walks; context holder only */
+    int poll_disable_cnt;           /* atomic: live handlers without io_poll */
+    unsigned handler_gen;           /* atomic: bumped on every change */
+    int external_disable_cnt;       /* atomic */
+
+    /* fd monitor in use and its private state. fdmon_ops changes (epoll to
+     * poll fallback, poll to epoll for GLib) only under list_lock and
+     * while the context is held (a sleeping waiter is woken by a kick). */
+    const FDMonOps *fdmon_ops;      /* atomic pointer */
+    int epollfd;
+    struct FDMonPollState *poll_state;
+
+    /* Adaptive polling (ns); the parameters are written by any thread
+     * (atomic), poll_ns by the loop thread only. */
+    int64_t poll_max_ns;
+    int64_t poll_grow;
+    int64_t poll_shrink;
+    int64_t poll_ns;
+
+#if AIOLOOP_HAVE_GLIB
+    struct AioGSource *gsource;     /* weak; bh_lock */
+#endif
+};
+
+/* async.c */
+void aioloop__notifier_read(EventNotifier *e);
+bool aioloop__notifier_poll(void *opaque);
+void aioloop__notifier_poll_ready(void *opaque);
+int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
+bool aioloop__bh_scheduled(AioContext *ctx);
+
+/* aio-glib.c */
+#if AIOLOOP_HAVE_GLIB
+void aioloop__gsource_detach(AioContext *ctx);
+#endif
+
+/* aio-posix.c */
+int aioloop__handlers_init(AioContext *ctx, Error **errp);
+void aioloop__handlers_cleanup(AioContext *ctx);
+void aioloop__add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
+                                int revents);
+int aioloop__handler_events(AioContext *ctx, AioHandler *node);
+AioHandler *aioloop__handlers_first(AioContext *ctx);
+AioHandler *aioloop__handler_next(AioHandler *node);
+int aioloop__fdmon_switch(AioContext *ctx, const FDMonOps *ops);
+void aioloop__sleep_begin(AioContext *ctx);
+void aioloop__sleep_end(AioContext *ctx);
+void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                          bool internal, IOHandler *io_read,
+                          EventNotifierHandler *en_read, IOHandler *io_write,
+                          AioPollFn *io_poll, IOHandler *io_poll_ready,
+                          void *opaque);
+
+/* Timers: the timer lists arrive with <aioloop/timer.h>; until then a
+ * context has none. aio_poll() asks these two for the nearest deadline
+ * and to run what expired. */
+static inline int64_t aioloop__timers_deadline_ns(AioContext *ctx)
+{
+    (void)ctx;
+    return -1;
+}
+
+static inline bool aioloop__timers_run(AioContext *ctx)
+{
+    (void)ctx;
+    return false;
+}
+
+static inline int64_t aioloop__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#endif /* AIOLOOP_AIO_INTERNAL_H */

@@ -1,0 +1,687 @@
+/*
+ * aio-posix.c - aio_poll() and the fd handler set.
+ *
+ * One iteration of aio_poll()
+ * ---------------------------
+ *
+ *     acquire ctx ──► walk_begin ──► timeout = compute (BHs, timers)
+ *          │
+ *          ├─ timeout == 0 ─► look once: poll handlers, or fdmon wait(0)
+ *          │
+ *          └─ may sleep ──► busy-poll io_poll()s up to poll_ns (notify_me
+ *                           still 0: wake-ups cost the sender no syscall)
+ *                     └──► notify_me += 2, recompute timeout, release ctx,
+ *                           epoll_pwait2 / ppoll, reacquire, notify_me -= 2
+ *          ▼
+ *     aio_notify_accept ─► run BHs ─► dispatch ready handlers ─► walk_end
+ *          ─► run expired timers ─► release ctx
+ *
+ * A blocking aio_poll() repeats the iteration while it made no progress,
+ * ran no idle BH and saw no aio_notify(): wake-ups nobody asked for (a
+ * stale eventfd, a handler-set change) are not visible to the caller.
+ *
+ * Handler lifetime
+ * ----------------
+ * Handler nodes are immutable after publication. aio_set_fd_handler()
+ * builds a new node, swaps it in under list_lock and retires the old one:
+ * the old node is unlinked (its own next pointer stays valid, so a walker
+ * standing on it can go on), marked deleted, and freed at once if no
+ * aio_poll() walks the list, else put on ctx->deleted_handlers and freed
+ * by the outermost walk that ends with nobody asleep. A walker is any
+ * aio_poll()/aio_dispatch() between walk_begin() and walk_end(); the
+ * sleeping phase is inside a walk, so epoll's data.ptr and ppoll's node
+ * array stay valid. A walk costs no atomic operation of its own: it is
+ * covered by holding the context, or by ctx->sleepers while asleep (see
+ * walk_in_progress_locked() for the orderings).
+ *
+ * The dispatch skips deleted nodes, so once removal returns on the loop
+ * thread the handler is not called again, even if an earlier wait had
+ * already reported it ready. Each ready node sits on the ready list of the
+ * aio_poll() that found it; a nested aio_poll() that finds it ready again
+ * takes it over, so one readiness report is dispatched once.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aio-internal.h"
+
+/* revents marker for "io_poll() said ready" (not a poll(2) bit). */
+#define AIO_POLL_READY 0x40000000
+
+/* ------------------------------------------------------------------ */
+/* The handler list                                                    */
+
+AioHandler *aioloop__handlers_first(AioContext *ctx)
+{
+    return qatomic_mb_read(&ctx->handlers);
+}
+
+AioHandler *aioloop__handler_next(AioHandler *node)
+{
+    return qatomic_mb_read(&node->next);
+}
+
+int aioloop__handler_events(AioContext *ctx, AioHandler *node)
+{
+    if (node->is_external && qatomic_read(&ctx->external_disable_cnt)) {
+        return 0;
+    }
+    return node->events;
+}
+
+static void list_insert(AioContext *ctx, AioHandler *node)
+{
+    AioHandler *first = ctx->handlers;
+
+    node->next = first;
+    node->pprev = &ctx->handlers;
+    if (first) {
+        first->pprev = &node->next;
+    }
+    qatomic_mb_set(&ctx->handlers, node);     /* publish */
+}
+
+static void list_remove(AioHandler *node)
+{
+    if (node->next) {
+        node->next->pprev = node->pprev;
+    }
+    qatomic_mb_set(node->pprev, node->next);  /* node->next stays valid */
+}
+
+/*
+ * Walkers. Every walk of the handler set happens either while holding the
+ * context (aio_poll, aio_dispatch, aio_pending all acquire it) or while
+ * asleep inside aio_poll() with the context released, counted in
+ * ctx->sleepers. sleepers changes only under list_lock, on the slow path
+ * around the system call: +1 before the context is released, -1 after it
+ * is reacquired. So a writer holding list_lock that reads sleepers == 0
+ * and then the context's owner == 0 knows that no walk is in progress:
+ * a walker that starts later loads the list (seq_cst) after acquiring the
+ * context (seq_cst CAS), and so sees the node unlinked.
+ */
+static bool walk_in_progress_locked(AioContext *ctx)
+{
+    return ctx->sleepers > 0 || qatomic_mb_read(&ctx->lock.owner) != 0;
+}
+
+static void walk_begin(AioContext *ctx)
+{
+    ctx->poll_depth++;          /* context held */
+}
+
+static void free_deleted_locked(AioContext *ctx)
+{
+    AioHandler *node = ctx->deleted_handlers;
+
+    while (node) {
+        AioHandler *next = node->next_deleted;
+        free(node);
+        node = next;
+    }
+    ctx->deleted_handlers = NULL;
+    qatomic_set(&ctx->has_deleted, false);
+}
+
+/* The outermost walk of the holder frees retired nodes unless another
+ * thread is asleep in aio_poll() with pointers to them. */
+static void walk_end(AioContext *ctx)
+{
+    if (--ctx->poll_depth > 0 || !qatomic_mb_read(&ctx->has_deleted)) {
+        return;
+    }
+    qemu_mutex_lock(&ctx->list_lock);
+    if (ctx->sleepers == 0) {
+        free_deleted_locked(ctx);
+    }
+    qemu_mutex_unlock(&ctx->list_lock);
+}
+
+/* Under list_lock. */
+static void retire_locked(AioContext *ctx, AioHandler *node)
+{
+    list_remove(node);
+    qatomic_set(&node->deleted, true);
+    qatomic_inc(&ctx->handler_gen);
+    if (walk_in_progress_locked(ctx)) {
+        node->next_deleted = ctx->deleted_handlers;
+        ctx->deleted_handlers = node;
+        qatomic_mb_set(&ctx->has_deleted, true);
+    } else {
+        free(node);
+    }
+}
+
+/* Wake a sleeping poller so that it re-reads the handler set, without
+ * setting ctx->notified: this is bookkeeping, not an aio_notify(). */
+static void kick(AioContext *ctx)
+{
+    if (qatomic_mb_read(&ctx->notify_me)) {
+        event_notifier_set(&ctx->notifier);
+    }
+}
+
+static void ensure_fd_table(AioContext *ctx, int fd)
+{
+    int size = ctx->fd_table_size;
+    AioHandler **table;
+
+    if (fd < size) {
+        return;
+    }
+    while (size <= fd) {
+        size = size ? size * 2 : 64;
+    }
+    table = realloc(ctx->fd_table, size * sizeof(*table));
+    if (!table) {
+        fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
+        abort();
+    }
+    memset(table + ctx->fd_table_size, 0,
+           (size - ctx->fd_table_size) * sizeof(*table));
+    ctx->fd_table = table;
+    ctx->fd_table_size = size;
+}
+
+/* Switch the fd monitor (epoll -> poll fallback). Under list_lock. */
+static int fdmon_switch_locked(AioContext *ctx, const FDMonOps *ops)
+{
+    int ret;
+
+    if (ctx->fdmon_ops == ops) {
+        return 0;
+    }
+    ret = ops->init(ctx);
+    if (ret < 0) {
+        return ret;
+    }
+    qatomic_mb_set(&ctx->fdmon_ops, ops);
+    qatomic_inc(&ctx->handler_gen);
+    kick(ctx);
+    return 0;
+}
+
+int aioloop__fdmon_switch(AioContext *ctx, const FDMonOps *ops)
+{
+    int ret;
+
+    qemu_mutex_lock(&ctx->list_lock);
+    ret = fdmon_switch_locked(ctx, ops);
+    qemu_mutex_unlock(&ctx->list_lock);
+    return ret;
+}
+
+void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                          bool internal, IOHandler *io_read,
+                          EventNotifierHandler *en_read, IOHandler *io_write,
+                          AioPollFn *io_poll, IOHandler *io_poll_ready,
+                          void *opaque)
+{
+    bool remove = !io_read && !en_read && !io_write && !io_poll;
+    AioHandler *old_node, *new_node = NULL;
+    const FDMonOps *ops;
+
+    assert(fd >= 0);
+    if (fd < 0) {
+        return;
+    }
+    if (!remove) {
+        new_node = calloc(1, sizeof(*new_node));
+        if (!new_node) {
+            fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
+            abort();
+        }
+        new_node->fd = fd;
+        new_node->events = ((io_read || en_read) ? POLLIN : 0) |
+                           (io_write ? POLLOUT : 0);
+        new_node->is_external = is_external;
+        new_node->internal = internal;
+        new_node->io_read = io_read;
+        new_node->en_read = en_read;
+        new_node->io_write = io_write;
+        new_node->io_poll = io_poll;
+        new_node->io_poll_ready = io_poll_ready;
+        new_node->opaque = opaque;
+    }
+
+    qemu_mutex_lock(&ctx->list_lock);
+    old_node = fd < ctx->fd_table_size ? ctx->fd_table[fd] : NULL;
+    if (!old_node && remove) {
+        qemu_mutex_unlock(&ctx->list_lock);
+        return;
+    }
+    ops = ctx->fdmon_ops;
+    if (ops->update(ctx, old_node, new_node) < 0) {
+        /* epoll refuses regular files (EPERM) and can run out of watches
+         * (ENOSPC, ENOMEM): fall back to ppoll, which takes anything. */
+        assert(ops != &aioloop__fdmon_poll_ops);
+        ops->update(ctx, old_node, NULL);
+        fdmon_switch_locked(ctx, &aioloop__fdmon_poll_ops);
+    }
+    if (new_node) {
+        ensure_fd_table(ctx, fd);
+        list_insert(ctx, new_node);
+        ctx->fd_table[fd] = new_node;
+        if (!new_node->io_poll) {
+            qatomic_inc(&ctx->poll_disable_cnt);
+        }
+    } else {
+        ctx->fd_table[fd] = NULL;
+    }
+    if (old_node) {
+        if (!old_node->io_poll) {
+            qatomic_dec(&ctx->poll_disable_cnt);
+        }
+        retire_locked(ctx, old_node);
+    } else {
+        qatomic_inc(&ctx->handler_gen);
+    }
+    /* epoll sees the change at once; ppoll must rebuild its set. */
+    if (ctx->fdmon_ops == &aioloop__fdmon_poll_ops) {
+        kick(ctx);
+    }
+    qemu_mutex_unlock(&ctx->list_lock);
+}
+
+void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
+                        IOHandler *io_read, IOHandler *io_write, void *opaque)
+{
+    aioloop__set_handler(ctx, fd, is_external, false, io_read, NULL, io_write,
+                         NULL, NULL, opaque);
+}
+
+void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
+                             IOHandler *io_read, IOHandler *io_write,
+                             AioPollFn *io_poll, IOHandler *io_poll_ready,
+                             void *opaque)
+{
+    aioloop__set_handler(ctx, fd, is_external, false, io_read, NULL, io_write,
+                         io_poll, io_poll_ready, opaque);
+}
+
+void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
+                            bool is_external, EventNotifierHandler *io_read)
+{
+    aioloop__set_handler(ctx, event_notifier_get_fd(notifier), is_external,
+                         false, NULL, io_read, NULL, NULL, NULL, notifier);
+}
+
+/* ------------------------------------------------------------------ */
+/* External clients                                                    */
+
+static void refresh_external_locked(AioContext *ctx)
+{
+    AioHandler *node;
+
+    for (node = ctx->handlers; node; node = node->next) {
+        if (node->is_external) {
+            ctx->fdmon_ops->update(ctx, node, node);
+        }
+    }
+    qatomic_inc(&ctx->handler_gen);
+    kick(ctx);
+}
+
+void aio_disable_external(AioContext *ctx)
+{
+    qemu_mutex_lock(&ctx->list_lock);
+    if (qatomic_fetch_inc(&ctx->external_disable_cnt) == 0) {
+        refresh_external_locked(ctx);
+    }
+    qemu_mutex_unlock(&ctx->list_lock);
+}
+
+void aio_enable_external(AioContext *ctx)
+{
+    int old;
+
+    qemu_mutex_lock(&ctx->list_lock);
+    old = qatomic_fetch_dec(&ctx->external_disable_cnt);
+    assert(old > 0);
+    if (old == 1) {
+        refresh_external_locked(ctx);
+    }
+    qemu_mutex_unlock(&ctx->list_lock);
+}
+
+bool aio_external_disabled(AioContext *ctx)
+{
+    return qatomic_read(&ctx->external_disable_cnt) > 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                            */
+
+void aioloop__add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
+                                int revents)
+{
+    /* Take it from a parent aio_poll()'s list if it is still there. */
+    QLIST_SAFE_REMOVE(node, node_ready);
+    node->revents = revents;
+    QLIST_INSERT_HEAD(ready_list, node, node_ready);
+}
+
+static bool dispatch_handler(AioContext *ctx, AioHandler *node, int revents)
+{
+    bool progress = false;
+
+    if (qatomic_read(&node->deleted)) {
+        return false;
+    }
+    if (node->is_external && qatomic_read(&ctx->external_disable_cnt)) {
+        return false;
+    }
+    if (revents & AIO_POLL_READY) {
+        if (node->io_poll_ready) {
+            node->io_poll_ready(node->opaque);
+        } else if (node->io_read) {
+            node->io_read(node->opaque);
+        } else if (node->en_read) {
+            node->en_read(node->opaque);
+        }
+        return !node->internal;
+    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) &&
+        (node->io_read || node->en_read)) {
+        if (node->en_read) {
+            node->en_read(node->opaque);
+        } else {
+            node->io_read(node->opaque);
+        }
+        progress = !node->internal;
+    }
+    if ((revents & (POLLOUT | POLLERR)) && node->io_write &&
+        !qatomic_read(&node->deleted)) {
+        node->io_write(node->opaque);
+        progress = true;
+    }
+    return progress;
+}
+
+static bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
+{
+    bool progress = false;
+    AioHandler *node;
+
+    /* Re-read the head each time: a nested aio_poll() may take entries. */
+    while ((node = QLIST_FIRST(ready_list))) {
+        int revents = node->revents;
+
+        QLIST_SAFE_REMOVE(node, node_ready);
+        node->revents = 0;
+        progress |= dispatch_handler(ctx, node, revents);
+    }
+    return progress;
+}
+
+/* Call every io_poll(); put the ready handlers on @ready_list. */
+static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list)
+{
+    bool found = false;
+    AioHandler *node;
+
+    for (node = aioloop__handlers_first(ctx); node;
+         node = aioloop__handler_next(node)) {
+        if (!node->io_poll || qatomic_read(&node->deleted) ||
+            !aioloop__handler_events(ctx, node)) {
+            continue;
+        }
+        if (node->io_poll(node->opaque)) {
+            aioloop__add_ready_handler(ready_list, node, AIO_POLL_READY);
+            found = true;
+        }
+    }
+    return found;
+}
+
+/* Busy-poll for up to @limit_ns. Returns true if something became ready. */
+static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
+                              int64_t start, int64_t limit_ns)
+{
+    do {
+        if (run_poll_handlers_once(ctx, ready_list)) {
+            return true;
+        }
+    } while (aioloop__now_ns() - start < limit_ns);
+    return false;
+}
+
+/* Grow or shrink ctx->poll_ns after a blocking wait of @block_ns. */
+static void adjust_polling_time(AioContext *ctx, int64_t block_ns,
+                                int64_t max_ns)
+{
+    int64_t poll_ns = ctx->poll_ns;
+
+    if (block_ns <= poll_ns) {
+        return;                 /* polling caught it: keep the window */
+    }
+    if (block_ns > max_ns) {
+        int64_t shrink = qatomic_read(&ctx->poll_shrink);
+        poll_ns = shrink ? poll_ns / shrink : 0;
+    } else if (poll_ns < max_ns) {
+        int64_t grow = qatomic_read(&ctx->poll_grow);
+        poll_ns = poll_ns ? poll_ns * (grow ? grow : 2) : 4000;
+        if (poll_ns > max_ns) {
+            poll_ns = max_ns;
+        }
+    }
+    ctx->poll_ns = poll_ns;
+}
+
+/* Loop thread: release the context around a system call that sleeps. */
+void aioloop__sleep_begin(AioContext *ctx)
+{
+    qemu_mutex_lock(&ctx->list_lock);
+    ctx->sleepers++;
+    qemu_mutex_unlock(&ctx->list_lock);
+    aio_context_release(ctx);
+}
+
+void aioloop__sleep_end(AioContext *ctx)
+{
+    aio_context_acquire(ctx);
+    qemu_mutex_lock(&ctx->list_lock);
+    ctx->sleepers--;
+    qemu_mutex_unlock(&ctx->list_lock);
+}
+
+/* One iteration; see the diagram at the top. */
+static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
+                          bool *ran_idle)
+{
+    AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
+    const FDMonOps *ops;
+    int64_t timeout, max_ns, start = 0;
+    bool can_poll, progress;
+
+    walk_begin(ctx);
+    ops = qatomic_mb_read(&ctx->fdmon_ops);
+    can_poll = qatomic_read(&ctx->poll_disable_cnt) == 0;
+    timeout = blocking ? aio_compute_timeout(ctx) : 0;
+    max_ns = blocking && timeout ? qatomic_read(&ctx->poll_max_ns) : 0;
+
+    if (max_ns && can_poll) {
+        int64_t limit = ctx->poll_ns;
+
+        start = aioloop__now_ns();
+        if (timeout > 0 && timeout < limit) {
+            limit = timeout;
+        }
+        if (limit > 0 && run_poll_handlers(ctx, &ready_list, start, limit)) {
+            timeout = 0;
+            max_ns = 0;         /* caught by polling: keep poll_ns */
+        }
+    } else if (max_ns) {
+        start = aioloop__now_ns();
+    }
+
+    if (timeout == 0) {
+        if (QLIST_EMPTY(&ready_list)) {
+            if (can_poll) {
+                run_poll_handlers_once(ctx, &ready_list);
+            } else {
+                ops->wait(ctx, &ready_list, 0, false);
+            }
+        }
+    } else {
+        /* Announce the sleep, then look one last time (pairs with
+         * aio_notify(): see async.c). */
+        qatomic_add(&ctx->notify_me, 2);
+        timeout = aio_compute_timeout(ctx);
+        if (qatomic_mb_read(&ctx->notified)) {
+            timeout = 0;
+        }
+        ops = qatomic_mb_read(&ctx->fdmon_ops);
+        ops->wait(ctx, &ready_list, timeout, timeout != 0);
+        qatomic_sub(&ctx->notify_me, 2);
+    }
+
+    *woken = qatomic_read(&ctx->notified);
+    aio_notify_accept(ctx);
+
+    if (max_ns) {
+        adjust_polling_time(ctx, aioloop__now_ns() - start, max_ns);
+    }
+
+    progress = aioloop__bh_poll(ctx, ran_idle);
+    progress |= dispatch_ready(ctx, &ready_list);
+    walk_end(ctx);
+    progress |= aioloop__timers_run(ctx);
+    return progress;
+}
+
+bool aio_poll(AioContext *ctx, bool blocking)
+{
+    bool progress;
+
+    aio_context_acquire(ctx);
+    for (;;) {
+        bool woken = false, ran_idle = false;
+
+        progress = aio_poll_once(ctx, blocking, &woken, &ran_idle);
+        if (progress || woken || ran_idle || !blocking) {
+            break;
+        }
+    }
+    aio_context_release(ctx);
+    return progress;
+}
+
+/* ------------------------------------------------------------------ */
+/* The GSource-style split: prepare / pending / dispatch                */
+
+bool aio_prepare(AioContext *ctx)
+{
+    return aio_compute_timeout(ctx) == 0;
+}
+
+bool aio_pending(AioContext *ctx)
+{
+    AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
+    const FDMonOps *ops;
+    bool pending;
+    int fd;
+
+    if (aioloop__bh_scheduled(ctx) || aioloop__timers_deadline_ns(ctx) == 0) {
+        return true;
+    }
+    ops = qatomic_mb_read(&ctx->fdmon_ops);
+    fd = ops->get_poll_fd(ctx);
+    if (fd >= 0) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        return poll(&pfd, 1, 0) > 0;
+    }
+    aio_context_acquire(ctx);
+    walk_begin(ctx);
+    ops->wait(ctx, &ready_list, 0, false);
+    pending = !QLIST_EMPTY(&ready_list);
+    while (!QLIST_EMPTY(&ready_list)) {
+        AioHandler *node = QLIST_FIRST(&ready_list);
+        QLIST_SAFE_REMOVE(node, node_ready);
+    }
+    walk_end(ctx);
+    aio_context_release(ctx);
+    return pending;
+}
+
+bool aio_dispatch(AioContext *ctx)
+{
+    AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
+    bool progress, ran_idle = false;
+    const FDMonOps *ops;
+
+    aio_context_acquire(ctx);
+    walk_begin(ctx);
+    aio_notify_accept(ctx);
+    progress = aioloop__bh_poll(ctx, &ran_idle);
+    ops = qatomic_mb_read(&ctx->fdmon_ops);
+    ops->wait(ctx, &ready_list, 0, false);
+    progress |= dispatch_ready(ctx, &ready_list);
+    walk_end(ctx);
+    progress |= aioloop__timers_run(ctx);
+    aio_context_release(ctx);
+    return progress;
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up and tear-down                                                */
+
+int aioloop__handlers_init(AioContext *ctx, Error **errp)
+{
+    const char *want = getenv("AIOLOOP_FDMON");
+    int ret;
+
+    if (want && strcmp(want, "poll") == 0) {
+        ctx->fdmon_ops = &aioloop__fdmon_poll_ops;
+    } else {
+        if (want && *want && strcmp(want, "epoll") != 0) {
+            fprintf(stderr, "aioloop: AIOLOOP_FDMON=%s unknown, using epoll "
+                    "(valid: epoll, poll)\n", want);
+        }
+        ctx->fdmon_ops = &aioloop__fdmon_epoll_ops;
+    }
+    ret = ctx->fdmon_ops->init(ctx);
+    if (ret < 0 && ctx->fdmon_ops == &aioloop__fdmon_epoll_ops) {
+        ctx->fdmon_ops = &aioloop__fdmon_poll_ops;   /* no epoll: poll */
+        ret = ctx->fdmon_ops->init(ctx);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "aio_context_new: cannot set up the "
+                         "fd monitor");
+        return ret;
+    }
+    return 0;
+}
+
+void aioloop__handlers_cleanup(AioContext *ctx)
+{
+    AioHandler *node, *next;
+
+    qemu_mutex_lock(&ctx->list_lock);
+    assert(ctx->sleepers == 0 && ctx->poll_depth == 0);
+    free_deleted_locked(ctx);
+    for (node = ctx->handlers; node; node = next) {
+        next = node->next;
+        free(node);
+    }
+    ctx->handlers = NULL;
+    free(ctx->fd_table);
+    ctx->fd_table = NULL;
+    ctx->fd_table_size = 0;
+    qemu_mutex_unlock(&ctx->list_lock);
+    aioloop__fdmon_epoll_ops.cleanup(ctx);
+    aioloop__fdmon_poll_ops.cleanup(ctx);
+}
+
+const char *aio_context_fdmon_name(AioContext *ctx)
+{
+    const FDMonOps *ops = qatomic_mb_read(&ctx->fdmon_ops);
+
+    return ops->name;
+}

@@ -1,0 +1,457 @@
+/*
+ * async.c - AioContext lifecycle, bottom halves and aio_notify().
+ *
+ * Bottom halves
+ * -------------
+ * A BH is scheduled by setting bits in its flags word with one atomic
+ * fetch-or; the thread that sets BH_PENDING from 0 pushes the BH onto the
+ * context's lock-free list with one compare-and-swap. Neither step can
+ * block or fail, so qemu_bh_schedule() is wait-free with respect to the
+ * loop and safe in a signal handler. aio_bh_poll() takes the whole list
+ * with one exchange, reverses it into scheduling order and runs it as a
+ * "slice". A BH scheduled while the slice runs lands on the fresh list and
+ * runs in the next aio_bh_poll(): a BH that reschedules itself makes one
+ * step per aio_poll() and cannot starve the loop.
+ *
+ * Deleting a BH is scheduling it with BH_DELETED: whatever aio_bh_poll()
+ * takes it off the list frees it instead of running it. So deletion from
+ * any callback (the BH's own included) or any thread never frees memory
+ * that a running aio_bh_poll() still holds. Nested aio_bh_poll() calls
+ * share the outer calls' slices (ctx->bh_slice_list), oldest first.
+ *
+ * Every BH is also on ctx->all_bhs (a mutex-protected list touched only
+ * by aio_bh_new and frees), so the last unref of a context can free - and
+ * in debug builds name - BHs their owner forgot.
+ *
+ * Scheduling a BH does not even store to notified unless a poller has
+ * announced itself in notify_me: the BH list is itself the flag (see
+ * bh_enqueue()).
+ *
+ * aio_notify() and notify_me
+ * --------------------------
+ * aio_notify() must wake a sleeping aio_poll() but should cost no system
+ * call when nobody sleeps. A blocking aio_poll() adds 2 to notify_me (a
+ * seq_cst read-modify-write) before it looks at notified, BHs and timers
+ * for the last time; aio_notify() sets notified (seq_cst store) and then
+ * reads notify_me (seq_cst load). In the single total order of seq_cst
+ * operations one of the two comes first, so either the notifier sees the
+ * poller and writes the eventfd, or the poller sees notified == true and
+ * does not sleep. Pairs: aio_notify() <-> aio_poll()'s notify_me increment
+ * (aio-posix.c) and aio_ctx_prepare()'s notify_me |= 1 (aio-glib.c).
+ * notified stays set until aio_notify_accept(), so a notification that
+ * arrives while nobody polls makes the next blocking aio_poll() return.
+ * aio_notify_accept() clears notified with a seq_cst store before the BH
+ * list is exchanged (also seq_cst), so a BH whose notification it
+ * consumed is always seen by the aio_bh_poll() that follows.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "aio-internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Bottom halves                                                       */
+
+static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                        const char *name, unsigned flags)
+{
+    QEMUBH *bh = malloc(sizeof(*bh));
+
+    if (!bh) {
+        fprintf(stderr, "aioloop: out of memory allocating BH '%s'\n",
+                name ? name : "?");
+        abort();
+    }
+    *bh = (QEMUBH) {
+        .ctx = ctx,
+        .name = name,
+        .cb = cb,
+        .opaque = opaque,
+        .flags = flags,
+    };
+    qemu_mutex_lock(&ctx->bh_lock);
+    QLIST_INSERT_HEAD(&ctx->all_bhs, bh, all);
+    qemu_mutex_unlock(&ctx->bh_lock);
+    return bh;
+}
+
+static void bh_free(QEMUBH *bh)
+{
+    AioContext *ctx = bh->ctx;
+
+    qemu_mutex_lock(&ctx->bh_lock);
+    QLIST_REMOVE(bh, all);
+    qemu_mutex_unlock(&ctx->bh_lock);
+    free(bh);
+}
+
+QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                        const char *name)
+{
+    assert(ctx && cb);
+    return bh_alloc(ctx, cb, opaque, name, 0);
+}
+
+/*
+ * Set @new_flags and make sure the BH is on its context's list.
+ * Wait-free: one fetch-or, at most one CAS loop iteration per concurrent
+ * push, no lock. The CAS publishing the BH (seq_cst) comes before the
+ * store to ctx->notified in aio_notify(), see the essay above.
+ */
+static inline void bh_enqueue(QEMUBH *bh, unsigned new_flags, bool notify)
+{
+    AioContext *ctx = bh->ctx;
+    unsigned old = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
+
+    if (!(old & BH_PENDING)) {
+        QSLIST_INSERT_HEAD_ATOMIC(&ctx->bh_list, bh, next);
+    }
+    /* The fetch-or / CAS above are seq_cst writes of the BH list; a
+     * poller that is about to sleep has raised notify_me (seq_cst) before
+     * it reads that list. So if notify_me reads 0 here, that poller will
+     * see this BH and not sleep, and a busy-polling loop sees the list
+     * non-empty (aioloop__notifier_poll): no eventfd write, no store to
+     * ctx->notified. Otherwise wake it. */
+    if (notify && qatomic_mb_read(&ctx->notify_me)) {
+        aio_notify(ctx);
+    }
+}
+
+void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
+                                  void *opaque, const char *name)
+{
+    QEMUBH *bh;
+
+    assert(ctx && cb);
+    bh = bh_alloc(ctx, cb, opaque, name, BH_ONESHOT);
+    bh_enqueue(bh, BH_SCHEDULED, true);
+}
+
+void qemu_bh_schedule(QEMUBH *bh)
+{
+    bh_enqueue(bh, BH_SCHEDULED, true);
+}
+
+void qemu_bh_schedule_idle(QEMUBH *bh)
+{
+    bh_enqueue(bh, BH_IDLE, false);
+}
+
+void qemu_bh_cancel(QEMUBH *bh)
+{
+    qatomic_and(&bh->flags, ~(unsigned)(BH_SCHEDULED | BH_IDLE));
+}
+
+void qemu_bh_delete(QEMUBH *bh)
+{
+    /* Freed by the aio_bh_poll() that takes it off the list. No wake-up:
+     * nothing runs, so a sleeping loop need not notice. */
+    bh_enqueue(bh, BH_DELETED, false);
+}
+
+/* Take the next BH off the oldest slice; NULL when all slices are done. */
+static QEMUBH *bh_dequeue(AioContext *ctx, unsigned *flags)
+{
+    BHListSlice *s;
+
+    while ((s = QSIMPLEQ_FIRST(&ctx->bh_slice_list))) {
+        QEMUBH *bh = QSLIST_FIRST(&s->bh_list);
+
+        if (bh) {
+            QSLIST_REMOVE_HEAD(&s->bh_list, next);
+            /* Clearing BH_PENDING lets the callback (or anyone) schedule
+             * the BH again: it then goes onto ctx->bh_list, i.e. into the
+             * next aio_bh_poll(). */
+            *flags = qatomic_fetch_and(&bh->flags,
+                                       ~(unsigned)(BH_PENDING | BH_SCHEDULED |
+                                                   BH_IDLE));
+            return bh;
+        }
+        QSIMPLEQ_REMOVE_HEAD(&ctx->bh_slice_list, next);
+    }
+    return NULL;
+}
+
+int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
+{
+    BHListSlice slice;
+    BHList lifo;
+    QEMUBH *bh;
+    unsigned flags;
+    int ret = 0;
+
+    /* Everything scheduled until now, newest first: reverse it. */
+    QSLIST_MOVE_ATOMIC(&lifo, &ctx->bh_list);
+    QSLIST_INIT(&slice.bh_list);
+    while ((bh = QSLIST_FIRST(&lifo))) {
+        QSLIST_REMOVE_HEAD(&lifo, next);
+        QSLIST_INSERT_HEAD(&slice.bh_list, bh, next);
+    }
+    QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &slice, next);
+
+    while ((bh = bh_dequeue(ctx, &flags))) {
+        if ((flags & (BH_SCHEDULED | BH_IDLE)) && !(flags & BH_DELETED)) {
+            if (flags & BH_SCHEDULED) {
+                ret = 1;
+            } else {
+                *ran_idle = true;
+            }
+            bh->cb(bh->opaque);
+        }
+        if (flags & (BH_DELETED | BH_ONESHOT)) {
+            bh_free(bh);
+        }
+    }
+    /* Nested calls may have emptied and unlinked our slice already; the
+     * loop above only stops when every slice is done. */
+    return ret;
+}
+
+int aio_bh_poll(AioContext *ctx)
+{
+    bool ran_idle = false;
+
+    return aioloop__bh_poll(ctx, &ran_idle);
+}
+
+/* Scan the pending BHs: 0 if one is scheduled, 1 if only idle ones, -1
+ * if none. Lock-free readers may walk ctx->bh_list: nodes on it are only
+ * taken off (and so relinked or freed) by the loop thread, which is us. */
+static int bh_list_state(BHList *list)
+{
+    int state = -1;
+    QEMUBH *bh;
+
+    /* seq_cst loads: they pair with the scheduler's seq_cst writes in
+     * bh_enqueue() across the notify_me handshake. */
+    for (bh = qatomic_mb_read(&QSLIST_FIRST(list)); bh;
+         bh = QSLIST_NEXT(bh, next)) {
+        unsigned flags = qatomic_mb_read(&bh->flags);
+
+        if ((flags & BH_SCHEDULED) && !(flags & BH_DELETED)) {
+            return 0;
+        }
+        if ((flags & BH_IDLE) && !(flags & BH_DELETED)) {
+            state = 1;
+        }
+    }
+    return state;
+}
+
+static int bh_state(AioContext *ctx)
+{
+    BHListSlice *s;
+    int state = bh_list_state(&ctx->bh_list);
+
+    /* Slices of outer aio_bh_poll() calls still to run (nested loop). */
+    QSIMPLEQ_FOREACH(s, &ctx->bh_slice_list, next) {
+        int st;
+
+        if (state == 0) {
+            break;
+        }
+        st = bh_list_state(&s->bh_list);
+        if (st >= 0 && (state < 0 || st < state)) {
+            state = st;
+        }
+    }
+    return state;
+}
+
+bool aioloop__bh_scheduled(AioContext *ctx)
+{
+    return bh_state(ctx) >= 0;
+}
+
+#define IDLE_BH_TIMEOUT_NS (10 * 1000 * 1000LL)
+
+int64_t aio_compute_timeout(AioContext *ctx)
+{
+    int64_t timeout = -1, deadline;
+    int state = bh_state(ctx);
+
+    if (state == 0) {
+        return 0;
+    }
+    if (state == 1) {
+        timeout = IDLE_BH_TIMEOUT_NS;
+    }
+    deadline = aioloop__timers_deadline_ns(ctx);
+    if (deadline >= 0 && (timeout < 0 || deadline < timeout)) {
+        timeout = deadline;
+    }
+    return timeout;
+}
+
+/* ------------------------------------------------------------------ */
+/* Notification                                                        */
+
+void aio_notify(AioContext *ctx)
+{
+    /* Pairs with the notify_me increment in aio_poll() / aio_ctx_prepare():
+     * see "aio_notify() and notify_me" above. */
+    qatomic_mb_set(&ctx->notified, true);
+    if (qatomic_mb_read(&ctx->notify_me)) {
+        event_notifier_set(&ctx->notifier);
+    }
+}
+
+void aio_notify_accept(AioContext *ctx)
+{
+    /* seq_cst: ordered before the exchange of ctx->bh_list that follows in
+     * aio_poll(); pairs with the store in aio_notify(). When notified is
+     * already clear there is nothing to consume (and no store to pay). */
+    if (qatomic_read(&ctx->notified)) {
+        qatomic_mb_set(&ctx->notified, false);
+    }
+}
+
+/* The notifier's handlers. They are internal: running them is not
+ * progress. The eventfd is drained when epoll/ppoll reports it; while
+ * busy polling, notified alone tells that a wake-up arrived. */
+void aioloop__notifier_read(EventNotifier *e)
+{
+    event_notifier_test_and_clear(e);
+}
+
+bool aioloop__notifier_poll(void *opaque)
+{
+    AioContext *ctx = container_of(opaque, AioContext, notifier);
+
+    /* Scheduled BHs do not set notified when nobody sleeps (see
+     * bh_enqueue), so look at the BH list as well. */
+    return qatomic_read(&ctx->notified) ||
+           qatomic_read(&QSLIST_FIRST(&ctx->bh_list)) != NULL;
+}
+
+void aioloop__notifier_poll_ready(void *opaque)
+{
+    (void)opaque;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                           */
+
+/* rfifolock contention callback: a thread waits for the context while its
+ * owner may be asleep in aio_poll() holding it; wake the owner so that its
+ * loop can release the context (the deadlock of seed 002). aio_notify()
+ * remembers the wake-up even if the owner has not reached its sleep yet. */
+static void aio_context_contention(void *opaque)
+{
+    aio_notify(opaque);
+}
+
+AioContext *aio_context_new(Error **errp)
+{
+    AioContext *ctx = calloc(1, sizeof(*ctx));
+    int ret;
+
+    if (!ctx) {
+        error_setg(errp, "aio_context_new: out of memory");
+        return NULL;
+    }
+    ctx->refcnt = 1;
+    ctx->epollfd = -1;
+    QSLIST_INIT(&ctx->bh_list);
+    QSIMPLEQ_INIT(&ctx->bh_slice_list);
+    QLIST_INIT(&ctx->all_bhs);
+    qemu_mutex_init(&ctx->bh_lock);
+    qemu_mutex_init(&ctx->list_lock);
+    rfifolock_init(&ctx->lock, aio_context_contention, ctx);
+
+    ret = event_notifier_init(&ctx->notifier, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "aio_context_new: cannot create the "
+                         "context's event notifier");
+        goto fail;
+    }
+    if (aioloop__handlers_init(ctx, errp) < 0) {
+        event_notifier_cleanup(&ctx->notifier);
+        goto fail;
+    }
+    aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
+                         true, NULL, aioloop__notifier_read, NULL,
+                         aioloop__notifier_poll, aioloop__notifier_poll_ready,
+                         &ctx->notifier);
+    return ctx;
+
+fail:
+    rfifolock_destroy(&ctx->lock);
+    qemu_mutex_destroy(&ctx->list_lock);
+    qemu_mutex_destroy(&ctx->bh_lock);
+    free(ctx);
+    return NULL;
+}
+
+void aio_context_ref(AioContext *ctx)
+{
+    qatomic_inc(&ctx->refcnt);
+}
+
+static void aio_context_free(AioContext *ctx)
+{
+    QEMUBH *bh, *next;
+
+    assert(QSIMPLEQ_EMPTY(&ctx->bh_slice_list));
+#if AIOLOOP_HAVE_GLIB
+    aioloop__gsource_detach(ctx);
+#endif
+    aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
+                         true, NULL, NULL, NULL, NULL, NULL, NULL);
+    aioloop__handlers_cleanup(ctx);
+
+    QLIST_FOREACH_SAFE(bh, &ctx->all_bhs, all, next) {
+#ifndef NDEBUG
+        if (!(bh->flags & (BH_DELETED | BH_ONESHOT))) {
+            fprintf(stderr, "aioloop: BH '%s' leaked: never deleted before "
+                    "its AioContext was freed\n",
+                    bh->name ? bh->name : "(unnamed)");
+        }
+#endif
+        QLIST_REMOVE(bh, all);
+        free(bh);
+    }
+
+    event_notifier_cleanup(&ctx->notifier);
+    rfifolock_destroy(&ctx->lock);
+    qemu_mutex_destroy(&ctx->list_lock);
+    qemu_mutex_destroy(&ctx->bh_lock);
+    free(ctx);
+}
+
+void aio_context_unref(AioContext *ctx)
+{
+    if (qatomic_fetch_sub(&ctx->refcnt, 1) == 1) {
+        aio_context_free(ctx);
+    }
+}
+
+void aio_context_acquire(AioContext *ctx)
+{
+    rfifolock_lock(&ctx->lock);
+}
+
+void aio_context_release(AioContext *ctx)
+{
+    rfifolock_unlock(&ctx->lock);
+}
+
+void aio_context_set_poll_params(AioContext *ctx, int64_t max_ns,
+                                 int64_t grow, int64_t shrink, Error **errp)
+{
+    if (max_ns < 0 || grow < 0 || shrink < 0) {
+        error_setg(errp, "aio_context_set_poll_params: parameters must not "
+                   "be negative (max_ns=%lld grow=%lld shrink=%lld)",
+                   (long long)max_ns, (long long)grow, (long long)shrink);
+        return;
+    }
+    qatomic_set(&ctx->poll_grow, grow);
+    qatomic_set(&ctx->poll_shrink, shrink);
+    qatomic_set(&ctx->poll_max_ns, max_ns);
+    /* Let a sleeping loop pick up the new limit. */
+    aio_notify(ctx);
+}

@@ -1,0 +1,108 @@
+/*
+ * iothread.c - a thread that runs one AioContext.
+ *
+ * The thread calls aio_poll(ctx, true) until told to stop. Stopping is a
+ * one-shot BH scheduled by iothread_destroy(): aio_bh_poll() runs BHs in
+ * the order they were scheduled, so every BH scheduled before the stop
+ * request runs before the thread leaves its loop. The thread records its
+ * IOThread in a thread-local so that qemu_get_current_aio_context() can
+ * answer from inside any callback.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <aioloop/iothread.h>
+#include <aioloop/main-loop.h>
+#include "aio-internal.h"
+
+struct IOThread {
+    QemuThread thread;
+    AioContext *ctx;
+    char *id;
+    bool stopping;              /* written and read in the thread only */
+    QemuSemaphore started;
+};
+
+static __thread IOThread *current_iothread;
+
+AioContext *qemu_get_current_aio_context(void)
+{
+    return current_iothread ? current_iothread->ctx : qemu_get_aio_context();
+}
+
+static void *iothread_run(void *opaque)
+{
+    IOThread *it = opaque;
+
+    current_iothread = it;
+    qemu_sem_post(&it->started);
+    while (!it->stopping) {
+        aio_poll(it->ctx, true);
+    }
+    current_iothread = NULL;
+    return NULL;
+}
+
+static void iothread_stop_bh(void *opaque)
+{
+    IOThread *it = opaque;
+
+    it->stopping = true;
+}
+
+IOThread *iothread_create(const char *id, Error **errp)
+{
+    IOThread *it = calloc(1, sizeof(*it));
+    int ret;
+
+    if (!it || (id && !(it->id = strdup(id)))) {
+        free(it);
+        error_setg(errp, "iothread_create: out of memory");
+        return NULL;
+    }
+    it->ctx = aio_context_new(errp);
+    if (!it->ctx) {
+        free(it->id);
+        free(it);
+        return NULL;
+    }
+    qemu_sem_init(&it->started, 0);
+    ret = qemu_thread_create(&it->thread, id ? id : "iothread", iothread_run,
+                             it, QEMU_THREAD_JOINABLE);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "iothread_create: cannot start thread "
+                         "'%s'", id ? id : "iothread");
+        qemu_sem_destroy(&it->started);
+        aio_context_unref(it->ctx);
+        free(it->id);
+        free(it);
+        return NULL;
+    }
+    qemu_sem_wait(&it->started);
+    return it;
+}
+
+AioContext *iothread_get_aio_context(IOThread *iothread)
+{
+    return iothread->ctx;
+}
+
+const char *iothread_get_id(IOThread *iothread)
+{
+    return iothread->id;
+}
+
+void iothread_destroy(IOThread *iothread)
+{
+    assert(current_iothread != iothread);
+    aio_bh_schedule_oneshot(iothread->ctx, iothread_stop_bh, iothread);
+    qemu_thread_join(&iothread->thread);
+    qemu_sem_destroy(&iothread->started);
+    aio_context_unref(iothread->ctx);
+    free(iothread->id);
+    free(iothread);
+}

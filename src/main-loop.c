@@ -1,0 +1,73 @@
+/*
+ * main-loop.c - the process-wide main AioContext.
+ *
+ * QEMU programs reach one main loop from everywhere: qemu_bh_new(),
+ * qemu_set_fd_handler() and main_loop_wait() all act on the context that
+ * qemu_init_main_loop() created. The pointer is published with a seq_cst
+ * store so threads started afterwards see a fully built context.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <assert.h>
+#include <errno.h>
+
+#include <aioloop/main-loop.h>
+#include "aio-internal.h"
+
+static AioContext *main_ctx;        /* atomic */
+
+int qemu_init_main_loop(Error **errp)
+{
+    AioContext *ctx;
+
+    if (qatomic_mb_read(&main_ctx)) {
+        return 0;
+    }
+    ctx = aio_context_new(errp);
+    if (!ctx) {
+        return -ENOMEM;
+    }
+    if (qatomic_cmpxchg(&main_ctx, NULL, ctx) != NULL) {
+        aio_context_unref(ctx);     /* lost a race with another init */
+    }
+    return 0;
+}
+
+void qemu_cleanup_main_loop(void)
+{
+    AioContext *ctx = qatomic_xchg(&main_ctx, NULL);
+
+    if (ctx) {
+        aio_context_unref(ctx);
+    }
+}
+
+AioContext *qemu_get_aio_context(void)
+{
+    return qatomic_mb_read(&main_ctx);
+}
+
+QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque, const char *name)
+{
+    AioContext *ctx = qemu_get_aio_context();
+
+    assert(ctx);        /* qemu_init_main_loop() first */
+    return aio_bh_new_full(ctx, cb, opaque, name);
+}
+
+void qemu_set_fd_handler(int fd, IOHandler *fd_read, IOHandler *fd_write,
+                         void *opaque)
+{
+    AioContext *ctx = qemu_get_aio_context();
+
+    assert(ctx);
+    aio_set_fd_handler(ctx, fd, false, fd_read, fd_write, opaque);
+}
+
+void main_loop_wait(int nonblocking)
+{
+    AioContext *ctx = qemu_get_aio_context();
+
+    assert(ctx);
+    aio_poll(ctx, !nonblocking);
+}

@@ -1,0 +1,177 @@
+/*
+ * rfifolock.c - recursive FIFO lock with a contention callback.
+ *
+ * Design
+ * ------
+ * The lock is the word `owner`: 0 when free, otherwise the owning thread's
+ * token (the address of a thread-local variable, unique among live
+ * threads). `nesting` counts recursive acquisitions and is touched only by
+ * the owner, so it needs no atomics: ownership passes from one thread to
+ * the next through the release store of `owner` in unlock and the acquire
+ * CAS that takes it, which orders the old owner's accesses before the new
+ * owner's.
+ *
+ * Fast path (no contention): lock is "owner == me? nesting++" or, when
+ * nobody is queued (waiters == 0), one CAS of owner from 0 to me. Unlock is
+ * "--nesting; store owner = 0; load waiters" and nothing more when waiters
+ * is 0. No mutex, no system call.
+ *
+ * Slow path (queueing): under the internal mutex a thread increments
+ * `waiters` and draws a ticket. It may take the lock only when its ticket
+ * is the one being served and owner is 0; otherwise it runs the contention
+ * callback and sleeps on the condition variable. Tickets are served in
+ * order, and fast-path newcomers back off while anyone is queued, so
+ * queued threads get the lock in arrival order.
+ *
+ * The wake-up handshake is Dekker's pattern on two words, using only
+ * sequentially consistent operations (no standalone fences, so
+ * ThreadSanitizer follows it):
+ *
+ *     waiter (mutex held)              unlocker
+ *     waiters++            (A)         owner = 0            (C)
+ *     CAS owner 0 -> me    (B)         if (waiters > 0)     (D)
+ *     else: sleep on cond                  broadcast under the mutex
+ *
+ * In the single total order of seq_cst operations, either A comes before
+ * D - then the unlocker sees the waiter and broadcasts, and since the
+ * waiter holds the mutex from A until cond_wait releases it, the
+ * broadcast cannot slip in before the waiter sleeps - or D comes before
+ * A, so C comes before B and the waiter's CAS finds the lock free (or
+ * taken by a thread whose own unlock will go through the same handshake).
+ * A queued thread whose ticket is not yet served does not CAS; it relies
+ * on the served thread's eventual unlock, which sees waiters > 0 because
+ * the queued thread incremented it under the mutex before the served
+ * thread left the slow path.
+ *
+ * Invariants:
+ *   - owner != 0 exactly when some thread holds the lock, and then
+ *     nesting >= 1 (written by that thread only).
+ *   - waiters == number of threads between "waiters++" and "waiters--"
+ *     in rfifolock_lock's slow path.
+ *   - serving <= next_ticket (mod 2^32), both under `lock`.
+ *   - The contention callback runs with `lock` held.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <aioloop/atomic.h>
+#include <aioloop/rfifolock.h>
+
+/* Its address identifies the calling thread; it is never read or written. */
+static __thread char rfifolock_thread_token;
+
+static inline uintptr_t self_token(void)
+{
+    return (uintptr_t)&rfifolock_thread_token;
+}
+
+void rfifolock_init(RFifoLock *r, void (*cb)(void *), void *opaque)
+{
+    r->owner = 0;
+    r->nesting = 0;
+    r->waiters = 0;
+    qemu_mutex_init(&r->lock);
+    qemu_cond_init(&r->cond);
+    r->next_ticket = 0;
+    r->serving = 0;
+    r->cb = cb;
+    r->cb_opaque = opaque;
+}
+
+void rfifolock_destroy(RFifoLock *r)
+{
+    if (qatomic_mb_read(&r->owner) != 0 || qatomic_mb_read(&r->waiters) != 0) {
+        fprintf(stderr, "aioloop: rfifolock_destroy: lock %p is held or "
+                "has waiters\n", (void *)r);
+        abort();
+    }
+    qemu_cond_destroy(&r->cond);
+    qemu_mutex_destroy(&r->lock);
+}
+
+/* Queue behind earlier waiters and take the lock in ticket order. */
+static void rfifolock_lock_slow(RFifoLock *r, uintptr_t self)
+{
+    unsigned int ticket;
+
+    qemu_mutex_lock(&r->lock);
+    /* (A): pairs with (D), the waiters load in rfifolock_unlock(). It also
+     * turns away fast-path newcomers, which keeps the queue FIFO. */
+    qatomic_inc(&r->waiters);
+    ticket = r->next_ticket++;
+    for (;;) {
+        if (r->serving == ticket) {
+            uintptr_t expected = 0;
+
+            /* (B): pairs with (C), the owner store in rfifolock_unlock().
+             * Acquires the previous owner's critical section. */
+            if (__atomic_compare_exchange_n(&r->owner, &expected, self,
+                                            false, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_SEQ_CST)) {
+                break;
+            }
+        }
+        if (r->cb) {
+            r->cb(r->cb_opaque);
+        }
+        qemu_cond_wait(&r->cond, &r->lock);
+    }
+    r->serving++;
+    qatomic_dec(&r->waiters);
+    /* Waiters with later tickets wait for our unlock: it sees them in
+     * `waiters` and broadcasts. */
+    qemu_mutex_unlock(&r->lock);
+    r->nesting = 1;
+}
+
+void rfifolock_lock(RFifoLock *r)
+{
+    uintptr_t self = self_token();
+    uintptr_t expected = 0;
+
+    /* Only this thread can have stored `self`, so a relaxed load that
+     * reads it proves ownership. */
+    if (qatomic_read(&r->owner) == self) {
+        r->nesting++;
+        return;
+    }
+    /* Fast path: nobody queued and the lock free. Acquire pairs with the
+     * release half of (C) in the previous owner's unlock. */
+    if (qatomic_read(&r->waiters) == 0 &&
+        __atomic_compare_exchange_n(&r->owner, &expected, self, false,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        r->nesting = 1;
+        return;
+    }
+    rfifolock_lock_slow(r, self);
+}
+
+void rfifolock_unlock(RFifoLock *r)
+{
+    uintptr_t owner = qatomic_read(&r->owner);
+
+    if (owner != self_token()) {
+        fprintf(stderr, "aioloop: rfifolock_unlock: lock %p is %s\n",
+                (void *)r, owner ? "held by another thread" : "not held");
+        abort();
+    }
+    if (--r->nesting > 0) {
+        return;
+    }
+    /* (C): pairs with (B) in rfifolock_lock_slow() and with the fast-path
+     * CAS; releases our critical section to the next owner. */
+    qatomic_mb_set(&r->owner, 0);
+    /* (D): pairs with (A) in rfifolock_lock_slow(). */
+    if (qatomic_mb_read(&r->waiters) > 0) {
+        qemu_mutex_lock(&r->lock);
+        qemu_cond_broadcast(&r->cond);
+        qemu_mutex_unlock(&r->lock);
+    }
+}
+
+bool rfifolock_held_by_self(RFifoLock *r)
+{
+    return qatomic_read(&r->owner) == self_token();
+}

@@ -1,0 +1,585 @@
+/*
+ * test-notify.c - waking a sleeping aio_poll() from other threads and from
+ * signal handlers: aio_notify(), remembered notifications,
+ * aio_notify_accept(), cross-thread and async-signal qemu_bh_schedule(),
+ * and a schedule/run handshake stress that a single lost wake-up fails.
+ *
+ * Every case runs under an alarm() watchdog: a lost wake-up fails the
+ * program with the case's name instead of hanging it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <aioloop.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+
+#include "test.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
+
+static const char *watchdog_name = "?";
+
+static void watchdog_fired(int sig)
+{
+    static const char pre[] = "# watchdog: ";
+    static const char post[] = " hung (lost wake-up?), aborting\n";
+    ssize_t r;
+
+    (void)sig;
+    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
+    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
+    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
+    (void)r;
+    _exit(1);
+}
+
+#define RUN(fn) do { \
+    watchdog_name = #fn; \
+    alarm(WATCHDOG_SECS); \
+    TEST(fn); \
+    alarm(0); \
+} while (0)
+
+static AioContext *new_ctx(void)
+{
+    return aio_context_new(&error_abort);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        /* retry with the remainder */
+    }
+}
+
+static void count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    qatomic_inc(count);
+}
+
+/* A helper thread that waits, raises 'acted', then does one thing. */
+enum {
+    WAKE_NOTIFY, WAKE_SCHEDULE, WAKE_ONESHOT, WAKE_RAISE_SIGNAL,
+    WAKE_KILL_THREAD,
+};
+
+typedef struct {
+    AioContext *ctx;
+    QEMUBH *bh;             /* WAKE_SCHEDULE */
+    int *count;             /* WAKE_ONESHOT: count_cb's counter */
+    int action;
+    int delay_ms;
+    pthread_t target;       /* WAKE_KILL_THREAD */
+    int acted;              /* atomic: set right before the action */
+    QemuThread thread;
+} Waker;
+
+static void *waker_fn(void *opaque)
+{
+    Waker *w = opaque;
+
+    sleep_ms(w->delay_ms);
+    qatomic_mb_set(&w->acted, 1);
+    switch (w->action) {
+    case WAKE_NOTIFY:
+        aio_notify(w->ctx);
+        break;
+    case WAKE_SCHEDULE:
+        qemu_bh_schedule(w->bh);
+        break;
+    case WAKE_ONESHOT:
+        aio_bh_schedule_oneshot(w->ctx, count_cb, w->count);
+        break;
+    case WAKE_RAISE_SIGNAL: {
+        /* qemu_thread_create() starts threads with signals blocked. */
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        raise(SIGUSR1);
+        break;
+    }
+    case WAKE_KILL_THREAD:
+        pthread_kill(w->target, SIGUSR1);
+        break;
+    }
+    return NULL;
+}
+
+static void waker_start(Waker *w)
+{
+    int ret = qemu_thread_create(&w->thread, "waker", waker_fn, w,
+                                 QEMU_THREAD_JOINABLE);
+
+    if (ret != 0) {
+        printf("# qemu_thread_create: %s\n", strerror(-ret));
+        abort();
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_notify_wakes_blocking_poll(void)
+{
+    AioContext *ctx = new_ctx();
+    Waker w = { .ctx = ctx, .action = WAKE_NOTIFY, .delay_ms = 50 };
+    bool progress;
+    int i;
+
+    CHECK(!aio_poll(ctx, false));
+    for (i = 0; i < 5; i++) {
+        qatomic_set(&w.acted, 0);
+        waker_start(&w);
+        progress = aio_poll(ctx, true);
+        /* It slept until the notification, and nothing ran. */
+        CHECK(qatomic_mb_read(&w.acted));
+        CHECK(!progress);
+        qemu_thread_join(&w.thread);
+    }
+    aio_context_unref(ctx);
+}
+
+static void test_notify_before_poll_is_remembered(void)
+{
+    AioContext *ctx = new_ctx();
+    Waker w = { .ctx = ctx, .action = WAKE_NOTIFY, .delay_ms = 0 };
+    int64_t t0, elapsed;
+    bool progress;
+
+    /* Same thread. */
+    aio_notify(ctx);
+    t0 = test_now_ns();
+    progress = aio_poll(ctx, true);
+    elapsed = test_now_ns() - t0;
+    CHECK(!progress);
+    CHECK(elapsed < 1000LL * 1000 * 1000);
+
+    /* From another thread that is gone before the poll starts. */
+    waker_start(&w);
+    qemu_thread_join(&w.thread);
+    t0 = test_now_ns();
+    progress = aio_poll(ctx, true);
+    elapsed = test_now_ns() - t0;
+    CHECK(!progress);
+    CHECK(elapsed < 1000LL * 1000 * 1000);
+
+    /* Several notifications collapse into one: after it was consumed, a
+     * blocking poll sleeps again until the next one. */
+    aio_notify(ctx);
+    aio_notify(ctx);
+    aio_notify(ctx);
+    CHECK(!aio_poll(ctx, true));
+    w.delay_ms = 100;
+    qatomic_set(&w.acted, 0);
+    waker_start(&w);
+    CHECK(!aio_poll(ctx, true));
+    CHECK(qatomic_mb_read(&w.acted));
+    qemu_thread_join(&w.thread);
+
+    aio_context_unref(ctx);
+}
+
+static void test_notify_accept_clears_pending(void)
+{
+    AioContext *ctx = new_ctx();
+    Waker w = { .ctx = ctx, .action = WAKE_NOTIFY, .delay_ms = 100 };
+
+    aio_notify(ctx);
+    aio_notify_accept(ctx);
+    /* Nothing pending now: the poll must wait for the waker. */
+    waker_start(&w);
+    CHECK(!aio_poll(ctx, true));
+    CHECK(qatomic_mb_read(&w.acted));
+    qemu_thread_join(&w.thread);
+
+    /* A non-blocking poll also consumes a pending notification. */
+    aio_notify(ctx);
+    CHECK(!aio_poll(ctx, false));
+    qatomic_set(&w.acted, 0);
+    waker_start(&w);
+    CHECK(!aio_poll(ctx, true));
+    CHECK(qatomic_mb_read(&w.acted));
+    qemu_thread_join(&w.thread);
+
+    aio_context_unref(ctx);
+}
+
+static void test_notify_cheap_without_sleeper(void)
+{
+    AioContext *ctx = new_ctx();
+    int i;
+
+    /* Many notifications with nobody sleeping; then exactly one
+     * remembered wake-up. (Cost is measured in bench/, not here.) */
+    for (i = 0; i < 100000; i++) {
+        aio_notify(ctx);
+    }
+    CHECK(!aio_poll(ctx, true));
+    CHECK(!aio_poll(ctx, false));
+    aio_context_unref(ctx);
+}
+
+static void test_bh_schedule_cross_thread_wakes_poll(void)
+{
+    AioContext *ctx = new_ctx();
+    int count = 0;
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &count);
+    Waker w = { .ctx = ctx, .bh = bh, .action = WAKE_SCHEDULE };
+    int i;
+
+    for (i = 0; i < 10; i++) {
+        w.delay_ms = i % 2 ? 20 : 0;
+        qatomic_set(&w.acted, 0);
+        waker_start(&w);
+        /* A blocking poll returns only once the BH ran (or was notified:
+         * then the BH must run in a following call). */
+        while (qatomic_read(&count) == i) {
+            if (aio_poll(ctx, true)) {
+                CHECK_EQ(qatomic_read(&count), i + 1);
+            }
+        }
+        CHECK(qatomic_mb_read(&w.acted));
+        CHECK_EQ(qatomic_read(&count), i + 1);
+        qemu_thread_join(&w.thread);
+    }
+    /* The first-return case precisely: a sleeping poll woken by a
+     * cross-thread schedule returns true with the BH run. */
+    w.delay_ms = 50;
+    qatomic_set(&w.acted, 0);
+    waker_start(&w);
+    CHECK(aio_poll(ctx, true));
+    CHECK_EQ(qatomic_read(&count), 11);
+    qemu_thread_join(&w.thread);
+
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+
+static void test_oneshot_cross_thread_wakes_poll(void)
+{
+    AioContext *ctx = new_ctx();
+    int count = 0;
+    Waker w = { .ctx = ctx, .action = WAKE_ONESHOT, .count = &count,
+                .delay_ms = 50 };
+    int i;
+
+    /* aio_bh_schedule_oneshot() is "Any thread" too. */
+    for (i = 0; i < 5; i++) {
+        qatomic_set(&w.acted, 0);
+        waker_start(&w);
+        CHECK(aio_poll(ctx, true));
+        CHECK(qatomic_mb_read(&w.acted));
+        CHECK_EQ(qatomic_read(&count), i + 1);
+        qemu_thread_join(&w.thread);
+    }
+    CHECK(!aio_poll(ctx, false));
+    aio_context_unref(ctx);
+}
+
+/* Signal handlers. */
+static QEMUBH *signal_bh;
+static volatile sig_atomic_t signal_handled;
+
+static void sigusr1_handler(int sig)
+{
+    (void)sig;
+    qemu_bh_schedule(signal_bh);
+    signal_handled = 1;
+}
+
+static void install_sigusr1(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sigusr1_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;            /* no SA_RESTART: the poll sees EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void test_bh_schedule_from_signal_handler(void)
+{
+    AioContext *ctx = new_ctx();
+    int count = 0;
+    Waker w = { .ctx = ctx, .delay_ms = 50 };
+    sigset_t set;
+    int i;
+
+    signal_bh = aio_bh_new(ctx, count_cb, &count);
+    install_sigusr1();
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+    /* Signal delivered to the polling thread itself: its wait is
+     * interrupted by the handler that schedules the BH. */
+    for (i = 0; i < 3; i++) {
+        w.action = WAKE_KILL_THREAD;
+        w.target = pthread_self();
+        qatomic_set(&w.acted, 0);
+        signal_handled = 0;
+        waker_start(&w);
+        while (qatomic_read(&count) == 2 * i) {
+            aio_poll(ctx, true);
+        }
+        CHECK(signal_handled);
+        CHECK_EQ(qatomic_read(&count), 2 * i + 1);
+        qemu_thread_join(&w.thread);
+
+        /* Signal handled on another thread while this one sleeps. */
+        w.action = WAKE_RAISE_SIGNAL;
+        qatomic_set(&w.acted, 0);
+        waker_start(&w);
+        while (qatomic_read(&count) == 2 * i + 1) {
+            aio_poll(ctx, true);
+        }
+        CHECK(qatomic_mb_read(&w.acted));
+        CHECK_EQ(qatomic_read(&count), 2 * i + 2);
+        qemu_thread_join(&w.thread);
+    }
+    CHECK(!aio_poll(ctx, false));
+
+    signal(SIGUSR1, SIG_IGN);
+    qemu_bh_delete(signal_bh);
+    signal_bh = NULL;
+    aio_context_unref(ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stress: STRESS_THREADS threads each schedule their own BH, wait until
+ * it ran, and schedule again, while this thread runs aio_poll(ctx, true).
+ * Every schedule is matched by exactly one run, so the totals are exact;
+ * a lost wake-up leaves the loop asleep and the progress watchdog fails
+ * the case. */
+#define STRESS_THREADS 4
+
+typedef struct {
+    AioContext *ctx;
+    QEMUBH *bh;
+    unsigned ran;           /* atomic: incremented by the BH */
+    unsigned scheduled;     /* written by the worker only */
+    unsigned iters;
+    QemuThread thread;
+} StressWorker;
+
+static unsigned stress_total;       /* atomic */
+static unsigned stress_workers_done; /* atomic */
+static int stress_abort;            /* atomic */
+
+static void stress_cb(void *opaque)
+{
+    StressWorker *s = opaque;
+
+    qatomic_inc(&stress_total);
+    qatomic_inc(&s->ran);
+}
+
+static void *stress_worker_fn(void *opaque)
+{
+    StressWorker *s = opaque;
+    unsigned i;
+
+    for (i = 0; i < s->iters; i++) {
+        unsigned spins = 0;
+
+        s->scheduled++;
+        qemu_bh_schedule(s->bh);
+        while (qatomic_mb_read(&s->ran) != i + 1) {
+            if (qatomic_read(&stress_abort)) {
+                goto out;
+            }
+            if (++spins > 64) {
+                sched_yield();
+            }
+        }
+    }
+out:
+    qatomic_inc(&stress_workers_done);
+    aio_notify(s->ctx);
+    return NULL;
+}
+
+typedef struct {
+    QemuSemaphore stop;
+    int stall_ms;
+    unsigned *progress;
+    bool stalled;
+    QemuThread thread;
+} ProgressWatchdog;
+
+static void *progress_watchdog_fn(void *opaque)
+{
+    ProgressWatchdog *p = opaque;
+    unsigned last = qatomic_mb_read(p->progress);
+
+    while (qemu_sem_timedwait(&p->stop, p->stall_ms) < 0) {
+        unsigned now = qatomic_mb_read(p->progress);
+
+        if (now == last) {
+            printf("#   watchdog: no progress in %d ms at %u\n",
+                   p->stall_ms, now);
+            fflush(stdout);
+            p->stalled = true;
+            qatomic_mb_set(&stress_abort, 1);
+            qemu_sem_wait(&p->stop);
+            break;
+        }
+        last = now;
+    }
+    return NULL;
+}
+
+static unsigned stress_iters(void)
+{
+    const char *env = getenv("AIOLOOP_STRESS_ITERS");
+
+    if (env && *env) {
+        return (unsigned)strtoul(env, NULL, 10);
+    }
+    return UNDER_TSAN ? 20000 : 1000000;
+}
+
+static void test_stress_cross_thread_schedule(void)
+{
+    AioContext *ctx = new_ctx();
+    StressWorker w[STRESS_THREADS];
+    ProgressWatchdog wd = { .stall_ms = UNDER_TSAN ? 20000 : 5000,
+                            .progress = &stress_total };
+    unsigned iters = stress_iters();
+    unsigned long long polls = 0, progress_polls = 0;
+    int64_t t0 = test_now_ns();
+    int i;
+
+    qatomic_set(&stress_total, 0);
+    qatomic_set(&stress_workers_done, 0);
+    qatomic_set(&stress_abort, 0);
+    qemu_sem_init(&wd.stop, 0);
+    REQUIRE(qemu_thread_create(&wd.thread, "watchdog", progress_watchdog_fn,
+                               &wd, QEMU_THREAD_JOINABLE) == 0);
+    for (i = 0; i < STRESS_THREADS; i++) {
+        w[i] = (StressWorker) { .ctx = ctx, .iters = iters };
+        w[i].bh = aio_bh_new(ctx, stress_cb, &w[i]);
+    }
+    for (i = 0; i < STRESS_THREADS; i++) {
+        REQUIRE(qemu_thread_create(&w[i].thread, "stress", stress_worker_fn,
+                                   &w[i], QEMU_THREAD_JOINABLE) == 0);
+    }
+    while (qatomic_mb_read(&stress_workers_done) < STRESS_THREADS) {
+        polls++;
+        if (aio_poll(ctx, true)) {
+            progress_polls++;
+        }
+    }
+    /* Whatever is still scheduled (only after an abort) runs now. */
+    while (aio_poll(ctx, false)) {
+        polls++;
+    }
+    for (i = 0; i < STRESS_THREADS; i++) {
+        qemu_thread_join(&w[i].thread);
+    }
+    qemu_sem_post(&wd.stop);
+    qemu_thread_join(&wd.thread);
+    qemu_sem_destroy(&wd.stop);
+
+    printf("#   %u threads x %u schedules: %u callbacks, %llu polls "
+           "(%llu with progress), %.2f s\n", STRESS_THREADS, iters,
+           qatomic_mb_read(&stress_total), polls, progress_polls,
+           (double)(test_now_ns() - t0) / 1e9);
+    CHECK(!wd.stalled);
+    CHECK_EQ(qatomic_mb_read(&stress_total),
+             (unsigned long long)STRESS_THREADS * iters);
+    for (i = 0; i < STRESS_THREADS; i++) {
+        CHECK_EQ(qatomic_mb_read(&w[i].ran), w[i].scheduled);
+        CHECK_EQ(w[i].scheduled, iters);
+        qemu_bh_delete(w[i].bh);
+    }
+    aio_context_unref(ctx);
+}
+
+/* Threads notify at random moments while the loop sleeps and wakes; each
+ * ends with a one-shot BH. The loop must see every one-shot (no lost
+ * wake-up whatever the interleaving of notify_me and notified). */
+typedef struct {
+    AioContext *ctx;
+    unsigned n;
+    int *done;
+    QemuThread thread;
+} Notifier;
+
+static void *notifier_fn(void *opaque)
+{
+    Notifier *n = opaque;
+    unsigned i;
+
+    for (i = 0; i < n->n; i++) {
+        aio_notify(n->ctx);
+        if (i % 16 == 0) {
+            sched_yield();
+        }
+    }
+    aio_bh_schedule_oneshot(n->ctx, count_cb, n->done);
+    return NULL;
+}
+
+static void test_stress_concurrent_notify(void)
+{
+    AioContext *ctx = new_ctx();
+    Notifier n[3];
+    int done = 0;
+    unsigned long long polls = 0;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        n[i] = (Notifier) { .ctx = ctx, .done = &done,
+                            .n = UNDER_TSAN ? 20000 : 200000 };
+        REQUIRE(qemu_thread_create(&n[i].thread, "notifier", notifier_fn,
+                                   &n[i], QEMU_THREAD_JOINABLE) == 0);
+    }
+    while (qatomic_read(&done) < 3) {
+        aio_poll(ctx, true);
+        polls++;
+    }
+    for (i = 0; i < 3; i++) {
+        qemu_thread_join(&n[i].thread);
+    }
+    printf("#   %llu blocking polls\n", polls);
+    CHECK_EQ(qatomic_read(&done), 3);
+    /* Leftover notifications make at most one more poll return early. */
+    aio_poll(ctx, false);
+    CHECK(!aio_poll(ctx, false));
+    aio_context_unref(ctx);
+}
+
+int main(void)
+{
+    signal(SIGALRM, watchdog_fired);
+
+    RUN(test_notify_wakes_blocking_poll);
+    RUN(test_notify_before_poll_is_remembered);
+    RUN(test_notify_accept_clears_pending);
+    RUN(test_notify_cheap_without_sleeper);
+    RUN(test_bh_schedule_cross_thread_wakes_poll);
+    RUN(test_oneshot_cross_thread_wakes_poll);
+    RUN(test_bh_schedule_from_signal_handler);
+    RUN(test_stress_cross_thread_schedule);
+    RUN(test_stress_concurrent_notify);
+    return test_done();
+}
