@@ -22,17 +22,27 @@
  * Ratios: aioloop/eventfd-floor (target <= 1.1), aioloop-poll/busy-poll-
  * floor (target <= 2), and each peer / aioloop.
  *
- * Threads are not pinned; on an otherwise idle machine the two threads
- * run on different CPUs, so a wake-up crosses CPUs.
+ * Thread A runs on one CPU and thread B on another (pinned, see
+ * choose_cpus()), so every wake-up crosses CPUs. After each figure a note
+ * gives the fastest batch and how many CPUs the process kept busy while
+ * it was measured. Two more figures pin both threads to the same CPU:
+ *   wake.same-cpu.aioloop, wake.same-cpu.eventfd-floor
+ * there a wake-up is a plain context switch, much cheaper than a cross-CPU
+ * one in a VM, so the loop's own overhead shows more clearly.
  *
  * SPDX-License-Identifier: MIT
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             /* pthread_setaffinity_np, CPU_SET */
+#endif
 #include <aioloop/aio.h>
 #include <aioloop/atomic.h>
 #include <aioloop/thread.h>
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -52,10 +62,82 @@
 #include <glib.h>
 #endif
 
+/*
+ * Placement. Left to the scheduler, the two threads sometimes share a CPU
+ * (a wake-up is then a same-CPU context switch) and sometimes not (the
+ * wake-up crosses CPUs and may have to bring an idle CPU out of its sleep
+ * state), and the figures jump between the two regimes from run to run.
+ * So thread A (main) is pinned to the first CPU the process may use and
+ * thread B to the second: every figure is a cross-CPU wake-up, the case of
+ * an IOThread talking to the main loop, and the only one in which busy
+ * polling makes sense.
+ */
+static int cpu_a = -1, cpu_b = -1;
+
+static void pin_to(int cpu)
+{
+    cpu_set_t set;
+
+    if (cpu < 0) {
+        return;
+    }
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void choose_cpus(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) < 0) {
+        return;
+    }
+    for (int i = 0; i < CPU_SETSIZE; i++) {
+        if (CPU_ISSET(i, &set)) {
+            if (cpu_a < 0) {
+                cpu_a = i;
+            } else {
+                cpu_b = i;
+                break;
+            }
+        }
+    }
+    if (cpu_b < 0) {
+        cpu_a = -1;             /* one CPU: nothing to pin */
+        printf("# only one CPU available: threads not pinned\n");
+        return;
+    }
+    pin_to(cpu_a);
+    printf("# thread A pinned to CPU %d, thread B to CPU %d\n", cpu_a, cpu_b);
+}
+
+typedef struct {
+    void *(*fn)(void *);
+    void *arg;
+} ThreadStart;
+
+static void *thread_b_trampoline(void *opaque)
+{
+    ThreadStart start = *(ThreadStart *)opaque;
+
+    free(opaque);
+    pin_to(cpu_b);
+    return start.fn(start.arg);
+}
+
 static void start_thread(QemuThread *t, const char *name,
                          void *(*fn)(void *), void *arg)
 {
-    if (qemu_thread_create(t, name, fn, arg, QEMU_THREAD_JOINABLE) < 0) {
+    ThreadStart *start = malloc(sizeof(*start));
+
+    if (!start) {
+        bench_die("out of memory");
+    }
+    start->fn = fn;
+    start->arg = arg;
+    if (qemu_thread_create(t, name, thread_b_trampoline, start,
+                           QEMU_THREAD_JOINABLE) < 0) {
         bench_die("qemu_thread_create failed");
     }
 }
@@ -70,9 +152,9 @@ static double cpu_seconds(void)
 }
 
 /*
- * Measure @fn and print the figure, followed by a note saying how many
- * CPUs the process kept busy meanwhile (2.0: both threads spin; about
- * 0.1-0.3: they really sleep between wake-ups).
+ * Measure @fn and print the figure, followed by a note with the fastest
+ * batch and how many CPUs the process kept busy meanwhile (2.0: both
+ * threads spin all the time; less: they sleep between some wake-ups).
  */
 static double measure_wake(const char *name, BenchFn *fn, void *opaque)
 {
@@ -82,8 +164,8 @@ static double measure_wake(const char *name, BenchFn *fn, void *opaque)
     double wall = (double)(bench_now_ns() - t0) / 1e9;
 
     bench_report(name, r, "us/roundtrip");
-    printf("# %s: %.2f CPUs busy while measuring\n", name,
-           (cpu_seconds() - cpu0) / wall);
+    printf("# %s: best batch %.3f us; %.2f CPUs busy while measuring\n",
+           name, bench_last_best / 1000.0, (cpu_seconds() - cpu0) / wall);
     return r;
 }
 
@@ -233,7 +315,7 @@ static void run_eventfd(void *opaque, uint64_t n)
     }
 }
 
-static double bench_eventfd(void)
+static double bench_eventfd(const char *name)
 {
     EfdWake w;
     double r;
@@ -244,7 +326,7 @@ static double bench_eventfd(void)
         bench_die("eventfd failed");
     }
     start_thread(&w.thread, "bench-efd-b", efd_thread_b, &w);
-    r = measure_wake("wake.eventfd-floor", run_eventfd, &w);
+    r = measure_wake(name, run_eventfd, &w);
     efd_write(w.to_b, 2);
     qemu_thread_join(&w.thread);
     close(w.to_b);
@@ -582,15 +664,22 @@ int main(void)
 {
     double aio, aio_poll_r, efd, fut, busy;
     double uv = 0, glib = 0, levent = 0;
+    double same_aio = 0, same_efd = 0;
 
     printf("# wake: cross-thread ping-pong, us per round trip; "
            "median of %d batches of %llu ms\n",
            BENCH_REPS, BENCH_BATCH_NS / 1000000);
+    choose_cpus();
     aio = bench_aioloop("wake.aioloop", false);
     aio_poll_r = bench_aioloop("wake.aioloop-poll", true);
-    efd = bench_eventfd();
+    efd = bench_eventfd("wake.eventfd-floor");
     fut = bench_seq("wake.futex-floor", false);
-    busy = bench_seq("wake.busy-poll-floor", true);
+    if (cpu_b >= 0) {
+        busy = bench_seq("wake.busy-poll-floor", true);
+    } else {
+        busy = 0;
+        bench_skipped("wake.busy-poll-floor", "needs two CPUs");
+    }
 
 #ifdef HAVE_LIBUV
     uv = bench_libuv();
@@ -608,9 +697,22 @@ int main(void)
     bench_skipped("wake.libevent", "install libevent-dev");
 #endif
 
+    /* Both threads on one CPU: the kernel's wake-up is then a cheap
+     * context switch, and the loop's own overhead is easier to see. */
+    if (cpu_b >= 0) {
+        int saved = cpu_b;
+
+        cpu_b = cpu_a;
+        same_aio = bench_aioloop("wake.same-cpu.aioloop", false);
+        same_efd = bench_eventfd("wake.same-cpu.eventfd-floor");
+        cpu_b = saved;
+    }
+
     bench_ratio("wake", "aioloop", aio, "eventfd-floor", efd);
     bench_ratio("wake", "aioloop", aio, "futex-floor", fut);
     bench_ratio("wake", "aioloop-poll", aio_poll_r, "busy-poll-floor", busy);
+    bench_ratio("wake.same-cpu", "aioloop", same_aio, "eventfd-floor",
+                same_efd);
     bench_ratio("wake", "libuv", uv, "aioloop", aio);
     bench_ratio("wake", "glib", glib, "aioloop", aio);
     bench_ratio("wake", "libevent", levent, "aioloop", aio);

@@ -261,7 +261,9 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         /* epoll refuses regular files (EPERM) and can run out of watches
          * (ENOSPC, ENOMEM): fall back to ppoll, which takes anything. */
         assert(ops != &aioloop__fdmon_poll_ops);
-        ops->update(ctx, old_node, NULL);
+        if (old_node) {
+            ops->update(ctx, old_node, NULL);
+        }
         fdmon_switch_locked(ctx, &aioloop__fdmon_poll_ops);
     }
     if (new_node) {

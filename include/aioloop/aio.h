@@ -357,8 +357,10 @@ typedef struct _GSource GSource;
  * aio_get_g_source - a GSource that runs @ctx from a GLib main loop.
  *
  * Attach it with g_source_attach(); g_main_context_iteration() then runs
- * the context's BHs, handlers and timers. A context using the "poll" fd
- * monitor switches to epoll when its GSource is first requested.
+ * the context's BHs, handlers and timers. With the epoll fd monitor GLib
+ * polls the one epoll descriptor; with the poll monitor it polls every
+ * handler's descriptor. The context owns the source: when the context is
+ * freed the source is destroyed (detached) and does nothing afterwards.
  * Returns: a new reference, to be dropped with g_source_unref().
  * Any thread.
  */

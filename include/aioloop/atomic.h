@@ -130,7 +130,7 @@
  *
  * Any thread, async-signal-safe.
  */
-#define qatomic_cmpxchg(ptr, old, new) ({                                   \
+#define qatomic_cmpxchg(ptr, old, new) __extension__ ({                     \
     __typeof__(*(ptr)) aioloop__cmpxchg_seen = (old);                       \
     (void)__atomic_compare_exchange_n(ptr, &aioloop__cmpxchg_seen, new,     \
                                       false, __ATOMIC_SEQ_CST,              \

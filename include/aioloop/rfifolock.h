@@ -88,7 +88,7 @@ AIOLOOP_API void rfifolock_lock(RFifoLock *r);
  * queued thread, if any, gets it next. Calling it from a thread that does
  * not own r is a programming error: it prints a message and aborts.
  *
- * Any thread (that owns r).
+ * Any thread.
  */
 AIOLOOP_API void rfifolock_unlock(RFifoLock *r);
 

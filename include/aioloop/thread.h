@@ -274,10 +274,11 @@ AIOLOOP_API int qemu_thread_create(QemuThread *thread, const char *name,
 
 /*
  * qemu_thread_join - wait for a joinable thread to finish and release it.
+ * A thread cannot join itself.
  *
  * Returns the value its start routine returned.
  *
- * Any thread (other than the one joined).
+ * Any thread.
  */
 AIOLOOP_API void *qemu_thread_join(QemuThread *thread);
 

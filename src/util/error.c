@@ -72,6 +72,7 @@ static void error_deliver(Error **errp, Error *err)
     }
     if (errp == &error_fatal) {
         print_line("", err->msg);
+        error_free(err);    /* keep leak checkers quiet at exit */
         exit(1);
     }
     if (errp == NULL) {

@@ -137,11 +137,12 @@ void rfifolock_lock(RFifoLock *r)
         r->nesting++;
         return;
     }
-    /* Fast path: nobody queued and the lock free. Acquire pairs with the
+    /* Fast path: nobody queued and the lock free. seq_cst (free on x86):
+     * the event loop orders its handler-list loads after it. Pairs with the
      * release half of (C) in the previous owner's unlock. */
     if (qatomic_read(&r->waiters) == 0 &&
         __atomic_compare_exchange_n(&r->owner, &expected, self, false,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
         r->nesting = 1;
         return;
     }

@@ -1,0 +1,501 @@
+/*
+ * test-acquire.c - aio_context_acquire()/release(): recursion, mutual
+ * exclusion between threads, FIFO order, and the seed-002 deadlock: a
+ * thread that wants a context whose owner sleeps in a blocking aio_poll()
+ * must get it promptly (the sleeper is woken), including when it asks
+ * right as the owner is about to enter aio_poll().
+ *
+ * Every case runs under an alarm() watchdog: a deadlock fails the program
+ * with the case's name instead of hanging it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <aioloop.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
+#define PROMPT_NS (2LL * 1000 * 1000 * 1000)   /* "promptly": 2 s */
+
+static const char *watchdog_name = "?";
+
+static void watchdog_fired(int sig)
+{
+    static const char pre[] = "# watchdog: ";
+    static const char post[] = " hung (deadlock?), aborting\n";
+    ssize_t r;
+
+    (void)sig;
+    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
+    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
+    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
+    (void)r;
+    _exit(1);
+}
+
+#define RUN(fn) do { \
+    watchdog_name = #fn; \
+    alarm(WATCHDOG_SECS); \
+    TEST(fn); \
+    alarm(0); \
+} while (0)
+
+static AioContext *new_ctx(void)
+{
+    return aio_context_new(&error_abort);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        /* retry with the remainder */
+    }
+}
+
+static void start_thread(QemuThread *t, void *(*fn)(void *), void *arg)
+{
+    if (qemu_thread_create(t, "test", fn, arg, QEMU_THREAD_JOINABLE) != 0) {
+        printf("# qemu_thread_create failed\n");
+        abort();
+    }
+}
+
+/* Acquires in another thread and reports through a semaphore. */
+typedef struct {
+    AioContext *ctx;
+    QemuSemaphore started;
+    QemuSemaphore got;
+    QemuSemaphore may_release;
+    int order;              /* position in 'acquire_order' */
+    int tid;                /* kernel thread id, set before 'started' */
+    QemuThread thread;
+} Acquirer;
+
+static int acquire_order;   /* atomic */
+
+static void *acquirer_fn(void *opaque)
+{
+    Acquirer *a = opaque;
+
+    a->tid = qemu_get_thread_id();
+    qemu_sem_post(&a->started);
+    aio_context_acquire(a->ctx);
+    a->order = qatomic_fetch_inc(&acquire_order);
+    qemu_sem_post(&a->got);
+    qemu_sem_wait(&a->may_release);
+    aio_context_release(a->ctx);
+    return NULL;
+}
+
+static void acquirer_start(Acquirer *a, AioContext *ctx)
+{
+    a->ctx = ctx;
+    qemu_sem_init(&a->started, 0);
+    qemu_sem_init(&a->got, 0);
+    qemu_sem_init(&a->may_release, 0);
+    start_thread(&a->thread, acquirer_fn, a);
+    qemu_sem_wait(&a->started);
+}
+
+/* Waits (up to 5 s) until thread @tid sleeps in the kernel: after
+ * 'started', the only place an Acquirer can sleep is its acquire. */
+static bool wait_until_blocked(int tid)
+{
+    char path[64], buf[512];
+    int64_t deadline = test_now_ns() + 5LL * 1000 * 1000 * 1000;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    while (test_now_ns() < deadline) {
+        FILE *f = fopen(path, "r");
+        char *paren;
+        size_t n;
+
+        if (!f) {
+            return false;
+        }
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        paren = strrchr(buf, ')');
+        if (paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D')) {
+            return true;
+        }
+        sleep_ms(1);
+    }
+    return false;
+}
+
+static void acquirer_finish(Acquirer *a)
+{
+    qemu_sem_post(&a->may_release);
+    qemu_thread_join(&a->thread);
+    qemu_sem_destroy(&a->started);
+    qemu_sem_destroy(&a->got);
+    qemu_sem_destroy(&a->may_release);
+}
+
+static void count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    qatomic_inc(count);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_release_by_non_owner_aborts(void)
+{
+    pid_t pid;
+    int status;
+
+    fflush(stdout);
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        AioContext *ctx;
+
+        /* Quiet the expected abort message. */
+        if (!freopen("/dev/null", "w", stderr)) {
+            _exit(2);
+        }
+        ctx = aio_context_new(NULL);
+        if (!ctx) {
+            _exit(3);
+        }
+        aio_context_release(ctx);
+        _exit(0);
+    }
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK_EQ(WIFSIGNALED(status) ? WTERMSIG(status) : 0, SIGABRT);
+}
+
+static void test_acquire_recursive(void)
+{
+    AioContext *ctx = new_ctx();
+    int count = 0;
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &count);
+    Acquirer a;
+
+    aio_context_acquire(ctx);
+    aio_context_acquire(ctx);
+    aio_context_acquire(ctx);
+    /* aio_poll() works while the caller holds the context. */
+    qemu_bh_schedule(bh);
+    CHECK(aio_poll(ctx, false));
+    CHECK(aio_poll(ctx, false) == false);
+    CHECK_EQ(count, 1);
+    qemu_bh_schedule(bh);
+    CHECK(aio_poll(ctx, true));
+    CHECK_EQ(count, 2);
+    aio_context_release(ctx);
+    aio_context_release(ctx);
+
+    /* Still held one level: another thread must wait. */
+    acquirer_start(&a, ctx);
+    CHECK_EQ(qemu_sem_timedwait(&a.got, 100), -1);
+    aio_context_release(ctx);
+    CHECK_EQ(qemu_sem_timedwait(&a.got, 2000), 0);
+    acquirer_finish(&a);
+
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+
+static void test_acquire_excludes_other_thread(void)
+{
+    AioContext *ctx = new_ctx();
+    Acquirer a;
+    int round;
+
+    for (round = 0; round < 3; round++) {
+        aio_context_acquire(ctx);
+        acquirer_start(&a, ctx);
+        CHECK_EQ(qemu_sem_timedwait(&a.got, 100), -1);
+        aio_context_release(ctx);
+        CHECK_EQ(qemu_sem_timedwait(&a.got, 2000), 0);
+        /* Now the other thread owns it: aio_poll here would have to wait
+         * too; check ownership from the outside instead. */
+        acquirer_finish(&a);
+    }
+    /* Free again: this thread takes it without waiting. */
+    aio_context_acquire(ctx);
+    aio_context_release(ctx);
+    aio_context_unref(ctx);
+}
+
+static void test_acquire_fifo_order(void)
+{
+    AioContext *ctx = new_ctx();
+    Acquirer a[3];
+    int i;
+
+    qatomic_set(&acquire_order, 0);
+    aio_context_acquire(ctx);
+    for (i = 0; i < 3; i++) {
+        acquirer_start(&a[i], ctx);
+        /* Let it reach the wait queue before the next one starts. */
+        CHECK(wait_until_blocked(a[i].tid));
+        sleep_ms(20);
+    }
+    aio_context_release(ctx);
+    for (i = 0; i < 3; i++) {
+        CHECK_EQ(qemu_sem_timedwait(&a[i].got, 2000), 0);
+        CHECK_EQ(a[i].order, i);
+        qemu_sem_post(&a[i].may_release);
+    }
+    for (i = 0; i < 3; i++) {
+        qemu_thread_join(&a[i].thread);
+        qemu_sem_destroy(&a[i].started);
+        qemu_sem_destroy(&a[i].got);
+        qemu_sem_destroy(&a[i].may_release);
+    }
+    aio_context_unref(ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Seed 002: the IOThread loop of QEMU 2.4,
+ *
+ *     while (!stop) {
+ *         aio_context_acquire(ctx);
+ *         while (aio_poll(ctx, true)) { }
+ *         aio_context_release(ctx);
+ *     }
+ *
+ * holds the context while it sleeps. Another thread's
+ * aio_context_acquire() must wake it (the poll returns without progress,
+ * the loop releases) instead of waiting for an event that never comes. */
+
+typedef struct {
+    AioContext *ctx;
+    int stop;               /* atomic */
+    unsigned entering;      /* atomic: bumped right before aio_poll() */
+    unsigned polls;         /* atomic */
+    bool hold;              /* hold the context around the inner loop */
+    QemuThread thread;
+} PollLoop;
+
+static void *poll_loop_fn(void *opaque)
+{
+    PollLoop *l = opaque;
+
+    while (!qatomic_mb_read(&l->stop)) {
+        if (l->hold) {
+            aio_context_acquire(l->ctx);
+            do {
+                qatomic_inc(&l->entering);
+                qatomic_inc(&l->polls);
+            } while (aio_poll(l->ctx, true));
+            aio_context_release(l->ctx);
+        } else {
+            qatomic_inc(&l->entering);
+            aio_poll(l->ctx, true);
+            qatomic_inc(&l->polls);
+        }
+    }
+    return NULL;
+}
+
+static void poll_loop_start(PollLoop *l, AioContext *ctx, bool hold)
+{
+    *l = (PollLoop) { .ctx = ctx, .hold = hold };
+    start_thread(&l->thread, poll_loop_fn, l);
+}
+
+static void poll_loop_stop(PollLoop *l)
+{
+    qatomic_mb_set(&l->stop, 1);
+    aio_notify(l->ctx);
+    qemu_thread_join(&l->thread);
+}
+
+/* Acquire from this thread, measuring how long it took. */
+static int64_t timed_acquire(AioContext *ctx)
+{
+    int64_t t0 = test_now_ns();
+
+    aio_context_acquire(ctx);
+    return test_now_ns() - t0;
+}
+
+typedef struct {
+    QemuThread self;
+    int ran_here;           /* atomic */
+    int ran_elsewhere;      /* atomic */
+} WhereBH;
+
+static void where_bh_cb(void *opaque)
+{
+    WhereBH *w = opaque;
+
+    if (qemu_thread_is_self(&w->self)) {
+        qatomic_inc(&w->ran_here);
+    } else {
+        qatomic_inc(&w->ran_elsewhere);
+    }
+}
+
+static void test_acquire_while_owner_sleeps_in_poll(void)
+{
+    AioContext *ctx = new_ctx();
+    PollLoop l;
+    WhereBH w = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, where_bh_cb, &w);
+    int64_t worst = 0;
+    int i;
+
+    qemu_thread_get_self(&w.self);
+    poll_loop_start(&l, ctx, true);
+    for (i = 0; i < 20; i++) {
+        int64_t took;
+
+        /* Let the loop settle into its blocking aio_poll(). */
+        sleep_ms(20);
+        took = timed_acquire(ctx);
+        worst = took > worst ? took : worst;
+        CHECK(took < PROMPT_NS);
+
+        /* We own it now: work scheduled runs only where we poll. */
+        qemu_bh_schedule(bh);
+        CHECK(aio_poll(ctx, false));
+        aio_context_release(ctx);
+    }
+    CHECK_EQ(qatomic_read(&w.ran_here), 20);
+    CHECK_EQ(qatomic_read(&w.ran_elsewhere), 0);
+
+    /* The loop still runs work once we let go. */
+    qemu_bh_schedule(bh);
+    while (qatomic_read(&w.ran_elsewhere) == 0) {
+        sleep_ms(1);
+    }
+    poll_loop_stop(&l);
+    printf("#   worst acquire: %lld us\n", (long long)(worst / 1000));
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+
+static void test_acquire_race_with_poll_entry(void)
+{
+    AioContext *ctx = new_ctx();
+    PollLoop l;
+    int64_t worst = 0;
+    int iters = UNDER_TSAN ? 300 : 1000;
+    int i, slow = 0;
+
+    unsigned held_seen = 0;
+
+    poll_loop_start(&l, ctx, true);
+    for (i = 0; i < iters; i++) {
+        int64_t took;
+
+        /* Wait until the loop has taken the context again since we last
+         * held it (it bumps 'entering' while holding it, right before
+         * aio_poll()), then race its entry into aio_poll(). */
+        while (qatomic_mb_read(&l.entering) == held_seen) {
+            sched_yield();
+        }
+        took = timed_acquire(ctx);
+        worst = took > worst ? took : worst;
+        if (took >= PROMPT_NS) {
+            slow++;
+        }
+        /* Stable while we hold the context. */
+        held_seen = qatomic_mb_read(&l.entering);
+        aio_context_release(ctx);
+    }
+    poll_loop_stop(&l);
+    printf("#   %d races, worst acquire %lld us, %u loop polls\n", iters,
+           (long long)(worst / 1000), qatomic_read(&l.polls));
+    CHECK_EQ(slow, 0);
+    aio_context_unref(ctx);
+}
+
+static void test_acquire_while_unheld_poll_sleeps(void)
+{
+    AioContext *ctx = new_ctx();
+    PollLoop l;
+    WhereBH w = { 0 };
+    QEMUBH *bh = aio_bh_new(ctx, where_bh_cb, &w);
+    int i;
+
+    /* The loop does not hold the context; aio_poll() releases it while
+     * sleeping, so acquire is immediate, and the loop cannot dispatch
+     * while we hold it. */
+    qemu_thread_get_self(&w.self);
+    poll_loop_start(&l, ctx, false);
+    for (i = 0; i < 20; i++) {
+        sleep_ms(10);
+        CHECK(timed_acquire(ctx) < PROMPT_NS);
+        qemu_bh_schedule(bh);
+        /* The schedule woke the loop, which must now wait for us. */
+        sleep_ms(i % 4 == 0 ? 20 : 0);
+        CHECK(aio_poll(ctx, false));
+        aio_context_release(ctx);
+    }
+    CHECK_EQ(qatomic_read(&w.ran_here), 20);
+    CHECK_EQ(qatomic_read(&w.ran_elsewhere), 0);
+
+    qemu_bh_schedule(bh);
+    while (qatomic_read(&w.ran_elsewhere) == 0) {
+        sleep_ms(1);
+    }
+    poll_loop_stop(&l);
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+
+/* Two threads both run the seed-002 loop on one context while a third
+ * schedules work: nobody may starve, every BH runs. */
+static void test_two_pollers_share_context(void)
+{
+    AioContext *ctx = new_ctx();
+    PollLoop l1, l2;
+    int count = 0;
+    QEMUBH *bh = aio_bh_new(ctx, count_cb, &count);
+    int i, n = UNDER_TSAN ? 200 : 2000;
+
+    poll_loop_start(&l1, ctx, true);
+    poll_loop_start(&l2, ctx, true);
+    for (i = 0; i < n; i++) {
+        qemu_bh_schedule(bh);
+        while (qatomic_read(&count) == i) {
+            sched_yield();
+        }
+    }
+    CHECK_EQ(qatomic_read(&count), n);
+    poll_loop_stop(&l1);
+    poll_loop_stop(&l2);
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+
+int main(void)
+{
+    signal(SIGALRM, watchdog_fired);
+
+    RUN(test_release_by_non_owner_aborts);
+    RUN(test_acquire_recursive);
+    RUN(test_acquire_excludes_other_thread);
+    RUN(test_acquire_fifo_order);
+    RUN(test_acquire_while_owner_sleeps_in_poll);
+    RUN(test_acquire_race_with_poll_entry);
+    RUN(test_acquire_while_unheld_poll_sleeps);
+    RUN(test_two_pollers_share_context);
+    return test_done();
+}

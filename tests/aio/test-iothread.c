@@ -1,0 +1,339 @@
+/*
+ * test-iothread.c - IOThreads: create/destroy, work handed to an
+ * IOThread's context runs in that thread, qemu_get_current_aio_context()
+ * inside and outside, destroy runs the BHs already scheduled, fd handlers
+ * on an IOThread, acquiring an IOThread's context, and repeated
+ * create/destroy without leaking memory or descriptors.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <aioloop.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+
+#include "test.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
+
+static const char *watchdog_name = "?";
+
+static void watchdog_fired(int sig)
+{
+    static const char pre[] = "# watchdog: ";
+    static const char post[] = " hung, aborting the program\n";
+    ssize_t r;
+
+    (void)sig;
+    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
+    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
+    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
+    (void)r;
+    _exit(1);
+}
+
+#define RUN(fn) do { \
+    watchdog_name = #fn; \
+    alarm(WATCHDOG_SECS); \
+    TEST(fn); \
+    alarm(0); \
+} while (0)
+
+static int count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (!d) {
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return n - 1;           /* the directory's own descriptor */
+}
+
+static void count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    qatomic_inc(count);
+}
+
+/* Records where and in which "current context" it ran. */
+typedef struct {
+    QemuSemaphore done;
+    QemuThread runner;      /* the thread the callback ran in */
+    AioContext *current;
+    int runs;
+} Probe;
+
+static void probe_cb(void *opaque)
+{
+    Probe *p = opaque;
+
+    qemu_thread_get_self(&p->runner);
+    p->current = qemu_get_current_aio_context();
+    p->runs++;
+    qemu_sem_post(&p->done);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_iothread_create_destroy(void)
+{
+    IOThread *io = iothread_create("io0", &error_abort);
+    AioContext *ctx;
+
+    REQUIRE(io != NULL);
+    ctx = iothread_get_aio_context(io);
+    CHECK(ctx != NULL);
+    CHECK(iothread_get_id(io) != NULL);
+    CHECK(iothread_get_id(io) && strcmp(iothread_get_id(io), "io0") == 0);
+    iothread_destroy(io);
+
+    /* NULL id is allowed. */
+    io = iothread_create(NULL, NULL);
+    REQUIRE(io != NULL);
+    CHECK(iothread_get_id(io) == NULL);
+    iothread_destroy(io);
+}
+
+static void test_iothread_bh_runs_in_iothread(void)
+{
+    IOThread *io1, *io2;
+    AioContext *main_ctx, *ctx1, *ctx2;
+    QemuThread first_runner;
+    Probe p = { .runs = 0 };
+    int i;
+
+    REQUIRE(qemu_init_main_loop(&error_abort) == 0);
+    main_ctx = qemu_get_aio_context();
+    REQUIRE(main_ctx != NULL);
+    CHECK(qemu_get_current_aio_context() == main_ctx);
+
+    io1 = iothread_create("io1", &error_abort);
+    io2 = iothread_create("io2", &error_abort);
+    ctx1 = iothread_get_aio_context(io1);
+    ctx2 = iothread_get_aio_context(io2);
+    CHECK(ctx1 != ctx2);
+    CHECK(ctx1 != main_ctx);
+    qemu_sem_init(&p.done, 0);
+
+    for (i = 0; i < 5; i++) {
+        aio_bh_schedule_oneshot(ctx1, probe_cb, &p);
+        REQUIRE(qemu_sem_timedwait(&p.done, 5000) == 0);
+        CHECK(!qemu_thread_is_self(&p.runner));
+        CHECK(p.current == ctx1);
+        if (i == 0) {
+            first_runner = p.runner;
+        } else {
+            /* Always the same thread. */
+            CHECK(pthread_equal(first_runner.thread, p.runner.thread));
+        }
+    }
+    aio_bh_schedule_oneshot(ctx2, probe_cb, &p);
+    REQUIRE(qemu_sem_timedwait(&p.done, 5000) == 0);
+    CHECK(!qemu_thread_is_self(&p.runner));
+    CHECK(!pthread_equal(first_runner.thread, p.runner.thread));
+    CHECK(p.current == ctx2);
+    CHECK_EQ(p.runs, 6);
+
+    /* Outside any IOThread: the main context. */
+    CHECK(qemu_get_current_aio_context() == main_ctx);
+
+    iothread_destroy(io1);
+    iothread_destroy(io2);
+    qemu_sem_destroy(&p.done);
+    qemu_cleanup_main_loop();
+}
+
+static void test_iothread_destroy_runs_scheduled_bhs(void)
+{
+    int round;
+
+    for (round = 0; round < 5; round++) {
+        IOThread *io = iothread_create("drain", &error_abort);
+        AioContext *ctx = iothread_get_aio_context(io);
+        int count = 0;
+        QEMUBH *bh;
+        int i;
+
+        /* Keep the context past destroy to delete our own BH. */
+        aio_context_ref(ctx);
+        bh = aio_bh_new(ctx, count_cb, &count);
+        for (i = 0; i < 100; i++) {
+            aio_bh_schedule_oneshot(ctx, count_cb, &count);
+        }
+        qemu_bh_schedule(bh);
+        iothread_destroy(io);
+        CHECK_EQ(qatomic_read(&count), 101);
+        qemu_bh_delete(bh);
+        aio_context_unref(ctx);
+    }
+}
+
+typedef struct {
+    int fd;
+    int reads;              /* atomic */
+    QemuSemaphore sem;
+} IoFd;
+
+static void iofd_read(void *opaque)
+{
+    IoFd *s = opaque;
+    char buf[64];
+
+    while (read(s->fd, buf, sizeof(buf)) > 0) {
+        /* drain */
+    }
+    qatomic_inc(&s->reads);
+    qemu_sem_post(&s->sem);
+}
+
+typedef struct {
+    AioContext *ctx;
+    int fd;
+    QemuSemaphore done;
+} RemoveReq;
+
+static void remove_fd_bh(void *opaque)
+{
+    RemoveReq *r = opaque;
+
+    aio_set_fd_handler(r->ctx, r->fd, false, NULL, NULL, NULL);
+    qemu_sem_post(&r->done);
+}
+
+static void test_iothread_fd_handler(void)
+{
+    IOThread *io = iothread_create("fd", &error_abort);
+    AioContext *ctx = iothread_get_aio_context(io);
+    IoFd s;
+    RemoveReq r;
+    int p[2];
+    int i;
+
+    REQUIRE(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
+    s.fd = p[0];
+    s.reads = 0;
+    qemu_sem_init(&s.sem, 0);
+    /* Registered from this thread while the IOThread sleeps. */
+    aio_set_fd_handler(ctx, p[0], false, iofd_read, NULL, &s);
+    for (i = 0; i < 10; i++) {
+        REQUIRE(write(p[1], "x", 1) == 1);
+        CHECK_EQ(qemu_sem_timedwait(&s.sem, 5000), 0);
+    }
+    CHECK_EQ(qatomic_read(&s.reads), 10);
+
+    /* Remove it from the loop thread, where no late call can follow. */
+    r.ctx = ctx;
+    r.fd = p[0];
+    qemu_sem_init(&r.done, 0);
+    aio_bh_schedule_oneshot(ctx, remove_fd_bh, &r);
+    CHECK_EQ(qemu_sem_timedwait(&r.done, 5000), 0);
+    REQUIRE(write(p[1], "x", 1) == 1);
+    CHECK_EQ(qemu_sem_timedwait(&s.sem, 100), -1);
+    CHECK_EQ(qatomic_read(&s.reads), 10);
+
+    iothread_destroy(io);
+    qemu_sem_destroy(&r.done);
+    qemu_sem_destroy(&s.sem);
+    close(p[0]);
+    close(p[1]);
+}
+
+static void test_iothread_acquire_context(void)
+{
+    IOThread *io = iothread_create("acq", &error_abort);
+    AioContext *ctx = iothread_get_aio_context(io);
+    int count = 0;
+    int i;
+
+    /* The IOThread sleeps in aio_poll(); taking its context must not
+     * wait for an event that never comes. */
+    for (i = 0; i < 10; i++) {
+        int64_t t0 = test_now_ns();
+
+        aio_context_acquire(ctx);
+        CHECK(test_now_ns() - t0 < 2LL * 1000 * 1000 * 1000);
+        /* While held, the IOThread cannot run our BH; we run it. */
+        aio_bh_schedule_oneshot(ctx, count_cb, &count);
+        CHECK(aio_poll(ctx, false));
+        CHECK_EQ(qatomic_read(&count), i + 1);
+        aio_context_release(ctx);
+    }
+    iothread_destroy(io);
+}
+
+static void test_iothread_create_destroy_many(void)
+{
+    int fds_before = count_open_fds();
+    int fds_after;
+    int i, count = 0;
+
+    for (i = 0; i < 50; i++) {
+        IOThread *io = iothread_create("many", &error_abort);
+        AioContext *ctx = iothread_get_aio_context(io);
+
+        REQUIRE(io != NULL);
+        if (i % 2) {
+            aio_bh_schedule_oneshot(ctx, count_cb, &count);
+        }
+        iothread_destroy(io);
+    }
+    CHECK_EQ(qatomic_read(&count), 25);
+    fds_after = count_open_fds();
+    printf("#   open fds before %d, after %d\n", fds_before, fds_after);
+    CHECK_EQ(fds_after, fds_before);
+}
+
+static void test_iothreads_concurrently(void)
+{
+    IOThread *io[4];
+    int counts[4] = { 0 };
+    int i, j;
+
+    for (i = 0; i < 4; i++) {
+        io[i] = iothread_create("multi", &error_abort);
+    }
+    for (j = 0; j < 1000; j++) {
+        for (i = 0; i < 4; i++) {
+            aio_bh_schedule_oneshot(iothread_get_aio_context(io[i]),
+                                    count_cb, &counts[i]);
+        }
+    }
+    for (i = 0; i < 4; i++) {
+        iothread_destroy(io[i]);
+        CHECK_EQ(qatomic_read(&counts[i]), 1000);
+    }
+}
+
+int main(void)
+{
+    signal(SIGALRM, watchdog_fired);
+
+    RUN(test_iothread_create_destroy);
+    RUN(test_iothread_bh_runs_in_iothread);
+    RUN(test_iothread_destroy_runs_scheduled_bhs);
+    RUN(test_iothread_fd_handler);
+    RUN(test_iothread_acquire_context);
+    RUN(test_iothread_create_destroy_many);
+    RUN(test_iothreads_concurrently);
+    return test_done();
+}

@@ -1,0 +1,425 @@
+/*
+ * test-poll-params.c - adaptive busy polling: parameter validation,
+ * cross-thread BHs with polling on, and handlers with an io_poll check
+ * (aio_set_fd_handler_poll): io_poll is called, and io_poll_ready (or
+ * io_read when it is NULL) runs when it returns true.
+ *
+ * Meson runs this program once per fd monitor.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <aioloop.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+
+#include "test.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
+
+static const char *watchdog_name = "?";
+
+static void watchdog_fired(int sig)
+{
+    static const char pre[] = "# watchdog: ";
+    static const char post[] = " hung (lost wake-up?), aborting\n";
+    ssize_t r;
+
+    (void)sig;
+    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
+    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
+    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
+    (void)r;
+    _exit(1);
+}
+
+#define RUN(fn) do { \
+    watchdog_name = #fn; \
+    alarm(WATCHDOG_SECS); \
+    TEST(fn); \
+    alarm(0); \
+} while (0)
+
+static AioContext *new_ctx(void)
+{
+    return aio_context_new(&error_abort);
+}
+
+static void sleep_us(int us)
+{
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        /* retry with the remainder */
+    }
+}
+
+static void count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    qatomic_inc(count);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void expect_error(AioContext *ctx, int64_t max, int64_t grow,
+                         int64_t shrink)
+{
+    Error *err = NULL;
+
+    aio_context_set_poll_params(ctx, max, grow, shrink, &err);
+    CHECK(err != NULL);
+    if (err) {
+        CHECK(error_get_pretty(err) != NULL);
+        printf("#   (%lld, %lld, %lld): %s\n", (long long)max,
+               (long long)grow, (long long)shrink, error_get_pretty(err));
+        error_free(err);
+    }
+}
+
+static void test_poll_params_validation(void)
+{
+    AioContext *ctx = new_ctx();
+    Error *err = NULL;
+
+    expect_error(ctx, -1, 0, 0);
+    expect_error(ctx, 0, -1, 0);
+    expect_error(ctx, 0, 0, -1);
+    expect_error(ctx, -50000, -2, -2);
+
+    aio_context_set_poll_params(ctx, 50000, 2, 2, &err);
+    CHECK(err == NULL);
+    aio_context_set_poll_params(ctx, 0, 0, 0, &err);
+    CHECK(err == NULL);
+    /* NULL errp is accepted for good and bad values alike. */
+    aio_context_set_poll_params(ctx, 1000, 0, 0, NULL);
+    aio_context_set_poll_params(ctx, -1, 0, 0, NULL);
+    /* The context still works. */
+    CHECK(!aio_poll(ctx, false));
+    aio_context_unref(ctx);
+}
+
+/* A worker schedules a BH, waits until it ran, pauses, repeats, while
+ * this thread runs aio_poll(ctx, true) with polling on. */
+typedef struct {
+    AioContext *ctx;
+    QEMUBH *bh;
+    int ran;                /* atomic */
+    int iters;
+    int pause_us;
+    int done;               /* atomic */
+    QemuThread thread;
+} Pinger;
+
+static void pinger_cb(void *opaque)
+{
+    Pinger *p = opaque;
+
+    qatomic_inc(&p->ran);
+}
+
+static void *pinger_fn(void *opaque)
+{
+    Pinger *p = opaque;
+    int i;
+
+    for (i = 0; i < p->iters; i++) {
+        if (p->pause_us) {
+            sleep_us(p->pause_us * (i % 4));
+        }
+        qemu_bh_schedule(p->bh);
+        while (qatomic_mb_read(&p->ran) != i + 1) {
+            sched_yield();
+        }
+    }
+    qatomic_mb_set(&p->done, 1);
+    aio_notify(p->ctx);
+    return NULL;
+}
+
+static void run_pinger(int64_t max_ns, int iters, int pause_us)
+{
+    AioContext *ctx = new_ctx();
+    Pinger p = { .ctx = ctx, .iters = iters, .pause_us = pause_us };
+    int64_t t0 = test_now_ns();
+
+    aio_context_set_poll_params(ctx, max_ns, 0, 0, &error_abort);
+    p.bh = aio_bh_new(ctx, pinger_cb, &p);
+    REQUIRE(qemu_thread_create(&p.thread, "pinger", pinger_fn, &p,
+                               QEMU_THREAD_JOINABLE) == 0);
+    while (!qatomic_mb_read(&p.done)) {
+        aio_poll(ctx, true);
+    }
+    qemu_thread_join(&p.thread);
+    printf("#   max %lld ns: %d wake-ups in %.3f s\n", (long long)max_ns,
+           iters, (double)(test_now_ns() - t0) / 1e9);
+    CHECK_EQ(qatomic_read(&p.ran), iters);
+    CHECK(!aio_poll(ctx, false));
+    qemu_bh_delete(p.bh);
+    aio_context_unref(ctx);
+}
+
+static void test_polling_cross_thread_bh(void)
+{
+    int n = UNDER_TSAN ? 500 : 5000;
+
+    run_pinger(50 * 1000, n, 0);            /* 50 us */
+    run_pinger(50 * 1000, n / 10, 30);      /* waits around the window */
+    run_pinger(10 * 1000 * 1000, n, 0);     /* 10 ms */
+}
+
+static void test_polling_idle_context_blocks(void)
+{
+    AioContext *ctx = new_ctx();
+    int count = 0;
+
+    /* With polling on and nothing to do, a non-blocking poll still
+     * returns at once with no progress, and a pending one-shot runs. */
+    aio_context_set_poll_params(ctx, 1000 * 1000, 0, 0, &error_abort);
+    CHECK(!aio_poll(ctx, false));
+    aio_bh_schedule_oneshot(ctx, count_cb, &count);
+    CHECK(aio_poll(ctx, true));
+    CHECK_EQ(count, 1);
+    /* A notification wakes a blocking poll (after polling gave up). */
+    aio_notify(ctx);
+    CHECK(!aio_poll(ctx, true));
+    aio_context_unref(ctx);
+}
+
+/* A handler whose work shows up in a flag (like a shared-memory ring)
+ * and, as a fallback, on an eventfd. */
+typedef struct {
+    AioContext *ctx;
+    int efd;
+    int flag;               /* atomic: work available */
+    int poll_calls;         /* atomic */
+    int poll_true;          /* atomic: io_poll returned true */
+    int ready_calls;        /* io_poll_ready */
+    int read_calls;         /* io_read */
+    int handled;            /* atomic: work items consumed */
+} Ring;
+
+static bool ring_poll(void *opaque)
+{
+    Ring *r = opaque;
+    bool busy = qatomic_mb_read(&r->flag) != 0;
+
+    qatomic_inc(&r->poll_calls);
+    if (busy) {
+        qatomic_inc(&r->poll_true);
+    }
+    return busy;
+}
+
+static void ring_consume(Ring *r)
+{
+    uint64_t v;
+
+    if (qatomic_xchg(&r->flag, 0)) {
+        qatomic_inc(&r->handled);
+    }
+    if (read(r->efd, &v, sizeof(v)) < 0) {
+        /* EAGAIN: nothing written (found by polling) */
+    }
+}
+
+static void ring_ready(void *opaque)
+{
+    Ring *r = opaque;
+
+    r->ready_calls++;
+    ring_consume(r);
+}
+
+static void ring_read(void *opaque)
+{
+    Ring *r = opaque;
+
+    r->read_calls++;
+    ring_consume(r);
+}
+
+static void test_io_poll_nonblocking(void)
+{
+    AioContext *ctx = new_ctx();
+    Ring r = { .ctx = ctx };
+    uint64_t one = 1;
+
+    r.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(r.efd >= 0);
+    aio_set_fd_handler_poll(ctx, r.efd, false, ring_read, NULL, ring_poll,
+                            ring_ready, &r);
+    CHECK(!aio_poll(ctx, false));
+    CHECK_EQ(r.ready_calls + r.read_calls, 0);
+
+    /* Work visible only through io_poll: a non-blocking aio_poll asks
+     * io_poll, and io_poll_ready runs. */
+    qatomic_set(&r.flag, 1);
+    CHECK(aio_poll(ctx, false));
+    CHECK(qatomic_read(&r.poll_calls) > 0);
+    CHECK(qatomic_read(&r.poll_true) > 0);
+    CHECK_EQ(r.ready_calls, 1);
+    CHECK_EQ(r.read_calls, 0);
+    CHECK_EQ(qatomic_read(&r.handled), 1);
+    CHECK(!aio_poll(ctx, false));
+    CHECK_EQ(r.ready_calls, 1);
+
+    /* Work signalled on the fd only (io_poll cannot see it): a
+     * non-blocking poll may rely on io_poll alone, but a blocking one
+     * waits on the fd and runs io_read. */
+    REQUIRE(write(r.efd, &one, sizeof(one)) == sizeof(one));
+    CHECK(aio_poll(ctx, true));
+    CHECK_EQ(r.read_calls, 1);
+    CHECK_EQ(r.ready_calls, 1);
+    CHECK(!aio_poll(ctx, false));
+
+    /* io_poll_ready == NULL: io_read runs instead. */
+    aio_set_fd_handler_poll(ctx, r.efd, false, ring_read, NULL, ring_poll,
+                            NULL, &r);
+    r.read_calls = r.ready_calls = 0;
+    qatomic_set(&r.flag, 1);
+    CHECK(aio_poll(ctx, false));
+    CHECK_EQ(r.read_calls, 1);
+    CHECK_EQ(r.ready_calls, 0);
+    CHECK(!aio_poll(ctx, false));
+
+    /* Removed: io_poll is no longer called. */
+    aio_set_fd_handler(ctx, r.efd, false, NULL, NULL, NULL);
+    qatomic_set(&r.poll_calls, 0);
+    qatomic_set(&r.flag, 1);
+    CHECK(!aio_poll(ctx, false));
+    CHECK_EQ(qatomic_read(&r.poll_calls), 0);
+    CHECK_EQ(r.read_calls, 1);
+    close(r.efd);
+    aio_context_unref(ctx);
+}
+
+/* Another thread raises the flag, and only later (as a fallback that
+ * bounds the test) writes the eventfd. With polling on, the loop should
+ * see the flag through io_poll before the write in most rounds. */
+typedef struct {
+    Ring *r;
+    int rounds;
+    int flag_to_write_us;
+    int done;               /* atomic */
+    QemuThread thread;
+} Producer;
+
+static void *producer_fn(void *opaque)
+{
+    Producer *p = opaque;
+    uint64_t one = 1;
+    int i;
+
+    for (i = 0; i < p->rounds; i++) {
+        int64_t deadline;
+
+        sleep_us(50 + 100 * (i % 3));
+
+        qatomic_mb_set(&p->r->flag, 1);
+        deadline = test_now_ns() + p->flag_to_write_us * 1000LL;
+        while (qatomic_mb_read(&p->r->handled) != i + 1 &&
+               test_now_ns() < deadline) {
+            sched_yield();
+        }
+        if (qatomic_mb_read(&p->r->handled) != i + 1) {
+            if (write(p->r->efd, &one, sizeof(one)) != sizeof(one)) {
+                abort();
+            }
+        }
+        while (qatomic_mb_read(&p->r->handled) != i + 1) {
+            sched_yield();
+        }
+    }
+    qatomic_mb_set(&p->done, 1);
+    aio_notify(p->r->ctx);
+    return NULL;
+}
+
+static void test_io_poll_during_polling(void)
+{
+    AioContext *ctx = new_ctx();
+    Ring r = { .ctx = ctx };
+    Producer p = { .r = &r, .rounds = UNDER_TSAN ? 100 : 300,
+                   .flag_to_write_us = 20000 };
+    int ready, reads;
+
+    r.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(r.efd >= 0);
+    /* Long enough to cover the gap between the flag and the write. */
+    aio_context_set_poll_params(ctx, 50 * 1000 * 1000, 0, 0, &error_abort);
+    aio_set_fd_handler_poll(ctx, r.efd, false, ring_read, NULL, ring_poll,
+                            ring_ready, &r);
+    REQUIRE(qemu_thread_create(&p.thread, "producer", producer_fn, &p,
+                               QEMU_THREAD_JOINABLE) == 0);
+    while (!qatomic_mb_read(&p.done)) {
+        aio_poll(ctx, true);
+    }
+    qemu_thread_join(&p.thread);
+    ready = r.ready_calls;
+    reads = r.read_calls;
+    printf("#   %d rounds: %d via io_poll_ready, %d via io_read, "
+           "%d io_poll calls\n", p.rounds, ready, reads,
+           qatomic_read(&r.poll_calls));
+    CHECK_EQ(qatomic_read(&r.handled), p.rounds);
+    CHECK(qatomic_read(&r.poll_calls) > 0);
+    /* Polling found the work at least in some rounds. */
+    CHECK(ready > 0);
+    aio_set_fd_handler(ctx, r.efd, false, NULL, NULL, NULL);
+    close(r.efd);
+    aio_context_unref(ctx);
+}
+
+static void test_polling_off_with_handler_lacking_io_poll(void)
+{
+    AioContext *ctx = new_ctx();
+    Ring r = { .ctx = ctx };
+    int other = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    uint64_t one = 1;
+    int count = 0;
+
+    /* One handler without io_poll: polling is not used, but everything
+     * still works through the fds and BHs. */
+    r.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(r.efd >= 0 && other >= 0);
+    aio_context_set_poll_params(ctx, 1000 * 1000, 0, 0, &error_abort);
+    aio_set_fd_handler_poll(ctx, r.efd, false, ring_read, NULL, ring_poll,
+                            ring_ready, &r);
+    aio_set_fd_handler(ctx, other, false, count_cb, NULL, &count);
+    REQUIRE(write(other, &one, sizeof(one)) == sizeof(one));
+    CHECK(aio_poll(ctx, true));
+    CHECK(count >= 1);
+    aio_set_fd_handler(ctx, other, false, NULL, NULL, NULL);
+    REQUIRE(write(r.efd, &one, sizeof(one)) == sizeof(one));
+    CHECK(aio_poll(ctx, true));
+    CHECK_EQ(r.read_calls, 1);
+    aio_set_fd_handler(ctx, r.efd, false, NULL, NULL, NULL);
+    close(other);
+    close(r.efd);
+    aio_context_unref(ctx);
+}
+
+int main(void)
+{
+    signal(SIGALRM, watchdog_fired);
+
+    RUN(test_poll_params_validation);
+    RUN(test_polling_cross_thread_bh);
+    RUN(test_polling_idle_context_blocks);
+    RUN(test_io_poll_nonblocking);
+    RUN(test_io_poll_during_polling);
+    RUN(test_polling_off_with_handler_lacking_io_poll);
+    return test_done();
+}
