@@ -18,6 +18,7 @@
 #include <aioloop/error.h>
 #include <aioloop/event-notifier.h>
 #include <aioloop/iov.h>
+#include <aioloop/timer.h>
 #include <aioloop/aio.h>
 #include <aioloop/main-loop.h>
 #include <aioloop/iothread.h>

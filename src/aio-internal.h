@@ -15,6 +15,7 @@
 #include <aioloop/queue.h>
 #include <aioloop/rfifolock.h>
 #include <aioloop/thread.h>
+#include <aioloop/timer.h>
 #include <poll.h>
 #include <time.h>
 
@@ -154,6 +155,7 @@ struct AioContext {
      */
     unsigned notify_me;             /* atomic */
     bool notified;                  /* atomic */
+    bool kicked;                    /* atomic: see aioloop__kick() */
     EventNotifier notifier;
 
     /* Handler set, see aio-posix.c. list_lock serialises writers; walks
@@ -184,8 +186,11 @@ struct AioContext {
     int64_t poll_shrink;
     int64_t poll_ns;
 
+    /* One timer list per clock; see timer.c. */
+    QEMUTimerListGroup tlg;
+
 #if AIOLOOP_HAVE_GLIB
-    struct AioGSource *gsource;     /* weak; bh_lock */
+    struct AioGSource *gsource;     /* bh_lock */
 #endif
 };
 
@@ -195,6 +200,7 @@ bool aioloop__notifier_poll(void *opaque);
 void aioloop__notifier_poll_ready(void *opaque);
 int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
 bool aioloop__bh_scheduled(AioContext *ctx);
+void aioloop__kick(AioContext *ctx);
 
 /* aio-glib.c */
 #if AIOLOOP_HAVE_GLIB
@@ -218,19 +224,16 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
                           AioPollFn *io_poll, IOHandler *io_poll_ready,
                           void *opaque);
 
-/* Timers: the timer lists arrive with <aioloop/timer.h>; until then a
- * context has none. aio_poll() asks these two for the nearest deadline
- * and to run what expired. */
+/* Timers: aio_poll() asks these two for the nearest deadline and to run
+ * what expired (timer.c). */
 static inline int64_t aioloop__timers_deadline_ns(AioContext *ctx)
 {
-    (void)ctx;
-    return -1;
+    return timerlistgroup_deadline_ns(&ctx->tlg);
 }
 
 static inline bool aioloop__timers_run(AioContext *ctx)
 {
-    (void)ctx;
-    return false;
+    return timerlistgroup_run_timers(&ctx->tlg);
 }
 
 static inline int64_t aioloop__now_ns(void)

@@ -158,13 +158,9 @@ static void retire_locked(AioContext *ctx, AioHandler *node)
     }
 }
 
-/* Wake a sleeping poller so that it re-reads the handler set, without
- * setting ctx->notified: this is bookkeeping, not an aio_notify(). */
 static void kick(AioContext *ctx)
 {
-    if (qatomic_mb_read(&ctx->notify_me)) {
-        event_notifier_set(&ctx->notifier);
-    }
+    aioloop__kick(ctx);
 }
 
 static void ensure_fd_table(AioContext *ctx, int fd)
@@ -503,6 +499,10 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
     bool can_poll, progress;
 
     walk_begin(ctx);
+    if (qatomic_read(&ctx->kicked)) {
+        /* Consumed: this iteration recomputes deadlines and handlers. */
+        qatomic_mb_set(&ctx->kicked, false);
+    }
     ops = qatomic_mb_read(&ctx->fdmon_ops);
     can_poll = qatomic_read(&ctx->poll_disable_cnt) == 0;
     timeout = blocking ? aio_compute_timeout(ctx) : 0;

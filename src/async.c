@@ -310,6 +310,26 @@ void aio_notify_accept(AioContext *ctx)
     }
 }
 
+/* Wake a sleeping or busy-polling loop so that it looks again at its
+ * handler set or timer deadlines, without making it return to its caller:
+ * this is bookkeeping, not an aio_notify(). The caller has just published
+ * the change with a seq_cst store; notify_me is read with a seq_cst load
+ * (the same handshake as aio_notify()). A busy-polling loop runs with
+ * notify_me == 0 and sees kicked instead (aioloop__notifier_poll). */
+void aioloop__kick(AioContext *ctx)
+{
+    qatomic_set(&ctx->kicked, true);
+    if (qatomic_mb_read(&ctx->notify_me)) {
+        event_notifier_set(&ctx->notifier);
+    }
+}
+
+static void aio_timerlist_notify(void *opaque, QEMUClockType type)
+{
+    (void)type;
+    aioloop__kick(opaque);
+}
+
 /* The notifier's handlers. They are internal: running them is not
  * progress. The eventfd is drained when epoll/ppoll reports it; while
  * busy polling, notified alone tells that a wake-up arrived. */
@@ -324,7 +344,7 @@ bool aioloop__notifier_poll(void *opaque)
 
     /* Scheduled BHs do not set notified when nobody sleeps (see
      * bh_enqueue), so look at the BH list as well. */
-    return qatomic_read(&ctx->notified) ||
+    return qatomic_read(&ctx->notified) || qatomic_read(&ctx->kicked) ||
            qatomic_read(&QSLIST_FIRST(&ctx->bh_list)) != NULL;
 }
 
@@ -373,6 +393,7 @@ AioContext *aio_context_new(Error **errp)
         event_notifier_cleanup(&ctx->notifier);
         goto fail;
     }
+    timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
     aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
                          true, NULL, aioloop__notifier_read, NULL,
                          aioloop__notifier_poll, aioloop__notifier_poll_ready,
@@ -403,6 +424,7 @@ static void aio_context_free(AioContext *ctx)
     aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
                          true, NULL, NULL, NULL, NULL, NULL, NULL);
     aioloop__handlers_cleanup(ctx);
+    timerlistgroup_deinit(&ctx->tlg);
 
     QLIST_FOREACH_SAFE(bh, &ctx->all_bhs, all, next) {
 #ifndef NDEBUG

@@ -28,6 +28,7 @@
 #include <aioloop/compiler.h>
 #include <aioloop/error.h>
 #include <aioloop/event-notifier.h>
+#include <aioloop/timer.h>
 
 #ifdef __cplusplus
 extern "C" {

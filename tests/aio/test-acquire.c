@@ -15,66 +15,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "test.h"
+#include "aio-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
+#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 #define PROMPT_NS (2LL * 1000 * 1000 * 1000)   /* "promptly": 2 s */
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung (deadlock?), aborting\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        /* retry with the remainder */
-    }
-}
-
-static void start_thread(QemuThread *t, void *(*fn)(void *), void *arg)
-{
-    if (qemu_thread_create(t, "test", fn, arg, QEMU_THREAD_JOINABLE) != 0) {
-        printf("# qemu_thread_create failed\n");
-        abort();
-    }
-}
 
 /* Acquires in another thread and reports through a semaphore. */
 typedef struct {
@@ -109,7 +53,7 @@ static void acquirer_start(Acquirer *a, AioContext *ctx)
     qemu_sem_init(&a->started, 0);
     qemu_sem_init(&a->got, 0);
     qemu_sem_init(&a->may_release, 0);
-    start_thread(&a->thread, acquirer_fn, a);
+    start_thread(&a->thread, "test", acquirer_fn, a);
     qemu_sem_wait(&a->started);
 }
 
@@ -150,13 +94,6 @@ static void acquirer_finish(Acquirer *a)
     qemu_sem_destroy(&a->may_release);
 }
 
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    qatomic_inc(count);
-}
-
 /* ------------------------------------------------------------------ */
 
 static void test_release_by_non_owner_aborts(void)
@@ -190,7 +127,7 @@ static void test_acquire_recursive(void)
 {
     AioContext *ctx = new_ctx();
     int count = 0;
-    QEMUBH *bh = aio_bh_new(ctx, count_cb, &count);
+    QEMUBH *bh = aio_bh_new(ctx, atomic_count_cb, &count);
     Acquirer a;
 
     aio_context_acquire(ctx);
@@ -315,7 +252,7 @@ static void *poll_loop_fn(void *opaque)
 static void poll_loop_start(PollLoop *l, AioContext *ctx, bool hold)
 {
     *l = (PollLoop) { .ctx = ctx, .hold = hold };
-    start_thread(&l->thread, poll_loop_fn, l);
+    start_thread(&l->thread, "test", poll_loop_fn, l);
 }
 
 static void poll_loop_stop(PollLoop *l)
@@ -467,7 +404,7 @@ static void test_two_pollers_share_context(void)
     AioContext *ctx = new_ctx();
     PollLoop l1, l2;
     int count = 0;
-    QEMUBH *bh = aio_bh_new(ctx, count_cb, &count);
+    QEMUBH *bh = aio_bh_new(ctx, atomic_count_cb, &count);
     int i, n = UNDER_TSAN ? 200 : 2000;
 
     poll_loop_start(&l1, ctx, true);
@@ -487,7 +424,7 @@ static void test_two_pollers_share_context(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_DEADLOCK);
 
     RUN(test_release_by_non_owner_aborts);
     RUN(test_acquire_recursive);

@@ -13,37 +13,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "test.h"
+#include "aio-test.h"
 
 #define WATCHDOG_SECS 20
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung, aborting the program\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
 
 /* Runs non-blocking iterations until one makes no progress; returns how
  * many made progress (bounded so that a bug cannot spin forever). */
@@ -55,13 +27,6 @@ static int drain(AioContext *ctx)
         n++;
     }
     return n;
-}
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    (*count)++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -728,7 +693,7 @@ static void test_leaked_bh_is_reported(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_HUNG);
 
     RUN(test_poll_empty_context);
     RUN(test_bh_runs_once);

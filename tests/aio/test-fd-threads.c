@@ -17,87 +17,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
-#include "test.h"
+#include "aio-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung (lost wake-up?), aborting\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        /* retry with the remainder */
-    }
-}
-
-static void make_pipe(int fds[2])
-{
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-        perror("pipe2");
-        abort();
-    }
-}
-
-static void write_byte(int fd)
-{
-    char c = 'x';
-
-    if (write(fd, &c, 1) != 1) {
-        perror("write");
-        abort();
-    }
-}
-
-static int drain_fd(int fd)
-{
-    char buf[4096];
-    int total = 0;
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        total += (int)n;
-    }
-    return total;
-}
+#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 typedef struct {
     AioContext *ctx;
@@ -155,10 +77,7 @@ static void *actor_fn(void *opaque)
 static void actor_start(Actor *a)
 {
     qatomic_set(&a->acted, 0);
-    if (qemu_thread_create(&a->thread, "actor", actor_fn, a,
-                           QEMU_THREAD_JOINABLE) != 0) {
-        abort();
-    }
+    start_thread(&a->thread, "actor", actor_fn, a);
 }
 
 /* ------------------------------------------------------------------ */
@@ -379,7 +298,7 @@ static void test_socket_ping_pong(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_LOST_WAKEUP);
     signal(SIGPIPE, SIG_IGN);
 
     RUN(test_blocking_poll_wakes_on_fd_from_thread);

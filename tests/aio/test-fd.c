@@ -17,37 +17,9 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "test.h"
+#include "aio-test.h"
 
 #define WATCHDOG_SECS 20
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung, aborting the program\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
 
 /* The backend this run asked for ("epoll" when AIOLOOP_FDMON is unset). */
 static const char *requested_fdmon(void)
@@ -57,14 +29,6 @@ static const char *requested_fdmon(void)
     return env && *env ? env : "epoll";
 }
 
-static void make_pipe(int fds[2])
-{
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-        perror("pipe2");
-        abort();
-    }
-}
-
 static void make_socketpair(int fds[2])
 {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
@@ -72,29 +36,6 @@ static void make_socketpair(int fds[2])
         perror("socketpair");
         abort();
     }
-}
-
-static void write_byte(int fd)
-{
-    char c = 'x';
-
-    if (write(fd, &c, 1) != 1) {
-        perror("write");
-        abort();
-    }
-}
-
-/* Reads whatever is available; returns the number of bytes. */
-static int drain_fd(int fd)
-{
-    char buf[4096];
-    int total = 0;
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        total += (int)n;
-    }
-    return total;
 }
 
 /* ------------------------------------------------------------------ */
@@ -863,7 +804,7 @@ static void test_fd_dev_null(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_HUNG);
     signal(SIGPIPE, SIG_IGN);
 
     RUN(test_fdmon_name);

@@ -13,59 +13,9 @@
 #include <glib.h>
 #include <signal.h>
 
-#include "test.h"
+#include "aio-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung (lost wake-up?), aborting\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        /* retry with the remainder */
-    }
-}
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    qatomic_inc(count);
-}
+#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* An AioContext attached to a private GMainContext. */
 typedef struct {
@@ -110,7 +60,7 @@ static void test_glib_bh(void)
 
     attach(&a);
     REQUIRE(a.src != NULL);
-    bh = aio_bh_new(a.ctx, count_cb, &count);
+    bh = aio_bh_new(a.ctx, atomic_count_cb, &count);
     flush(a.gctx);
     CHECK_EQ(count, 0);
 
@@ -126,7 +76,7 @@ static void test_glib_bh(void)
     CHECK_EQ(count, 2);
 
     /* One-shots too. */
-    aio_bh_schedule_oneshot(a.ctx, count_cb, &count);
+    aio_bh_schedule_oneshot(a.ctx, atomic_count_cb, &count);
     CHECK(g_main_context_iteration(a.gctx, TRUE));
     CHECK_EQ(count, 3);
 
@@ -192,10 +142,7 @@ static void *actor_fn(void *opaque)
 static void actor_start(Actor *act)
 {
     qatomic_set(&act->acted, 0);
-    if (qemu_thread_create(&act->thread, "actor", actor_fn, act,
-                           QEMU_THREAD_JOINABLE) != 0) {
-        abort();
-    }
+    start_thread(&act->thread, "actor", actor_fn, act);
 }
 
 static void test_glib_fd_handler(void)
@@ -249,7 +196,7 @@ static void test_glib_source_is_new_reference(void)
     QEMUBH *bh;
 
     attach(&a);
-    bh = aio_bh_new(a.ctx, count_cb, &count);
+    bh = aio_bh_new(a.ctx, atomic_count_cb, &count);
     /* A second call returns a reference the caller owns; dropping it
      * leaves the attached source working. */
     again = aio_get_g_source(a.ctx);
@@ -276,7 +223,7 @@ static void test_glib_cross_thread_bh_wakes_iteration(void)
     int i;
 
     attach(&a);
-    bh = aio_bh_new(a.ctx, count_cb, &count);
+    bh = aio_bh_new(a.ctx, atomic_count_cb, &count);
     act.bh = bh;
     flush(a.gctx);
     for (i = 0; i < 5; i++) {
@@ -302,7 +249,7 @@ static void test_glib_and_aio_poll_mixed(void)
     /* The context can still be run with aio_poll() directly while it is
      * attached to a GMainContext (not at the same time). */
     attach(&a);
-    bh = aio_bh_new(a.ctx, count_cb, &count);
+    bh = aio_bh_new(a.ctx, atomic_count_cb, &count);
     qemu_bh_schedule(bh);
     CHECK(aio_poll(a.ctx, false));
     CHECK_EQ(count, 1);
@@ -319,7 +266,7 @@ static void test_glib_and_aio_poll_mixed(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_LOST_WAKEUP);
 
     RUN(test_glib_bh);
     RUN(test_glib_keeps_fd_monitor);

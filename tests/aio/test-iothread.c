@@ -12,43 +12,9 @@
 #include <fcntl.h>
 #include <signal.h>
 
-#include "test.h"
+#include "aio-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung, aborting the program\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
+#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 static int count_open_fds(void)
 {
@@ -66,13 +32,6 @@ static int count_open_fds(void)
     }
     closedir(d);
     return n - 1;           /* the directory's own descriptor */
-}
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    qatomic_inc(count);
 }
 
 /* Records where and in which "current context" it ran. */
@@ -176,9 +135,9 @@ static void test_iothread_destroy_runs_scheduled_bhs(void)
 
         /* Keep the context past destroy to delete our own BH. */
         aio_context_ref(ctx);
-        bh = aio_bh_new(ctx, count_cb, &count);
+        bh = aio_bh_new(ctx, atomic_count_cb, &count);
         for (i = 0; i < 100; i++) {
-            aio_bh_schedule_oneshot(ctx, count_cb, &count);
+            aio_bh_schedule_oneshot(ctx, atomic_count_cb, &count);
         }
         qemu_bh_schedule(bh);
         iothread_destroy(io);
@@ -273,7 +232,7 @@ static void test_iothread_acquire_context(void)
         aio_context_acquire(ctx);
         CHECK(test_now_ns() - t0 < 2LL * 1000 * 1000 * 1000);
         /* While held, the IOThread cannot run our BH; we run it. */
-        aio_bh_schedule_oneshot(ctx, count_cb, &count);
+        aio_bh_schedule_oneshot(ctx, atomic_count_cb, &count);
         CHECK(aio_poll(ctx, false));
         CHECK_EQ(qatomic_read(&count), i + 1);
         aio_context_release(ctx);
@@ -293,7 +252,7 @@ static void test_iothread_create_destroy_many(void)
 
         REQUIRE(io != NULL);
         if (i % 2) {
-            aio_bh_schedule_oneshot(ctx, count_cb, &count);
+            aio_bh_schedule_oneshot(ctx, atomic_count_cb, &count);
         }
         iothread_destroy(io);
     }
@@ -315,7 +274,7 @@ static void test_iothreads_concurrently(void)
     for (j = 0; j < 1000; j++) {
         for (i = 0; i < 4; i++) {
             aio_bh_schedule_oneshot(iothread_get_aio_context(io[i]),
-                                    count_cb, &counts[i]);
+                                    atomic_count_cb, &counts[i]);
         }
     }
     for (i = 0; i < 4; i++) {
@@ -326,7 +285,7 @@ static void test_iothreads_concurrently(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_HUNG);
 
     RUN(test_iothread_create_destroy);
     RUN(test_iothread_bh_runs_in_iothread);

@@ -11,39 +11,9 @@
 #include <fcntl.h>
 #include <signal.h>
 
-#include "test.h"
+#include "aio-test.h"
 
 #define WATCHDOG_SECS 20
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung, aborting the program\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    (*count)++;
-}
 
 /* ------------------------------------------------------------------ */
 
@@ -162,7 +132,7 @@ static void test_main_loop_cleanup_and_reinit(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_HUNG);
 
     RUN(test_main_loop_init);
     RUN(test_main_loop_bh);

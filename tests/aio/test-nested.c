@@ -12,74 +12,9 @@
 #include <fcntl.h>
 #include <signal.h>
 
-#include "test.h"
+#include "aio-test.h"
 
 #define WATCHDOG_SECS 20
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung, aborting the program\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
-
-static void make_pipe(int fds[2])
-{
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
-        perror("pipe2");
-        abort();
-    }
-}
-
-static void write_byte(int fd)
-{
-    char c = 'x';
-
-    if (write(fd, &c, 1) != 1) {
-        perror("write");
-        abort();
-    }
-}
-
-static int drain_fd(int fd)
-{
-    char buf[4096];
-    int total = 0;
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        total += (int)n;
-    }
-    return total;
-}
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    (*count)++;
-}
 
 /* ------------------------------------------------------------------ */
 /* Nested aio_poll from a BH                                           */
@@ -564,7 +499,7 @@ static void test_replace_own_handler_in_nested_poll(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_HUNG);
 
     RUN(test_nested_poll_from_bh_runs_new_bh);
     RUN(test_nested_poll_from_bh_runs_outer_ready_bh);

@@ -14,64 +14,9 @@
 #include <sched.h>
 #include <signal.h>
 
-#include "test.h"
+#include "aio-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung (lost wake-up?), aborting\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        /* retry with the remainder */
-    }
-}
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    qatomic_inc(count);
-}
+#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* A helper thread that waits, raises 'acted', then does one thing. */
 enum {
@@ -82,7 +27,7 @@ enum {
 typedef struct {
     AioContext *ctx;
     QEMUBH *bh;             /* WAKE_SCHEDULE */
-    int *count;             /* WAKE_ONESHOT: count_cb's counter */
+    int *count;             /* WAKE_ONESHOT: atomic_count_cb's counter */
     int action;
     int delay_ms;
     pthread_t target;       /* WAKE_KILL_THREAD */
@@ -104,7 +49,7 @@ static void *waker_fn(void *opaque)
         qemu_bh_schedule(w->bh);
         break;
     case WAKE_ONESHOT:
-        aio_bh_schedule_oneshot(w->ctx, count_cb, w->count);
+        aio_bh_schedule_oneshot(w->ctx, atomic_count_cb, w->count);
         break;
     case WAKE_RAISE_SIGNAL: {
         /* qemu_thread_create() starts threads with signals blocked. */
@@ -125,13 +70,7 @@ static void *waker_fn(void *opaque)
 
 static void waker_start(Waker *w)
 {
-    int ret = qemu_thread_create(&w->thread, "waker", waker_fn, w,
-                                 QEMU_THREAD_JOINABLE);
-
-    if (ret != 0) {
-        printf("# qemu_thread_create: %s\n", strerror(-ret));
-        abort();
-    }
+    start_thread(&w->thread, "waker", waker_fn, w);
 }
 
 /* ------------------------------------------------------------------ */
@@ -249,7 +188,7 @@ static void test_bh_schedule_cross_thread_wakes_poll(void)
 {
     AioContext *ctx = new_ctx();
     int count = 0;
-    QEMUBH *bh = aio_bh_new(ctx, count_cb, &count);
+    QEMUBH *bh = aio_bh_new(ctx, atomic_count_cb, &count);
     Waker w = { .ctx = ctx, .bh = bh, .action = WAKE_SCHEDULE };
     int i;
 
@@ -332,7 +271,7 @@ static void test_bh_schedule_from_signal_handler(void)
     sigset_t set;
     int i;
 
-    signal_bh = aio_bh_new(ctx, count_cb, &count);
+    signal_bh = aio_bh_new(ctx, atomic_count_cb, &count);
     install_sigusr1();
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
@@ -544,7 +483,7 @@ static void *notifier_fn(void *opaque)
             sched_yield();
         }
     }
-    aio_bh_schedule_oneshot(n->ctx, count_cb, n->done);
+    aio_bh_schedule_oneshot(n->ctx, atomic_count_cb, n->done);
     return NULL;
 }
 
@@ -579,7 +518,7 @@ static void test_stress_concurrent_notify(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_LOST_WAKEUP);
 
     RUN(test_notify_wakes_blocking_poll);
     RUN(test_notify_before_poll_is_remembered);

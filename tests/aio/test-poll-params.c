@@ -13,64 +13,9 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 
-#include "test.h"
+#include "aio-test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
-#define WATCHDOG_SECS (UNDER_TSAN ? 100 : 30)
-
-static const char *watchdog_name = "?";
-
-static void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    static const char post[] = " hung (lost wake-up?), aborting\n";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, post, sizeof(post) - 1);
-    (void)r;
-    _exit(1);
-}
-
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm(WATCHDOG_SECS); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
-
-static AioContext *new_ctx(void)
-{
-    return aio_context_new(&error_abort);
-}
-
-static void sleep_us(int us)
-{
-    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-        /* retry with the remainder */
-    }
-}
-
-static void count_cb(void *opaque)
-{
-    int *count = opaque;
-
-    qatomic_inc(count);
-}
+#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* ------------------------------------------------------------------ */
 
@@ -189,7 +134,7 @@ static void test_polling_idle_context_blocks(void)
      * returns at once with no progress, and a pending one-shot runs. */
     aio_context_set_poll_params(ctx, 1000 * 1000, 0, 0, &error_abort);
     CHECK(!aio_poll(ctx, false));
-    aio_bh_schedule_oneshot(ctx, count_cb, &count);
+    aio_bh_schedule_oneshot(ctx, atomic_count_cb, &count);
     CHECK(aio_poll(ctx, true));
     CHECK_EQ(count, 1);
     /* A notification wakes a blocking poll (after polling gave up). */
@@ -397,7 +342,7 @@ static void test_polling_off_with_handler_lacking_io_poll(void)
     aio_context_set_poll_params(ctx, 1000 * 1000, 0, 0, &error_abort);
     aio_set_fd_handler_poll(ctx, r.efd, false, ring_read, NULL, ring_poll,
                             ring_ready, &r);
-    aio_set_fd_handler(ctx, other, false, count_cb, NULL, &count);
+    aio_set_fd_handler(ctx, other, false, atomic_count_cb, NULL, &count);
     REQUIRE(write(other, &one, sizeof(one)) == sizeof(one));
     CHECK(aio_poll(ctx, true));
     CHECK(count >= 1);
@@ -413,7 +358,7 @@ static void test_polling_off_with_handler_lacking_io_poll(void)
 
 int main(void)
 {
-    signal(SIGALRM, watchdog_fired);
+    watchdog_install(WATCHDOG_LOST_WAKEUP);
 
     RUN(test_poll_params_validation);
     RUN(test_polling_cross_thread_bh);

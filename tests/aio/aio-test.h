@@ -1,0 +1,187 @@
+/*
+ * tests/aio/aio-test.h - helpers shared by the AioContext test programs
+ * in tests/aio/, on top of the harness in tests/test.h.
+ *
+ *   UNDER_TSAN             1 when built with ThreadSanitizer, else 0
+ *   WATCHDOG_SECS_THREADED the watchdog bound of the threaded programs
+ *   watchdog_install(msg)  SIGALRM fails the program, naming the case
+ *   RUN(fn)                TEST(fn) under an alarm(WATCHDOG_SECS)
+ *   new_ctx()              a new AioContext (aborts on failure)
+ *   sleep_ms(), sleep_us() sleep the whole time, despite signals
+ *   start_thread()         a joinable QemuThread, or abort
+ *   count_cb, atomic_count_cb   BH callbacks that count their runs
+ *   make_pipe(), write_byte(), drain_fd()   non-blocking pipe helpers
+ *
+ * A program defines WATCHDOG_SECS (used by RUN) after including this and
+ * calls watchdog_install() first thing in main(). Unused static inline
+ * helpers cost nothing.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_AIO_TEST_H
+#define AIOLOOP_AIO_TEST_H
+
+#include <aioloop.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+/* UNDER_TSAN: 1 under ThreadSanitizer (GCC or Clang), else 0; threaded
+ * programs use it to shrink iteration counts and stretch bounds. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+/* The per-case watchdog bound of the threaded programs (the single-
+ * threaded ones use a plain 20). */
+#define WATCHDOG_SECS_THREADED (UNDER_TSAN ? 100 : 30)
+
+/* What the watchdog prints after "# watchdog: <case>". */
+#define WATCHDOG_HUNG         " hung, aborting the program\n"
+#define WATCHDOG_LOST_WAKEUP  " hung (lost wake-up?), aborting\n"
+#define WATCHDOG_DEADLOCK     " hung (deadlock?), aborting\n"
+
+/* The case RUN() is running, and the watchdog's message. */
+static const char *watchdog_name = "?";
+static const char *watchdog_why = WATCHDOG_HUNG;
+
+/* SIGALRM handler: reports the hung case and exits (async-signal-safe). */
+static inline void watchdog_fired(int sig)
+{
+    static const char pre[] = "# watchdog: ";
+    ssize_t r;
+
+    (void)sig;
+    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
+    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
+    r = write(STDOUT_FILENO, watchdog_why, strlen(watchdog_why));
+    (void)r;
+    _exit(1);
+}
+
+/* Installs the watchdog; 'why' is one of the WATCHDOG_* messages. */
+static inline void watchdog_install(const char *why)
+{
+    watchdog_why = why;
+    signal(SIGALRM, watchdog_fired);
+}
+
+/* Runs one case under an alarm(WATCHDOG_SECS) watchdog, so that a hang
+ * fails the program with the case's name. WATCHDOG_SECS is the
+ * program's own. */
+#define RUN(fn) do { \
+    watchdog_name = #fn; \
+    alarm(WATCHDOG_SECS); \
+    TEST(fn); \
+    alarm(0); \
+} while (0)
+
+/* A new AioContext; aborts if it cannot be made. */
+static inline AioContext *new_ctx(void)
+{
+    return aio_context_new(&error_abort);
+}
+
+/* Sleeps for all of 'ts', resuming after signals. */
+static inline void sleep_timespec(struct timespec ts)
+{
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        /* retry with the remainder */
+    }
+}
+
+/* Sleeps 'ms' milliseconds. */
+static inline void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+    sleep_timespec(ts);
+}
+
+/* Sleeps 'us' microseconds. */
+static inline void sleep_us(int us)
+{
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
+
+    sleep_timespec(ts);
+}
+
+/* Starts a joinable thread named 'name' running fn(arg); aborts if it
+ * cannot be created. */
+static inline void start_thread(QemuThread *t, const char *name,
+                                void *(*fn)(void *), void *arg)
+{
+    int ret = qemu_thread_create(t, name, fn, arg, QEMU_THREAD_JOINABLE);
+
+    if (ret != 0) {
+        printf("# qemu_thread_create(%s): %s\n", name, strerror(-ret));
+        abort();
+    }
+}
+
+/* BH callback: increments the int that 'opaque' points to (one thread). */
+static inline void count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    (*count)++;
+}
+
+/* BH callback: atomically increments the int that 'opaque' points to,
+ * for counters that other threads read or that run in other threads. */
+static inline void atomic_count_cb(void *opaque)
+{
+    int *count = opaque;
+
+    qatomic_inc(count);
+}
+
+/* A non-blocking, close-on-exec pipe; aborts on failure. */
+static inline void make_pipe(int fds[2])
+{
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        perror("pipe2");
+        abort();
+    }
+}
+
+/* Writes one byte to 'fd'; aborts on failure. */
+static inline void write_byte(int fd)
+{
+    char c = 'x';
+
+    if (write(fd, &c, 1) != 1) {
+        perror("write");
+        abort();
+    }
+}
+
+/* Reads whatever is available on a non-blocking fd; returns the number
+ * of bytes. */
+static inline int drain_fd(int fd)
+{
+    char buf[4096];
+    int total = 0;
+    ssize_t n;
+
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        total += (int)n;
+    }
+    return total;
+}
+
+#endif /* AIOLOOP_AIO_TEST_H */
