@@ -20,6 +20,8 @@
 #include <aioloop/iov.h>
 #include <aioloop/timer.h>
 #include <aioloop/aio.h>
+#include <aioloop/block-aio.h>
+#include <aioloop/thread-pool.h>
 #include <aioloop/main-loop.h>
 #include <aioloop/iothread.h>
 

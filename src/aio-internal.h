@@ -31,6 +31,9 @@
  *   BH_IDLE       scheduled with qemu_bh_schedule_idle().
  *   BH_DELETED    free the BH when taken off instead of running it.
  *   BH_ONESHOT    free the BH after running it.
+ *   BH_INTERNAL   the library's own BH (thread-pool completions...): its
+ *                 run counts as progress only if it ran a user callback
+ *                 (aioloop__report_progress); never reported as leaked.
  */
 enum {
     BH_PENDING   = 1 << 0,
@@ -38,6 +41,7 @@ enum {
     BH_IDLE      = 1 << 2,
     BH_DELETED   = 1 << 3,
     BH_ONESHOT   = 1 << 4,
+    BH_INTERNAL  = 1 << 5,   /* library BH: progress only if it reports */
 };
 
 struct QEMUBH {
@@ -189,6 +193,13 @@ struct AioContext {
     /* One timer list per clock; see timer.c. */
     QEMUTimerListGroup tlg;
 
+    /* Created on first use (atomic pointer); see thread-pool.c. */
+    struct ThreadPool *thread_pool;
+
+    /* Bumped by internal BHs each time they run a user callback. Loop
+     * thread only. */
+    unsigned user_progress;
+
 #if AIOLOOP_HAVE_GLIB
     struct AioGSource *gsource;     /* bh_lock */
 #endif
@@ -201,6 +212,15 @@ void aioloop__notifier_poll_ready(void *opaque);
 int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
 bool aioloop__bh_scheduled(AioContext *ctx);
 void aioloop__kick(AioContext *ctx);
+QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
+                                 void *opaque, const char *name);
+static inline void aioloop__report_progress(AioContext *ctx)
+{
+    ctx->user_progress++;
+}
+
+/* thread-pool.c */
+void aioloop__thread_pool_destroy(struct ThreadPool *pool);
 
 /* aio-glib.c */
 #if AIOLOOP_HAVE_GLIB

@@ -121,6 +121,12 @@ static inline void bh_enqueue(QEMUBH *bh, unsigned new_flags, bool notify)
     }
 }
 
+QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
+                                 void *opaque, const char *name)
+{
+    return bh_alloc(ctx, cb, opaque, name, BH_INTERNAL);
+}
+
 void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
                                   void *opaque, const char *name)
 {
@@ -195,12 +201,21 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
 
     while ((bh = bh_dequeue(ctx, &flags))) {
         if ((flags & (BH_SCHEDULED | BH_IDLE)) && !(flags & BH_DELETED)) {
-            if (flags & BH_SCHEDULED) {
-                ret = 1;
+            if (flags & BH_INTERNAL) {
+                unsigned before = ctx->user_progress;
+
+                bh->cb(bh->opaque);
+                if (ctx->user_progress != before) {
+                    ret = 1;
+                }
             } else {
-                *ran_idle = true;
+                if (flags & BH_SCHEDULED) {
+                    ret = 1;
+                } else {
+                    *ran_idle = true;
+                }
+                bh->cb(bh->opaque);
             }
-            bh->cb(bh->opaque);
         }
         if (flags & (BH_DELETED | BH_ONESHOT)) {
             bh_free(bh);
@@ -418,6 +433,11 @@ static void aio_context_free(AioContext *ctx)
     QEMUBH *bh, *next;
 
     assert(QSIMPLEQ_EMPTY(&ctx->bh_slice_list));
+    if (ctx->thread_pool) {
+        /* Runs the pool's pending completion callbacks, see thread-pool.h */
+        aioloop__thread_pool_destroy(ctx->thread_pool);
+        ctx->thread_pool = NULL;
+    }
 #if AIOLOOP_HAVE_GLIB
     aioloop__gsource_detach(ctx);
 #endif
@@ -428,7 +448,7 @@ static void aio_context_free(AioContext *ctx)
 
     QLIST_FOREACH_SAFE(bh, &ctx->all_bhs, all, next) {
 #ifndef NDEBUG
-        if (!(bh->flags & (BH_DELETED | BH_ONESHOT))) {
+        if (!(bh->flags & (BH_DELETED | BH_ONESHOT | BH_INTERNAL))) {
             fprintf(stderr, "aioloop: BH '%s' leaked: never deleted before "
                     "its AioContext was freed\n",
                     bh->name ? bh->name : "(unnamed)");

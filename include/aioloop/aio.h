@@ -352,6 +352,14 @@ AIOLOOP_API void aio_enable_external(AioContext *ctx);
  */
 AIOLOOP_API bool aio_external_disabled(AioContext *ctx);
 
+/**
+ * aio_get_thread_pool - the thread pool of @ctx (<aioloop/thread-pool.h>),
+ * created on first use and freed with the context.
+ * Any thread.
+ */
+struct ThreadPool;
+AIOLOOP_API struct ThreadPool *aio_get_thread_pool(AioContext *ctx);
+
 #if AIOLOOP_HAVE_GLIB
 typedef struct _GSource GSource;
 /**

@@ -1,0 +1,112 @@
+/*
+ * aioloop/thread-pool.h - run blocking work in worker threads.
+ *
+ * A ThreadPool runs ThreadPoolFunc jobs in worker threads and delivers
+ * each job's return value to its completion callback in the pool's
+ * AioContext, from that context's aio_poll(), never in a worker. Every
+ * AioContext has one pool, created on first use (aio_get_thread_pool());
+ * standalone pools come from thread_pool_new().
+ *
+ * Workers are spawned on demand, when a job arrives and no worker is idle,
+ * up to max_threads (default 64); a worker that stays idle for the idle
+ * timeout (default 10 s) exits while more than min_threads (default 0)
+ * remain. Before it sleeps, an idle worker watches the queue for a short
+ * while (default 10 µs), so that bursts of jobs do not pay a wake-up each.
+ *
+ * Cancellation: a job no worker has taken is removed and completes with
+ * -ECANCELED without running; a running job completes normally; a
+ * finished job is unaffected. Every job completes exactly once.
+ *
+ * Freeing a pool (thread_pool_free(), or the last unref of its context)
+ * cancels the jobs still queued, waits for the running ones, and runs
+ * every pending completion callback (with -ECANCELED for the cancelled
+ * ones) before it returns: nothing is lost and nothing leaks.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_THREAD_POOL_H
+#define AIOLOOP_THREAD_POOL_H
+
+#include <aioloop/aio.h>
+#include <aioloop/block-aio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ThreadPool ThreadPool;
+typedef int ThreadPoolFunc(void *opaque);
+
+/**
+ * thread_pool_new - a standalone pool completing jobs in @ctx.
+ * The pool holds a reference to @ctx. Returns: the pool (allocation
+ * failure aborts). Any thread.
+ */
+AIOLOOP_API ThreadPool *thread_pool_new(AioContext *ctx);
+
+/**
+ * thread_pool_free - free @pool: cancels queued jobs, waits for running
+ * ones, runs all pending completion callbacks, joins the workers.
+ * NULL is ignored. The pool's context thread, outside its callbacks.
+ */
+AIOLOOP_API void thread_pool_free(ThreadPool *pool);
+
+/**
+ * thread_pool_submit_aio - run @func(@arg) in a worker, then call
+ * @cb(@opaque, ret) from the pool context's aio_poll() with the value
+ * @func returned (or -ECANCELED). @cb may be NULL.
+ * Returns: the request, to cancel it with bdrv_aio_cancel(_async)(); it
+ * stays valid until its callback has run (take a reference with
+ * qemu_aio_ref() to keep it longer). A NULL @func is a programmer error:
+ * assertion, or NULL returned with NDEBUG.
+ * Any thread.
+ */
+AIOLOOP_API BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool,
+                                               ThreadPoolFunc *func,
+                                               void *arg,
+                                               BlockCompletionFunc *cb,
+                                               void *opaque);
+
+/**
+ * thread_pool_submit - run @func(@arg) in a worker with no completion
+ * callback (the result is dropped). Any thread.
+ */
+AIOLOOP_API void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func,
+                                    void *arg);
+
+/**
+ * thread_pool_set_params - worker limits of @pool.
+ * @min_threads: workers kept when idle (>= 0); @max_threads: at most this
+ * many (>= 1 and >= @min_threads); @idle_timeout_ns: how long an idle
+ * surplus worker waits before it exits (> 0); @spin_ns: how long an idle
+ * worker watches the queue before sleeping (>= 0, 0 = never).
+ * Returns: 0, or -EINVAL (nothing changed) on a bad value.
+ * Any thread.
+ */
+AIOLOOP_API int thread_pool_set_params(ThreadPool *pool, int min_threads,
+                                       int max_threads,
+                                       int64_t idle_timeout_ns,
+                                       int64_t spin_ns);
+
+/**
+ * aio_context_set_thread_pool_params - QEMU's spelling: set min and max
+ * workers of @ctx's pool (keeping its timeouts). @errp is set on a bad
+ * value (min < 0, max < 1, min > max).
+ * Any thread.
+ */
+AIOLOOP_API void aio_context_set_thread_pool_params(AioContext *ctx,
+                                                    int64_t min, int64_t max,
+                                                    Error **errp);
+
+/**
+ * thread_pool_stats - counters for tests and monitoring: workers alive
+ * now, and idle among them. Any thread.
+ */
+AIOLOOP_API void thread_pool_stats(ThreadPool *pool, int *cur_threads,
+                                   int *idle_threads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOLOOP_THREAD_POOL_H */

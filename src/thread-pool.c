@@ -1,0 +1,461 @@
+/*
+ * thread-pool.c - worker threads whose results come back through aio_poll.
+ *
+ * Submission: a job is queued on pool->request_list under pool->lock. If
+ * a worker sleeps idle, that one worker is woken through its own condition
+ * variable (no broadcast, no thundering herd); if none is idle and none is
+ * spinning, a worker is spawned, up to max_threads. Busy workers take the
+ * next job without any wake-up, so a burst costs one short critical
+ * section per job and no system call.
+ *
+ * Completion: the worker stores the result, pushes the job onto a
+ * lock-free list (one CAS) and schedules the pool's completion BH (a
+ * fetch-or; no system call unless the loop sleeps). The BH, in the pool's
+ * context, takes the whole list with one exchange and runs the callbacks
+ * in completion order. The BH is internal: it counts as progress only
+ * when it ran a callback.
+ *
+ * Job states: QUEUED -> ACTIVE (a worker took it, under the lock) ->
+ * DONE (result stored), or QUEUED -> DONE with -ECANCELED (cancelled,
+ * under the lock). A job in any state other than QUEUED ignores
+ * cancellation. Every job reaches the completion list exactly once.
+ *
+ * Idle workers: a worker with nothing to do first watches the queue
+ * length (an atomic mirror) for spin_ns, then sleeps on its condition
+ * variable for the idle timeout; a surplus worker (more than min_threads)
+ * whose sleep times out exits. Workers are detached: thread_pool_free()
+ * waits for cur_threads to reach 0 under the lock instead of joining.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <aioloop/thread-pool.h>
+#include "aio-internal.h"
+
+enum { THREAD_QUEUED, THREAD_ACTIVE, THREAD_DONE };
+
+typedef struct ThreadPoolElement {
+    BlockAIOCB common;
+    ThreadPool *pool;
+    ThreadPoolFunc *func;
+    void *arg;
+    int state;                  /* atomic; see the states above */
+    int ret;                    /* written before the push to done_list */
+    QTAILQ_ENTRY(ThreadPoolElement) reqs;               /* pool->lock */
+    QSLIST_ENTRY(ThreadPoolElement) done_next;          /* lock-free */
+} ThreadPoolElement;
+
+typedef struct Worker {
+    QemuCond cond;              /* the worker sleeps here, on pool->lock */
+    bool woken;                 /* pool->lock */
+    QLIST_ENTRY(Worker) link;   /* pool->idle_workers, pool->lock */
+} Worker;
+
+struct ThreadPool {
+    AioContext *ctx;
+    bool owns_ctx_ref;
+    QEMUBH *completion_bh;
+    QSLIST_HEAD(, ThreadPoolElement) done_list;         /* lock-free */
+
+    QemuMutex lock;
+    QemuCond workers_gone;      /* broadcast as workers exit */
+    QTAILQ_HEAD(, ThreadPoolElement) request_list;      /* lock */
+    QLIST_HEAD(, Worker) idle_workers;                  /* lock */
+    int queued;                 /* atomic mirror of the queue length */
+    int spinning;               /* atomic: workers watching the queue */
+    int cur_threads;            /* lock: alive or being spawned */
+    int pending_spawns;         /* lock: spawned, not yet running */
+    int idle_threads;           /* lock */
+    int min_threads;            /* lock */
+    int max_threads;            /* lock */
+    int64_t idle_timeout_ns;    /* atomic */
+    int64_t spin_ns;            /* atomic */
+    bool stopping;              /* atomic; written under lock */
+    unsigned params_gen;        /* lock: bumped by thread_pool_set_params */
+};
+
+#define DEFAULT_MAX_THREADS 64
+#define DEFAULT_IDLE_TIMEOUT_NS (10LL * 1000 * 1000 * 1000)
+#define DEFAULT_SPIN_NS (10 * 1000)
+
+static void thread_pool_cancel(BlockAIOCB *acb);
+
+static AioContext *thread_pool_get_aio_context(BlockAIOCB *acb)
+{
+    ThreadPoolElement *req = container_of(acb, ThreadPoolElement, common);
+
+    return req->pool->ctx;
+}
+
+static const AIOCBInfo thread_pool_aiocb_info = {
+    .aiocb_size = sizeof(ThreadPoolElement),
+    .cancel_async = thread_pool_cancel,
+    .get_aio_context = thread_pool_get_aio_context,
+};
+
+/* Hand a finished (or cancelled) job to the context. Any thread. */
+static void complete(ThreadPool *pool, ThreadPoolElement *req, int ret)
+{
+    req->ret = ret;
+    qatomic_set(&req->state, THREAD_DONE);
+    /* seq_cst push: the completion BH's exchange sees req->ret. */
+    QSLIST_INSERT_HEAD_ATOMIC(&pool->done_list, req, done_next);
+    qemu_bh_schedule(pool->completion_bh);
+}
+
+static void completion_bh(void *opaque)
+{
+    ThreadPool *pool = opaque;
+    QSLIST_HEAD(, ThreadPoolElement) lifo, fifo = QSLIST_HEAD_INITIALIZER(fifo);
+    ThreadPoolElement *req;
+
+    QSLIST_MOVE_ATOMIC(&lifo, &pool->done_list);
+    while ((req = QSLIST_FIRST(&lifo))) {
+        QSLIST_REMOVE_HEAD(&lifo, done_next);
+        QSLIST_INSERT_HEAD(&fifo, req, done_next);
+    }
+    while ((req = QSLIST_FIRST(&fifo))) {
+        QSLIST_REMOVE_HEAD(&fifo, done_next);
+        if (req->common.cb) {
+            req->common.cb(req->common.opaque, req->ret);
+            aioloop__report_progress(pool->ctx);
+        }
+        qemu_aio_unref(req);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Workers                                                             */
+
+/* Watch the queue without the lock for up to spin_ns. Returns true if a
+ * job (or a stop request) showed up. */
+static bool spin_for_work(ThreadPool *pool)
+{
+    int64_t spin = qatomic_read(&pool->spin_ns), start;
+    bool found = false;
+
+    if (spin <= 0) {
+        return false;
+    }
+    qatomic_inc(&pool->spinning);
+    start = aioloop__now_ns();
+    do {
+        if (qatomic_read(&pool->queued) > 0 || qatomic_read(&pool->stopping)) {
+            found = true;
+            break;
+        }
+    } while (aioloop__now_ns() - start < spin);
+    qatomic_dec(&pool->spinning);
+    return found;
+}
+
+static void *worker_thread(void *opaque)
+{
+    ThreadPool *pool = opaque;
+    Worker w;
+
+    qemu_cond_init(&w.cond);
+    qemu_mutex_lock(&pool->lock);
+    pool->pending_spawns--;
+    for (;;) {
+        ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
+        bool timed_out = false;
+        int64_t idle_ms;
+        unsigned gen;
+
+        if (req) {
+            int ret;
+
+            QTAILQ_REMOVE(&pool->request_list, req, reqs);
+            qatomic_dec(&pool->queued);
+            qatomic_set(&req->state, THREAD_ACTIVE);
+            qemu_mutex_unlock(&pool->lock);
+
+            ret = req->func(req->arg);
+            complete(pool, req, ret);
+
+            qemu_mutex_lock(&pool->lock);
+            continue;
+        }
+        if (pool->stopping) {
+            break;
+        }
+        qemu_mutex_unlock(&pool->lock);
+        if (spin_for_work(pool)) {
+            qemu_mutex_lock(&pool->lock);
+            continue;
+        }
+        qemu_mutex_lock(&pool->lock);
+        if (!QTAILQ_EMPTY(&pool->request_list) || pool->stopping) {
+            continue;
+        }
+
+        /* Sleep until a submitter picks us or the idle timeout ends. */
+        w.woken = false;
+        QLIST_INSERT_HEAD(&pool->idle_workers, &w, link);
+        pool->idle_threads++;
+        gen = pool->params_gen;
+        idle_ms = qatomic_read(&pool->idle_timeout_ns) / 1000000;
+        while (!w.woken && !timed_out && gen == pool->params_gen) {
+            timed_out = !qemu_cond_timedwait(&w.cond, &pool->lock,
+                                             idle_ms > 0 ? (int)idle_ms : 1);
+        }
+        if (!w.woken) {
+            QLIST_REMOVE(&w, link);
+            pool->idle_threads--;
+            if (!pool->stopping && QTAILQ_EMPTY(&pool->request_list) &&
+                ((timed_out && pool->cur_threads > pool->min_threads) ||
+                 pool->cur_threads > pool->max_threads)) {
+                break;                          /* retire */
+            }
+        }
+    }
+    pool->cur_threads--;
+    qemu_cond_broadcast(&pool->workers_gone);
+    qemu_mutex_unlock(&pool->lock);     /* last touch of the pool */
+    qemu_cond_destroy(&w.cond);
+    return NULL;
+}
+
+/* Start one worker; cur_threads and pending_spawns were already counted
+ * under the lock. On failure, jobs are not lost: if no worker is left to
+ * run them, they complete with the error. */
+static void spawn_worker(ThreadPool *pool)
+{
+    QemuThread thread;
+    int ret = qemu_thread_create(&thread, "aio-worker", worker_thread, pool,
+                                 QEMU_THREAD_DETACHED);
+
+    if (ret == 0) {
+        return;
+    }
+    qemu_mutex_lock(&pool->lock);
+    pool->cur_threads--;
+    pool->pending_spawns--;
+    if (pool->cur_threads == 0) {
+        ThreadPoolElement *req;
+
+        while ((req = QTAILQ_FIRST(&pool->request_list))) {
+            QTAILQ_REMOVE(&pool->request_list, req, reqs);
+            qatomic_dec(&pool->queued);
+            complete(pool, req, ret);
+        }
+    }
+    qemu_cond_broadcast(&pool->workers_gone);
+    qemu_mutex_unlock(&pool->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Submission and cancellation                                         */
+
+BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
+                                   void *arg, BlockCompletionFunc *cb,
+                                   void *opaque)
+{
+    ThreadPoolElement *req;
+    Worker *w;
+    bool spawn = false;
+
+    assert(pool && func);
+    if (!pool || !func) {
+        return NULL;
+    }
+    req = qemu_aio_get(&thread_pool_aiocb_info, NULL, cb, opaque);
+    req->pool = pool;
+    req->func = func;
+    req->arg = arg;
+    req->state = THREAD_QUEUED;
+    req->ret = -EINPROGRESS;
+
+    qemu_mutex_lock(&pool->lock);
+    QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
+    qatomic_inc(&pool->queued);
+    w = QLIST_FIRST(&pool->idle_workers);
+    if (w) {
+        QLIST_REMOVE(w, link);
+        pool->idle_threads--;
+        w->woken = true;
+        qemu_cond_signal(&w->cond);
+    } else if (pool->cur_threads < pool->max_threads &&
+               pool->pending_spawns == 0 &&
+               qatomic_read(&pool->spinning) == 0) {
+        /* One spawn at a time: a burst grows the pool while the new
+         * thread starts, not by one thread per queued job. */
+        pool->cur_threads++;
+        pool->pending_spawns++;
+        spawn = true;
+    }
+    qemu_mutex_unlock(&pool->lock);
+    if (spawn) {
+        spawn_worker(pool);
+    }
+    return &req->common;
+}
+
+void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func, void *arg)
+{
+    thread_pool_submit_aio(pool, func, arg, NULL, NULL);
+}
+
+static void thread_pool_cancel(BlockAIOCB *acb)
+{
+    ThreadPoolElement *req = container_of(acb, ThreadPoolElement, common);
+    ThreadPool *pool = req->pool;
+
+    qemu_mutex_lock(&pool->lock);
+    if (qatomic_read(&req->state) == THREAD_QUEUED) {
+        QTAILQ_REMOVE(&pool->request_list, req, reqs);
+        qatomic_dec(&pool->queued);
+        complete(pool, req, -ECANCELED);
+    }
+    qemu_mutex_unlock(&pool->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pools                                                               */
+
+static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
+{
+    ThreadPool *pool = calloc(1, sizeof(*pool));
+
+    if (!pool) {
+        fprintf(stderr, "aioloop: out of memory creating a thread pool\n");
+        abort();
+    }
+    pool->ctx = ctx;
+    pool->owns_ctx_ref = take_ref;
+    if (take_ref) {
+        aio_context_ref(ctx);
+    }
+    pool->completion_bh = aioloop__bh_new_internal(ctx, completion_bh, pool,
+                                                   "thread-pool completion");
+    QSLIST_INIT(&pool->done_list);
+    qemu_mutex_init(&pool->lock);
+    qemu_cond_init(&pool->workers_gone);
+    QTAILQ_INIT(&pool->request_list);
+    QLIST_INIT(&pool->idle_workers);
+    pool->max_threads = DEFAULT_MAX_THREADS;
+    pool->idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
+    pool->spin_ns = DEFAULT_SPIN_NS;
+    return pool;
+}
+
+ThreadPool *thread_pool_new(AioContext *ctx)
+{
+    return pool_create(ctx, true);
+}
+
+ThreadPool *aio_get_thread_pool(AioContext *ctx)
+{
+    ThreadPool *pool = qatomic_mb_read(&ctx->thread_pool), *seen;
+
+    if (pool) {
+        return pool;
+    }
+    pool = pool_create(ctx, false);
+    seen = qatomic_cmpxchg(&ctx->thread_pool, NULL, pool);
+    if (seen) {
+        aioloop__thread_pool_destroy(pool);     /* lost the race */
+        return seen;
+    }
+    return pool;
+}
+
+void aioloop__thread_pool_destroy(ThreadPool *pool)
+{
+    ThreadPoolElement *req;
+    Worker *w;
+
+    qemu_mutex_lock(&pool->lock);
+    qatomic_set(&pool->stopping, true);
+    while ((req = QTAILQ_FIRST(&pool->request_list))) {
+        QTAILQ_REMOVE(&pool->request_list, req, reqs);
+        qatomic_dec(&pool->queued);
+        complete(pool, req, -ECANCELED);
+    }
+    while ((w = QLIST_FIRST(&pool->idle_workers))) {
+        QLIST_REMOVE(w, link);
+        pool->idle_threads--;
+        w->woken = true;
+        qemu_cond_signal(&w->cond);
+    }
+    while (pool->cur_threads > 0) {
+        qemu_cond_wait(&pool->workers_gone, &pool->lock);
+    }
+    qemu_mutex_unlock(&pool->lock);
+
+    /* Every job is on done_list now: run the callbacks here. */
+    completion_bh(pool);
+    qemu_bh_delete(pool->completion_bh);
+    qemu_cond_destroy(&pool->workers_gone);
+    qemu_mutex_destroy(&pool->lock);
+    if (pool->owns_ctx_ref) {
+        aio_context_unref(pool->ctx);
+    }
+    free(pool);
+}
+
+void thread_pool_free(ThreadPool *pool)
+{
+    if (pool) {
+        assert(pool->owns_ctx_ref);     /* not a context's own pool */
+        aioloop__thread_pool_destroy(pool);
+    }
+}
+
+int thread_pool_set_params(ThreadPool *pool, int min_threads, int max_threads,
+                           int64_t idle_timeout_ns, int64_t spin_ns)
+{
+    Worker *w;
+
+    if (min_threads < 0 || max_threads < 1 || min_threads > max_threads ||
+        idle_timeout_ns <= 0 || spin_ns < 0) {
+        return -EINVAL;
+    }
+    qemu_mutex_lock(&pool->lock);
+    pool->min_threads = min_threads;
+    pool->max_threads = max_threads;
+    qatomic_set(&pool->idle_timeout_ns, idle_timeout_ns);
+    qatomic_set(&pool->spin_ns, spin_ns);
+    /* Idle workers go round again with the new timeout; surplus ones
+     * (beyond the new maximum) exit at once. */
+    pool->params_gen++;
+    QLIST_FOREACH(w, &pool->idle_workers, link) {
+        qemu_cond_signal(&w->cond);
+    }
+    qemu_mutex_unlock(&pool->lock);
+    return 0;
+}
+
+void aio_context_set_thread_pool_params(AioContext *ctx, int64_t min,
+                                        int64_t max, Error **errp)
+{
+    ThreadPool *pool;
+
+    if (min < 0 || max < 1 || min > max || max > 0x7fffffff) {
+        error_setg(errp, "thread pool limits must satisfy 0 <= min <= max, "
+                   "max >= 1 (min=%lld max=%lld)", (long long)min,
+                   (long long)max);
+        return;
+    }
+    pool = aio_get_thread_pool(ctx);
+    thread_pool_set_params(pool, (int)min, (int)max,
+                           qatomic_read(&pool->idle_timeout_ns),
+                           qatomic_read(&pool->spin_ns));
+}
+
+void thread_pool_stats(ThreadPool *pool, int *cur_threads, int *idle_threads)
+{
+    qemu_mutex_lock(&pool->lock);
+    if (cur_threads) {
+        *cur_threads = pool->cur_threads;
+    }
+    if (idle_threads) {
+        *idle_threads = pool->idle_threads;
+    }
+    qemu_mutex_unlock(&pool->lock);
+}
