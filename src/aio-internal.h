@@ -256,11 +256,27 @@ static inline bool aioloop__timers_run(AioContext *ctx)
     return timerlistgroup_run_timers(&ctx->tlg);
 }
 
-static inline int64_t aioloop__now_ns(void)
+static inline int64_t aioloop__clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    clock_gettime(id, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+/* Monotonic time (QEMU_CLOCK_REALTIME) for the library's own use. */
+static inline int64_t aioloop__now_ns(void)
+{
+    return aioloop__clock_ns(CLOCK_MONOTONIC);
+}
+
+/* Busy-wait hint for spin loops. */
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() __asm__ __volatile__("" ::: "memory")
+#endif
 
 #endif /* AIOLOOP_AIO_INTERNAL_H */

@@ -148,6 +148,7 @@ static bool spin_for_work(ThreadPool *pool)
             found = true;
             break;
         }
+        cpu_relax();
     } while (aioloop__now_ns() - start < spin);
     qatomic_dec(&pool->spinning);
     return found;

@@ -45,14 +45,6 @@
 #include <aioloop/timer.h>
 #include "aio-internal.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
-
 #define HEAP_ROOT 3
 #define HEAP_CHILD(k) (4 * (k) - 8)
 #define HEAP_PARENT(k) ((k) / 4 + 2)
@@ -93,25 +85,17 @@ static int64_t virtual_clock_ns;    /* atomic */
 /* ------------------------------------------------------------------ */
 /* Clocks                                                              */
 
-static int64_t read_clock(clockid_t id)
-{
-    struct timespec ts;
-
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int64_t qemu_clock_get_ns(QEMUClockType type)
 {
     switch (type) {
     case QEMU_CLOCK_VIRTUAL:
         return qatomic_read(&virtual_clock_ns);
     case QEMU_CLOCK_HOST:
-        return read_clock(CLOCK_REALTIME);
+        return aioloop__clock_ns(CLOCK_REALTIME);
     case QEMU_CLOCK_REALTIME:
     case QEMU_CLOCK_VIRTUAL_RT:
     default:
-        return read_clock(CLOCK_MONOTONIC);
+        return aioloop__now_ns();
     }
 }
 
