@@ -30,8 +30,10 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
@@ -76,6 +78,7 @@ struct ThreadPool {
     int64_t spin_ns;            /* atomic */
     bool stopping;              /* atomic; written under lock */
     unsigned params_gen;        /* lock: bumped by thread_pool_set_params */
+    int max_spinners;           /* CPUs - 1, at least 1 */
 };
 
 #define DEFAULT_MAX_THREADS 64
@@ -131,6 +134,43 @@ static void completion_bh(void *opaque)
 /* ------------------------------------------------------------------ */
 /* Workers                                                             */
 
+/*
+ * Get a worker for the queue's head job, if it needs one: nothing to do
+ * when a worker is spinning (it takes the job without a wake-up, and then
+ * kicks again for the rest of the queue); else wake one idle worker; else
+ * spawn one, one spawn at a time (a burst grows the pool while the new
+ * thread starts, not by one thread per queued job), up to the maximum.
+ * Returns true if the caller must spawn (the worker is already counted).
+ * Called under the lock by submitters and by workers when they start and
+ * when they take a job, so that a queue never waits for a worker that
+ * will not come.
+ */
+static bool kick_locked(ThreadPool *pool)
+{
+    Worker *w;
+
+    if (QTAILQ_EMPTY(&pool->request_list) || pool->stopping ||
+        qatomic_read(&pool->spinning) > 0) {
+        return false;
+    }
+    w = QLIST_FIRST(&pool->idle_workers);
+    if (w) {
+        QLIST_REMOVE(w, link);
+        pool->idle_threads--;
+        w->woken = true;
+        qemu_cond_signal(&w->cond);
+        return false;
+    }
+    if (pool->pending_spawns > 0 || pool->cur_threads >= pool->max_threads) {
+        return false;
+    }
+    pool->cur_threads++;
+    pool->pending_spawns++;
+    return true;
+}
+
+static void spawn_worker(ThreadPool *pool);
+
 /* Watch the queue without the lock for up to spin_ns. Returns true if a
  * job (or a stop request) showed up. */
 static bool spin_for_work(ThreadPool *pool)
@@ -141,7 +181,12 @@ static bool spin_for_work(ThreadPool *pool)
     if (spin <= 0) {
         return false;
     }
-    qatomic_inc(&pool->spinning);
+    /* More spinners than spare CPUs would only steal time from the
+     * workers and the loop that have real work. */
+    if (qatomic_fetch_inc(&pool->spinning) >= pool->max_spinners) {
+        qatomic_dec(&pool->spinning);
+        return false;
+    }
     start = aioloop__now_ns();
     do {
         if (qatomic_read(&pool->queued) > 0 || qatomic_read(&pool->stopping)) {
@@ -165,16 +210,24 @@ static void *worker_thread(void *opaque)
     for (;;) {
         ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
         bool timed_out = false;
-        int64_t idle_ms;
+        int64_t deadline;
         unsigned gen;
 
+        if (pool->cur_threads > pool->max_threads) {
+            break;                  /* the maximum was lowered: retire */
+        }
         if (req) {
+            bool spawn;
             int ret;
 
             QTAILQ_REMOVE(&pool->request_list, req, reqs);
             qatomic_dec(&pool->queued);
             qatomic_set(&req->state, THREAD_ACTIVE);
+            spawn = kick_locked(pool);
             qemu_mutex_unlock(&pool->lock);
+            if (spawn) {
+                spawn_worker(pool);
+            }
 
             ret = req->func(req->arg);
             complete(pool, req, ret);
@@ -195,15 +248,24 @@ static void *worker_thread(void *opaque)
             continue;
         }
 
-        /* Sleep until a submitter picks us or the idle timeout ends. */
+        /* Sleep until a submitter picks us, the parameters change, or
+         * the idle timeout ends (waited in chunks: it may exceed what one
+         * timed wait takes). */
         w.woken = false;
         QLIST_INSERT_HEAD(&pool->idle_workers, &w, link);
         pool->idle_threads++;
         gen = pool->params_gen;
-        idle_ms = qatomic_read(&pool->idle_timeout_ns) / 1000000;
+        deadline = aioloop__now_ns() + qatomic_read(&pool->idle_timeout_ns);
         while (!w.woken && !timed_out && gen == pool->params_gen) {
-            timed_out = !qemu_cond_timedwait(&w.cond, &pool->lock,
-                                             idle_ms > 0 ? (int)idle_ms : 1);
+            int64_t left = deadline - aioloop__now_ns();
+            int64_t ms = left / 1000000 + 1;
+
+            if (left <= 0) {
+                timed_out = true;
+                break;
+            }
+            qemu_cond_timedwait(&w.cond, &pool->lock,
+                                ms > INT_MAX ? INT_MAX : (int)ms);
         }
         if (!w.woken) {
             QLIST_REMOVE(&w, link);
@@ -221,6 +283,7 @@ static void *worker_thread(void *opaque)
     qemu_cond_destroy(&w.cond);
     return NULL;
 }
+
 
 /* Start one worker; cur_threads and pending_spawns were already counted
  * under the lock. On failure, jobs are not lost: if no worker is left to
@@ -258,8 +321,7 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
                                    void *opaque)
 {
     ThreadPoolElement *req;
-    Worker *w;
-    bool spawn = false;
+    bool spawn;
 
     assert(pool && func);
     if (!pool || !func) {
@@ -275,21 +337,7 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
     qemu_mutex_lock(&pool->lock);
     QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
     qatomic_inc(&pool->queued);
-    w = QLIST_FIRST(&pool->idle_workers);
-    if (w) {
-        QLIST_REMOVE(w, link);
-        pool->idle_threads--;
-        w->woken = true;
-        qemu_cond_signal(&w->cond);
-    } else if (pool->cur_threads < pool->max_threads &&
-               pool->pending_spawns == 0 &&
-               qatomic_read(&pool->spinning) == 0) {
-        /* One spawn at a time: a burst grows the pool while the new
-         * thread starts, not by one thread per queued job. */
-        pool->cur_threads++;
-        pool->pending_spawns++;
-        spawn = true;
-    }
+    spawn = kick_locked(pool);
     qemu_mutex_unlock(&pool->lock);
     if (spawn) {
         spawn_worker(pool);
@@ -342,6 +390,10 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
     pool->max_threads = DEFAULT_MAX_THREADS;
     pool->idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
     pool->spin_ns = DEFAULT_SPIN_NS;
+    pool->max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+    if (pool->max_spinners < 1) {
+        pool->max_spinners = 1;
+    }
     return pool;
 }
 
