@@ -255,7 +255,13 @@ static void *worker_thread(void *opaque)
         QLIST_INSERT_HEAD(&pool->idle_workers, &w, link);
         pool->idle_threads++;
         gen = pool->params_gen;
-        deadline = aioloop__now_ns() + qatomic_read(&pool->idle_timeout_ns);
+        {
+            int64_t now = aioloop__now_ns();
+            int64_t idle = qatomic_read(&pool->idle_timeout_ns);
+
+            /* Saturate: the timeout may be as large as INT64_MAX. */
+            deadline = idle > INT64_MAX - now ? INT64_MAX : now + idle;
+        }
         while (!w.woken && !timed_out && gen == pool->params_gen) {
             int64_t left = deadline - aioloop__now_ns();
             int64_t ms = left / 1000000 + 1;

@@ -68,8 +68,11 @@ AIOLOOP_API void bdrv_aio_cancel_async(BlockAIOCB *acb);
 /**
  * bdrv_aio_cancel - cancel @acb and wait until its callback has run, by
  * calling aio_poll() on the request's context (get_aio_context, else the
- * main context). Do not call it from inside a callback of a context that
- * another thread is polling at the same time.
+ * main context), i.e. until only the caller's references remain: the
+ * caller must not hold extra references of its own (qemu_aio_ref), or it
+ * waits forever; use bdrv_aio_cancel_async() then. Do not call it from
+ * inside a callback of a context that another thread is polling at the
+ * same time.
  * The request's context thread, or any thread allowed to poll it.
  */
 AIOLOOP_API void bdrv_aio_cancel(BlockAIOCB *acb);

@@ -73,7 +73,6 @@ typedef struct QEMUTimer {
     int scale;
     int heap_index;             /* position in the list's heap, or -1 */
     uint64_t seq;               /* arm order, breaks deadline ties */
-    void *fire_slot;            /* expired, in a batch about to fire */
 } QEMUTimer;
 
 /* ------------------------------------------------------------------ */
