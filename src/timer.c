@@ -381,11 +381,14 @@ bool timerlist_run_timers(QEMUTimerList *tl)
         }
         t = tl->heap[HEAP_ROOT].t;
         heap_remove(tl, HEAP_ROOT);
-        qatomic_set(&t->expire_time, -1);
         qatomic_set(&tl->first_expire, root_expire(tl));
         qatomic_set(&tl->nr_armed, tl->end - HEAP_ROOT);
         cb = t->cb;
         opaque = t->opaque;
+        /* Last touch of t: once expire_time reads -1, timer_del() returns
+         * without the lock and timer_free() may free t (pairs with the
+         * acquire load there). */
+        qatomic_store_release(&t->expire_time, -1);
         tl_unlock(tl);
 
         cb(opaque);             /* may free t, re-arm it, nest aio_poll */
@@ -579,7 +582,7 @@ void timer_del(QEMUTimer *ts)
     /* expire_time is -1 exactly when the timer is not in a heap (both
      * change together under the lock). Unarmed or detached: nothing to
      * do; an arm racing in from another thread is the caller's race. */
-    if (!tl || qatomic_read(&ts->expire_time) < 0) {
+    if (!tl || qatomic_load_acquire(&ts->expire_time) < 0) {
         return;
     }
     tl_lock(tl);
