@@ -418,8 +418,11 @@ static bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
     return progress;
 }
 
-/* Call every io_poll(); put the ready handlers on @ready_list. */
-static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list)
+/* Call every io_poll(); put the ready handlers on @ready_list. The
+ * context's own notifier only matters to end a busy-poll early; a
+ * one-shot look (@skip_internal) leaves it out. */
+static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list,
+                                   bool skip_internal)
 {
     bool found = false;
     AioHandler *node;
@@ -427,6 +430,7 @@ static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list)
     for (node = aioloop__handlers_first(ctx); node;
          node = aioloop__handler_next(node)) {
         if (!node->io_poll || qatomic_read(&node->deleted) ||
+            (skip_internal && node->internal) ||
             !aioloop__handler_events(ctx, node)) {
             continue;
         }
@@ -443,7 +447,7 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
                               int64_t start, int64_t limit_ns)
 {
     do {
-        if (run_poll_handlers_once(ctx, ready_list)) {
+        if (run_poll_handlers_once(ctx, ready_list, false)) {
             return true;
         }
     } while (aioloop__now_ns() - start < limit_ns);
@@ -526,7 +530,7 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
     if (timeout == 0) {
         if (QLIST_EMPTY(&ready_list)) {
             if (can_poll) {
-                run_poll_handlers_once(ctx, &ready_list);
+                run_poll_handlers_once(ctx, &ready_list, true);
             } else {
                 ops->wait(ctx, &ready_list, 0, false);
             }
