@@ -36,7 +36,7 @@ typedef struct Error Error;
 /*
  * Pass &error_abort as errp to abort on failure (after printing the
  * message and where it was raised), or &error_fatal to print the message
- * and exit(1). Never assign to these variables.
+ * and exit(1). Never assign to these variables. Any thread may pass them.
  */
 AIOLOOP_API extern Error *error_abort;
 AIOLOOP_API extern Error *error_fatal;
