@@ -22,6 +22,7 @@
 #include <aioloop/aio.h>
 #include <aioloop/block-aio.h>
 #include <aioloop/thread-pool.h>
+#include <aioloop/coroutine.h>
 #include <aioloop/main-loop.h>
 #include <aioloop/iothread.h>
 

@@ -16,6 +16,7 @@
 #include <aioloop/rfifolock.h>
 #include <aioloop/thread.h>
 #include <aioloop/timer.h>
+#include <aioloop/coroutine.h>
 #include <poll.h>
 #include <time.h>
 
@@ -200,6 +201,10 @@ struct AioContext {
      * thread only. */
     unsigned user_progress;
 
+    /* aio_co_schedule(): lock-free list entered by co_schedule_bh. */
+    QSLIST_HEAD(, Coroutine) scheduled_coroutines;
+    QEMUBH *co_schedule_bh;
+
 #if AIOLOOP_HAVE_GLIB
     struct AioGSource *gsource;     /* bh_lock */
 #endif
@@ -218,6 +223,14 @@ static inline void aioloop__report_progress(AioContext *ctx)
 {
     ctx->user_progress++;
 }
+
+/* iothread.c, main-loop.c */
+AioContext *aioloop__iothread_ctx(void);
+bool aioloop__in_main_thread(void);
+
+/* coroutine/coroutine.c */
+void aioloop__co_schedule_bh(void *opaque);
+AioContext *aioloop__set_poll_ctx(AioContext *ctx);
 
 /* thread-pool.c */
 void aioloop__thread_pool_destroy(struct ThreadPool *pool);

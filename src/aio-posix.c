@@ -564,9 +564,11 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
 
 bool aio_poll(AioContext *ctx, bool blocking)
 {
+    AioContext *outer_ctx;
     bool progress;
 
     aio_context_acquire(ctx);
+    outer_ctx = aioloop__set_poll_ctx(ctx);
     for (;;) {
         bool woken = false, ran_idle = false;
 
@@ -575,6 +577,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
             break;
         }
     }
+    aioloop__set_poll_ctx(outer_ctx);
     aio_context_release(ctx);
     return progress;
 }
@@ -621,8 +624,10 @@ bool aio_dispatch(AioContext *ctx)
     AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
     bool progress, ran_idle = false;
     const FDMonOps *ops;
+    AioContext *outer_ctx;
 
     aio_context_acquire(ctx);
+    outer_ctx = aioloop__set_poll_ctx(ctx);
     walk_begin(ctx);
     aio_notify_accept(ctx);
     progress = aioloop__bh_poll(ctx, &ran_idle);
@@ -631,6 +636,7 @@ bool aio_dispatch(AioContext *ctx)
     progress |= dispatch_ready(ctx, &ready_list);
     walk_end(ctx);
     progress |= aioloop__timers_run(ctx);
+    aioloop__set_poll_ctx(outer_ctx);
     aio_context_release(ctx);
     return progress;
 }

@@ -409,6 +409,8 @@ AioContext *aio_context_new(Error **errp)
         goto fail;
     }
     timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
+    ctx->co_schedule_bh = aioloop__bh_new_internal(ctx, aioloop__co_schedule_bh,
+                                                   ctx, "co_schedule");
     aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
                          true, NULL, aioloop__notifier_read, NULL,
                          aioloop__notifier_poll, aioloop__notifier_poll_ready,

@@ -34,6 +34,11 @@ AioContext *qemu_get_current_aio_context(void)
     return current_iothread ? current_iothread->ctx : qemu_get_aio_context();
 }
 
+AioContext *aioloop__iothread_ctx(void)
+{
+    return current_iothread ? current_iothread->ctx : NULL;
+}
+
 static void *iothread_run(void *opaque)
 {
     IOThread *it = opaque;

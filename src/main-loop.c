@@ -10,11 +10,19 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
 
 static AioContext *main_ctx;        /* atomic */
+static pthread_t main_thread;       /* set before main_ctx is published */
+
+bool aioloop__in_main_thread(void)
+{
+    return qatomic_mb_read(&main_ctx) &&
+           pthread_equal(pthread_self(), main_thread);
+}
 
 int qemu_init_main_loop(Error **errp)
 {
@@ -27,6 +35,7 @@ int qemu_init_main_loop(Error **errp)
     if (!ctx) {
         return -ENOMEM;
     }
+    main_thread = pthread_self();
     if (qatomic_cmpxchg(&main_ctx, NULL, ctx) != NULL) {
         aio_context_unref(ctx);     /* lost a race with another init */
     }
