@@ -379,7 +379,6 @@ static void coroutine_enter_in(AioContext *ctx, Coroutine *co)
         /* Back in the thread that entered `to` (a coroutine never moves
          * while it waits for one it entered), and `to` is off its stack. */
         t->current = self == &t->leader ? NULL : self;
-        qatomic_store_release(&to->running, 0);
 
         /* Coroutines `to` woke while it ran go first, in order. */
         if (!QSIMPLEQ_EMPTY(&to->co_queue_wakeup)) {
@@ -388,7 +387,12 @@ static void coroutine_enter_in(AioContext *ctx, Coroutine *co)
         }
         if (ret == COROUTINE_TERMINATE) {
             qatomic_set(&to->caller, NULL);
+            qatomic_set(&to->running, 0);
             coroutine_release(to);
+        } else {
+            /* Last touch of `to`: another thread may enter it as soon as
+             * this is seen (pairs with the acquire loads above). */
+            qatomic_store_release(&to->running, 0);
         }
     }
 }
