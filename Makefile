@@ -65,4 +65,4 @@ install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf build build-asan build-tsan build-bench build-clang
+	rm -rf build build-asan build-tsan build-bench build-clang build-release

@@ -143,7 +143,7 @@ void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex)
 
 void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex)
 {
-    Coroutine *self = qemu_coroutine_self();
+    Coroutine *self __attribute__((unused)) = qemu_coroutine_self();
     Coroutine *next;
 
     assert(self != NULL);
