@@ -22,11 +22,6 @@
 
 #include "coroutine-int.h"
 
-struct CoroutineBackend {
-    void *sp;                   /* saved stack pointer while switched out */
-};
-
-long aioloop__asm_switch(void **save_sp, void *load_sp, long action);
 void aioloop__co_trampoline(void);
 
 __asm__(
@@ -45,11 +40,19 @@ __asm__(
     "    subq $8, %rsp\n"
     "    stmxcsr (%rsp)\n"
     "    fnstcw 4(%rsp)\n"
+    /* Keep our control words to compare with the other side's. */
+    "    movl (%rsp), %r8d\n"
+    "    movzwl 4(%rsp), %r9d\n"
     "    movq %rsp, (%rdi)\n"
     "    movq %rsi, %rsp\n"
-    "    ldmxcsr (%rsp)\n"
-    "    fldcw 4(%rsp)\n"
-    "    addq $8, %rsp\n"
+    /* ldmxcsr/fldcw stall the pipeline: reload only when the control
+     * bits differ (MXCSR's low 6 bits are sticky exception flags). */
+    "    xorl (%rsp), %r8d\n"
+    "    testl $0xffc0, %r8d\n"
+    "    jnz 1f\n"
+    "    cmpw 4(%rsp), %r9w\n"
+    "    jne 1f\n"
+    "2:  addq $8, %rsp\n"
     "    popq %r15\n"
     "    popq %r14\n"
     "    popq %r13\n"
@@ -58,6 +61,9 @@ __asm__(
     "    popq %rbp\n"
     "    movq %rdx, %rax\n"
     "    ret\n"
+    "1:  ldmxcsr (%rsp)\n"
+    "    fldcw 4(%rsp)\n"
+    "    jmp 2b\n"
     "    .cfi_endproc\n"
     ".size aioloop__asm_switch, .-aioloop__asm_switch\n"
     "\n"
@@ -110,9 +116,3 @@ void aioloop__co_backend_delete(CoroutineBackend *b)
     free(b);
 }
 
-CoroutineAction aioloop__co_backend_switch(CoroutineBackend *from,
-                                           CoroutineBackend *to,
-                                           CoroutineAction action)
-{
-    return (CoroutineAction)aioloop__asm_switch(&from->sp, to->sp, action);
-}

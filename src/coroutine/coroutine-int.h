@@ -59,11 +59,25 @@ typedef enum {
 CoroutineBackend *aioloop__co_backend_new(Coroutine *co);
 void aioloop__co_backend_delete(CoroutineBackend *b);
 /* Switch machine state from @from to @to; returns the action the other
- * side passed when it switched back to @from. (coroutine.c wraps it with
- * the sanitizer annotations: aioloop__co_switch.) */
+ * side passed when it switched back to @from. (coroutine.c's co_switch()
+ * adds the sanitizer annotations.) The asm backend is called inline. */
+#ifdef AIOLOOP_CO_BACKEND_ASM
+struct CoroutineBackend {
+    void *sp;                   /* saved stack pointer while switched out */
+};
+
+long aioloop__asm_switch(void **save_sp, void *load_sp, long action);
+
+static inline CoroutineAction aioloop__co_backend_switch(
+    CoroutineBackend *from, CoroutineBackend *to, CoroutineAction action)
+{
+    return (CoroutineAction)aioloop__asm_switch(&from->sp, to->sp, action);
+}
+#else
 CoroutineAction aioloop__co_backend_switch(CoroutineBackend *from,
                                            CoroutineBackend *to,
                                            CoroutineAction action);
+#endif
 
 /* Called on the new stack by the backend when a coroutine first runs. */
 void aioloop__co_main(Coroutine *co) __attribute__((noreturn));

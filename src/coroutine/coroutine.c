@@ -121,12 +121,34 @@ static void co_thread_key_init(void)
     pthread_key_create(&co_thread_key, co_thread_exit);
 }
 
-static __attribute__((noinline)) CoroutineThread *co_thread_get(void)
+static void co_thread_init(CoroutineThread *t);
+
+/*
+ * The calling thread's state. Inline: callers use it only on one side of
+ * a switch, or across a switch that provably resumes in the same thread
+ * (an enterer waiting for the coroutine it entered). Code that may run in
+ * a different thread after a switch uses co_thread_get_fresh().
+ */
+static inline CoroutineThread *co_thread_get(void)
 {
     CoroutineThread *t = &co_thread;
 
-    __asm__ __volatile__("" : : : "memory");
     if (unlikely(!t->initialized)) {
+        co_thread_init(t);
+    }
+    return t;
+}
+
+static __attribute__((noinline, unused)) CoroutineThread *
+co_thread_get_fresh(void)
+{
+    __asm__ __volatile__("" : : : "memory");
+    return co_thread_get();
+}
+
+static __attribute__((noinline)) void co_thread_init(CoroutineThread *t)
+{
+    {
         pthread_once(&co_thread_once, co_thread_key_init);
         pthread_setspecific(co_thread_key, t);
         QSLIST_INIT(&t->pool);
@@ -137,7 +159,6 @@ static __attribute__((noinline)) CoroutineThread *co_thread_get(void)
 #endif
         t->initialized = true;
     }
-    return t;
 }
 
 /* ------------------------------------------------------------------ */
@@ -148,7 +169,7 @@ static CoroutineAction co_switch(Coroutine *from, Coroutine *to,
 {
     CoroutineAction ret;
 #ifdef AIOLOOP_ASAN
-    CoroutineThread *t = co_thread_get();
+    CoroutineThread *t = co_thread_get_fresh();
     const void *bottom = to->stack ? (char *)to->stack : t->leader_stack_bottom;
     size_t size = to->stack ? to->stack_size : t->leader_stack_size;
 
@@ -164,7 +185,7 @@ static CoroutineAction co_switch(Coroutine *from, Coroutine *to,
     {
         const void *old_bottom;
         size_t old_size;
-        CoroutineThread *t2 = co_thread_get();
+        CoroutineThread *t2 = co_thread_get_fresh();
 
         __sanitizer_finish_switch_fiber(from->asan_fake_stack, &old_bottom,
                                         &old_size);
@@ -186,7 +207,7 @@ void aioloop__co_main(Coroutine *co)
     {
         const void *bottom;
         size_t size;
-        CoroutineThread *t = co_thread_get();
+        CoroutineThread *t = co_thread_get_fresh();
 
         __sanitizer_finish_switch_fiber(NULL, &bottom, &size);
         if (!t->leader_stack_bottom) {
@@ -291,9 +312,9 @@ static void coroutine_release(Coroutine *co)
 
 static __thread AioContext *poll_ctx;   /* set by aio_poll(), see below */
 
-static __attribute__((noinline)) AioContext **poll_ctx_ptr(void)
+/* Inline like co_thread_get(): never used across a switch. */
+static inline AioContext **poll_ctx_ptr(void)
 {
-    __asm__ __volatile__("" : : : "memory");
     return &poll_ctx;
 }
 
