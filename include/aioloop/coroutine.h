@@ -87,7 +87,8 @@ AIOLOOP_API AioContext *qemu_coroutine_get_aio_context(Coroutine *co);
 
 /**
  * aio_co_schedule - enter @co from @ctx's next aio_poll(), in the thread
- * running that loop. @co must be yielded and not scheduled already
+ * running that loop. @co must be yielded, or be the caller about to
+ * yield (see below), and not scheduled already
  * (scheduling it twice aborts with a message naming the first caller).
  * A coroutine may schedule itself (to move to @ctx's thread) if it yields
  * right after: the other thread waits until it has switched out.

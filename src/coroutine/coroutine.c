@@ -48,6 +48,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,8 +387,14 @@ static void coroutine_enter_in(AioContext *ctx, Coroutine *co)
                         "active\n");
                 abort();
             }
-            while (qatomic_load_acquire(&to->running)) {
-                cpu_relax();
+            /* A few instructions normally; if the other thread lost its
+             * CPU mid-switch (both on one CPU), give it the CPU back. */
+            for (int spins = 0; qatomic_load_acquire(&to->running); spins++) {
+                if (spins < 100) {
+                    cpu_relax();
+                } else {
+                    sched_yield();
+                }
             }
         }
         qatomic_set(&to->running, 1);

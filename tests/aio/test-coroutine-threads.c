@@ -26,7 +26,7 @@ static QemuThread main_thread;
 /* ------------------------------------------------------------------ */
 /* Hops                                                                */
 
-#define HOPS (UNDER_TSAN ? 200 : 2000)
+#define HOPS (UNDER_TSAN ? 200 : 1000)
 
 typedef struct {
     AioContext *io_ctx;
@@ -99,7 +99,7 @@ static void test_co_hop_iothread(void)
  * IOThread already runs the mover, which wakes a third coroutine there.
  * The two threads must not share the mover's wake-up queue.
  */
-#define MIGRATIONS (UNDER_TSAN ? 200 : 2000)
+#define MIGRATIONS (UNDER_TSAN ? 200 : 1000)
 
 typedef struct {
     AioContext *io_ctx;
