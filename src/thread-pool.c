@@ -351,6 +351,33 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
     return &req->common;
 }
 
+typedef struct ThreadPoolCo {
+    Coroutine *co;
+    int ret;
+} ThreadPoolCo;
+
+static void thread_pool_co_cb(void *opaque, int ret)
+{
+    ThreadPoolCo *tpc = opaque;
+
+    tpc->ret = ret;
+    aio_co_wake(tpc->co);       /* in the coroutine's own context */
+}
+
+int coroutine_fn thread_pool_submit_co(ThreadPool *pool, ThreadPoolFunc *func,
+                                       void *arg)
+{
+    ThreadPoolCo tpc = { .co = qemu_coroutine_self(), .ret = -EINPROGRESS };
+
+    assert(tpc.co);             /* coroutine context only */
+    /* The completion runs from the pool context's aio_poll(), so never
+     * before this coroutine has yielded: in another thread it goes
+     * through aio_co_schedule(), which waits for the switch-out. */
+    thread_pool_submit_aio(pool, func, arg, thread_pool_co_cb, &tpc);
+    qemu_coroutine_yield();
+    return tpc.ret;
+}
+
 void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func, void *arg)
 {
     thread_pool_submit_aio(pool, func, arg, NULL, NULL);

@@ -5,6 +5,7 @@
  * each job's return value to its completion callback in the pool's
  * AioContext, from that context's aio_poll(), never in a worker. Every
  * AioContext has one pool, created on first use (aio_get_thread_pool());
+ * a coroutine can wait for a job with thread_pool_submit_co();
  * standalone pools come from thread_pool_new().
  *
  * Workers are spawned on demand, when a job arrives and no worker is idle,
@@ -66,6 +67,17 @@ AIOLOOP_API BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool,
                                                void *arg,
                                                BlockCompletionFunc *cb,
                                                void *opaque);
+
+/**
+ * thread_pool_submit_co - run @func(@arg) in a worker while the calling
+ * coroutine yields; it is resumed (in its own context) with the value
+ * @func returned.
+ * Returns: @func's return value.
+ * Coroutine context only.
+ */
+AIOLOOP_API int coroutine_fn thread_pool_submit_co(ThreadPool *pool,
+                                                   ThreadPoolFunc *func,
+                                                   void *arg);
 
 /**
  * thread_pool_submit - run @func(@arg) in a worker with no completion

@@ -1608,12 +1608,66 @@ static void test_bad_params(void)
     qemu_sem_destroy(&release);
 }
 
+/* ------------------------------------------------------------------ */
+/* thread_pool_submit_co                                               */
+
+typedef struct {
+    AioContext *ctx;
+    QemuThread loop_thread;
+    int rounds;
+    int bad_ret;
+    int wrong_thread;
+    int done;
+} CoJobs;
+
+static int co_job(void *arg)
+{
+    return (int)(intptr_t)arg * 3;
+}
+
+static void coroutine_fn co_jobs_entry(void *opaque)
+{
+    CoJobs *c = opaque;
+    int i;
+
+    for (i = 0; i < c->rounds; i++) {
+        int ret = thread_pool_submit_co(aio_get_thread_pool(c->ctx), co_job,
+                                        (void *)(intptr_t)i);
+
+        if (ret != i * 3) {
+            c->bad_ret++;
+        }
+        /* Resumed in the loop thread of its context, not in a worker. */
+        if (!qemu_thread_is_self(&c->loop_thread) ||
+            qemu_coroutine_get_aio_context(qemu_coroutine_self()) != c->ctx) {
+            c->wrong_thread++;
+        }
+    }
+    c->done = 1;
+}
+
+static void test_submit_co(void)
+{
+    CoJobs c = { .ctx = new_ctx(), .rounds = 200 };
+    Coroutine *co = qemu_coroutine_create(co_jobs_entry, &c);
+
+    qemu_thread_get_self(&c.loop_thread);
+    aio_co_enter(c.ctx, co);        /* scheduled: enters from aio_poll */
+    while (!c.done) {
+        aio_poll(c.ctx, true);
+    }
+    CHECK_EQ(c.bad_ret, 0);
+    CHECK_EQ(c.wrong_thread, 0);
+    aio_context_unref(c.ctx);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
 
     /* First, while this process has a single thread (it forks). */
     RUN(test_null_func);
+    RUN(test_submit_co);
     RUN(test_many_jobs_results_and_threads);
     RUN(test_completion_waits_for_aio_poll);
     RUN(test_cancel_queued_and_running);
