@@ -248,7 +248,6 @@ void aioloop__add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
 int aioloop__handler_events(AioContext *ctx, AioHandler *node);
 AioHandler *aioloop__handlers_first(AioContext *ctx);
 AioHandler *aioloop__handler_next(AioHandler *node);
-int aioloop__fdmon_switch(AioContext *ctx, const FDMonOps *ops);
 void aioloop__sleep_begin(AioContext *ctx);
 void aioloop__sleep_end(AioContext *ctx);
 void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,

@@ -203,16 +203,6 @@ static int fdmon_switch_locked(AioContext *ctx, const FDMonOps *ops)
     return 0;
 }
 
-int aioloop__fdmon_switch(AioContext *ctx, const FDMonOps *ops)
-{
-    int ret;
-
-    qemu_mutex_lock(&ctx->list_lock);
-    ret = fdmon_switch_locked(ctx, ops);
-    qemu_mutex_unlock(&ctx->list_lock);
-    return ret;
-}
-
 void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
                           bool internal, IOHandler *io_read,
                           EventNotifierHandler *en_read, IOHandler *io_write,

@@ -240,15 +240,15 @@ static void *mover_thread(void *opaque)
     if (m->del) {
         timer_del(&m->timer);
         /* The old deadline passes; then end the loop with a BH. */
-        sleep_ms(60);
+        sleep_ms(320);
         aio_bh_schedule_oneshot(m->ctx, mover_stop_bh, m);
     } else {
-        int64_t later = rt_now() + 60 * 1000 * 1000;
+        int64_t later = rt_now() + 360 * 1000 * 1000;
 
         qatomic_set(&m->deadline, later);
         timer_mod_ns(&m->timer, later);
         /* Rescue a loop that never wakes. */
-        if (qemu_sem_timedwait(&m->fired_sem, 60 + WAKE_BOUND_MS) != 0) {
+        if (qemu_sem_timedwait(&m->fired_sem, 360 + WAKE_BOUND_MS) != 0) {
             aio_bh_schedule_oneshot(m->ctx, mover_stop_bh, m);
         }
     }
@@ -262,12 +262,14 @@ static void test_cross_thread_move_later_and_delete(void)
     QemuThread th;
     int64_t t0;
 
-    /* Moved from +50 ms to +65 ms while the loop sleeps for +50 ms: it
-     * fires once, not before the new deadline. */
+    /* Moved (after ~5 ms) from +300 ms to +365 ms while the loop sleeps
+     * for +300 ms: it fires once, not before the new deadline. The wide
+     * margins keep the premise (the move happens before the first
+     * deadline) true on a loaded machine. */
     qemu_sem_init(&m.fired_sem, 0);
     aio_timer_init(ctx, &m.timer, QEMU_CLOCK_REALTIME, SCALE_NS, mover_cb, &m);
     t0 = rt_now();
-    m.deadline = t0 + 50 * 1000 * 1000;
+    m.deadline = t0 + 300 * 1000 * 1000;
     timer_mod_ns(&m.timer, m.deadline);
     start_thread(&th, "mover", mover_thread, &m);
     poll_until(ctx, &m.stop);
@@ -285,7 +287,7 @@ static void test_cross_thread_move_later_and_delete(void)
     m.fired = 0;
     m.stop = 0;
     m.del = true;
-    timer_mod_ns(&m.timer, rt_now() + 30 * 1000 * 1000);
+    timer_mod_ns(&m.timer, rt_now() + 300 * 1000 * 1000);
     start_thread(&th, "deleter", mover_thread, &m);
     poll_until(ctx, &m.stop);
     qemu_thread_join(&th);
