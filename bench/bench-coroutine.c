@@ -99,41 +99,14 @@ static void side_stack_free(void *p)
 
 static int cpu_a = -1, cpu_b = -1;
 
-static void pin_to(int cpu)
-{
-    cpu_set_t set;
-
-    if (cpu < 0) {
-        return;
-    }
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void choose_cpus(void)
 {
-    cpu_set_t set;
-
-    if (sched_getaffinity(0, sizeof(set), &set) < 0) {
-        return;
-    }
-    for (int i = 0; i < CPU_SETSIZE; i++) {
-        if (CPU_ISSET(i, &set)) {
-            if (cpu_a < 0) {
-                cpu_a = i;
-            } else {
-                cpu_b = i;
-                break;
-            }
-        }
-    }
+    bench_pick_cpus(&cpu_a, &cpu_b);
     if (cpu_b < 0) {
-        cpu_a = -1;
         printf("# only one CPU available: threads not pinned\n");
         return;
     }
-    pin_to(cpu_a);
+    bench_pin(cpu_a);
     printf("# main thread pinned to CPU %d, IOThread to CPU %d\n",
            cpu_a, cpu_b);
 }
@@ -566,7 +539,7 @@ static void pin_iothread_bh(void *opaque)
 {
     Hop *h = opaque;
 
-    pin_to(cpu_b);
+    bench_pin(cpu_b);
     qemu_sem_post(&h->pinned);
 }
 

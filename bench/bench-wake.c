@@ -74,41 +74,14 @@
  */
 static int cpu_a = -1, cpu_b = -1;
 
-static void pin_to(int cpu)
-{
-    cpu_set_t set;
-
-    if (cpu < 0) {
-        return;
-    }
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void choose_cpus(void)
 {
-    cpu_set_t set;
-
-    if (sched_getaffinity(0, sizeof(set), &set) < 0) {
-        return;
-    }
-    for (int i = 0; i < CPU_SETSIZE; i++) {
-        if (CPU_ISSET(i, &set)) {
-            if (cpu_a < 0) {
-                cpu_a = i;
-            } else {
-                cpu_b = i;
-                break;
-            }
-        }
-    }
+    bench_pick_cpus(&cpu_a, &cpu_b);
     if (cpu_b < 0) {
-        cpu_a = -1;             /* one CPU: nothing to pin */
         printf("# only one CPU available: threads not pinned\n");
         return;
     }
-    pin_to(cpu_a);
+    bench_pin(cpu_a);
     printf("# thread A pinned to CPU %d, thread B to CPU %d\n", cpu_a, cpu_b);
 }
 
@@ -122,7 +95,7 @@ static void *thread_b_trampoline(void *opaque)
     ThreadStart start = *(ThreadStart *)opaque;
 
     free(opaque);
-    pin_to(cpu_b);
+    bench_pin(cpu_b);
     return start.fn(start.arg);
 }
 

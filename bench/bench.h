@@ -18,6 +18,8 @@
 #define AIOLOOP_BENCH_H
 
 #include <stdint.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,45 @@ static inline void bench_die(const char *what)
 {
     fprintf(stderr, "bench: %s\n", what);
     exit(1);
+}
+
+
+/* Pin the calling thread to @cpu (nothing if @cpu < 0). */
+static inline void bench_pin(int cpu)
+{
+    cpu_set_t set;
+
+    if (cpu < 0) {
+        return;
+    }
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* The first two CPUs the process may use, for cross-CPU figures; both -1
+ * when there is only one. */
+static inline void bench_pick_cpus(int *a, int *b)
+{
+    cpu_set_t set;
+
+    *a = *b = -1;
+    if (sched_getaffinity(0, sizeof(set), &set) < 0) {
+        return;
+    }
+    for (int i = 0; i < CPU_SETSIZE; i++) {
+        if (CPU_ISSET(i, &set)) {
+            if (*a < 0) {
+                *a = i;
+            } else {
+                *b = i;
+                break;
+            }
+        }
+    }
+    if (*b < 0) {
+        *a = -1;
+    }
 }
 
 #endif /* AIOLOOP_BENCH_H */
