@@ -76,13 +76,7 @@ static int cpu_a = -1, cpu_b = -1;
 
 static void choose_cpus(void)
 {
-    bench_pick_cpus(&cpu_a, &cpu_b);
-    if (cpu_b < 0) {
-        printf("# only one CPU available: threads not pinned\n");
-        return;
-    }
-    bench_pin(cpu_a);
-    printf("# thread A pinned to CPU %d, thread B to CPU %d\n", cpu_a, cpu_b);
+    bench_pin_pair(&cpu_a, &cpu_b, "thread A", "thread B");
 }
 
 typedef struct {

@@ -142,7 +142,7 @@ static inline void bench_pin(int cpu)
 }
 
 /* The first two CPUs the process may use, for cross-CPU figures; both -1
- * when there is only one. */
+ * when there is only one. See also bench_pin_pair(). */
 static inline void bench_pick_cpus(int *a, int *b)
 {
     cpu_set_t set;
@@ -164,6 +164,20 @@ static inline void bench_pick_cpus(int *a, int *b)
     if (*b < 0) {
         *a = -1;
     }
+}
+
+/* Pick two CPUs into *a, *b, pin the calling thread to *a and say so,
+ * naming the two threads @name_a and @name_b. */
+static inline void bench_pin_pair(int *a, int *b, const char *name_a,
+                                  const char *name_b)
+{
+    bench_pick_cpus(a, b);
+    if (*b < 0) {
+        printf("# only one CPU available: threads not pinned\n");
+        return;
+    }
+    bench_pin(*a);
+    printf("# %s pinned to CPU %d, %s to CPU %d\n", name_a, *a, name_b, *b);
 }
 
 #endif /* AIOLOOP_BENCH_H */

@@ -224,13 +224,16 @@ static inline void aioloop__report_progress(AioContext *ctx)
     ctx->user_progress++;
 }
 
+/* aio-posix.c: the context whose loop the calling thread is inside. */
+AioContext *aioloop__poll_ctx(void);
+
 /* iothread.c, main-loop.c */
 AioContext *aioloop__iothread_ctx(void);
 bool aioloop__in_main_thread(void);
 
 /* coroutine/coroutine.c */
 void aioloop__co_schedule_bh(void *opaque);
-AioContext *aioloop__set_poll_ctx(AioContext *ctx);
+
 
 /* thread-pool.c */
 void aioloop__thread_pool_destroy(struct ThreadPool *pool);

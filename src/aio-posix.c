@@ -483,6 +483,24 @@ void aioloop__sleep_end(AioContext *ctx)
     qemu_mutex_unlock(&ctx->list_lock);
 }
 
+/* The context whose aio_poll()/aio_dispatch() the calling thread is in
+ * (innermost), for coroutines (aioloop__current_ctx). Set inline on the
+ * aio_poll() path; never read across a coroutine switch. */
+static __thread AioContext *poll_ctx;
+
+static inline AioContext *set_poll_ctx(AioContext *ctx)
+{
+    AioContext *old = poll_ctx;
+
+    poll_ctx = ctx;
+    return old;
+}
+
+AioContext *aioloop__poll_ctx(void)
+{
+    return poll_ctx;
+}
+
 /* One iteration; see the diagram at the top. */
 static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
                           bool *ran_idle)
@@ -558,7 +576,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     bool progress;
 
     aio_context_acquire(ctx);
-    outer_ctx = aioloop__set_poll_ctx(ctx);
+    outer_ctx = set_poll_ctx(ctx);
     for (;;) {
         bool woken = false, ran_idle = false;
 
@@ -567,7 +585,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
             break;
         }
     }
-    aioloop__set_poll_ctx(outer_ctx);
+    set_poll_ctx(outer_ctx);
     aio_context_release(ctx);
     return progress;
 }
@@ -617,7 +635,7 @@ bool aio_dispatch(AioContext *ctx)
     AioContext *outer_ctx;
 
     aio_context_acquire(ctx);
-    outer_ctx = aioloop__set_poll_ctx(ctx);
+    outer_ctx = set_poll_ctx(ctx);
     walk_begin(ctx);
     aio_notify_accept(ctx);
     progress = aioloop__bh_poll(ctx, &ran_idle);
@@ -626,7 +644,7 @@ bool aio_dispatch(AioContext *ctx)
     progress |= dispatch_ready(ctx, &ready_list);
     walk_end(ctx);
     progress |= aioloop__timers_run(ctx);
-    aioloop__set_poll_ctx(outer_ctx);
+    set_poll_ctx(outer_ctx);
     aio_context_release(ctx);
     return progress;
 }

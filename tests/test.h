@@ -31,6 +31,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* UNDER_TSAN: 1 under ThreadSanitizer (GCC or Clang), else 0; threaded
+ * programs use it to shrink iteration counts and stretch bounds. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
 static int test__count, test__passed, test__failed, test__skipped;
 static int test__case_failed;
 static const char *test__skip_reason;

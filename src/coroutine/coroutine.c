@@ -311,23 +311,6 @@ static void coroutine_release(Coroutine *co)
 /* ------------------------------------------------------------------ */
 /* Entering and yielding                                               */
 
-static __thread AioContext *poll_ctx;   /* set by aio_poll(), see below */
-
-/* Inline like co_thread_get(): never used across a switch. */
-static inline AioContext **poll_ctx_ptr(void)
-{
-    return &poll_ctx;
-}
-
-AioContext *aioloop__set_poll_ctx(AioContext *ctx)
-{
-    AioContext **p = poll_ctx_ptr();
-    AioContext *old = *p;
-
-    *p = ctx;
-    return old;
-}
-
 /*
  * The context whose loop the calling thread runs: the one it is inside
  * aio_poll() of, else its IOThread's, else the main context if this is
@@ -337,7 +320,7 @@ AioContext *aioloop__set_poll_ctx(AioContext *ctx)
  */
 AioContext *aioloop__current_ctx(void)
 {
-    AioContext *ctx = *poll_ctx_ptr();
+    AioContext *ctx = aioloop__poll_ctx();
 
     if (!ctx) {
         ctx = aioloop__iothread_ctx();

@@ -2,7 +2,7 @@
  * tests/aio/aio-test.h - helpers shared by the AioContext test programs
  * in tests/aio/, on top of the harness in tests/test.h.
  *
- *   UNDER_TSAN             1 when built with ThreadSanitizer, else 0
+ *   UNDER_TSAN             (from test.h) 1 under ThreadSanitizer, else 0
  *   WATCHDOG_SECS_THREADED the watchdog bound of the threaded programs
  *   watchdog_install(msg)  SIGALRM fails the program, naming the case
  *   RUN(fn)                TEST(fn) under an alarm(WATCHDOG_SECS)
@@ -32,19 +32,6 @@
 #include <unistd.h>
 
 #include "test.h"
-
-/* UNDER_TSAN: 1 under ThreadSanitizer (GCC or Clang), else 0; threaded
- * programs use it to shrink iteration counts and stretch bounds. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 /* The per-case watchdog bound of the threaded programs (the single-
  * threaded ones use a plain 20). */
@@ -182,6 +169,24 @@ static inline int drain_fd(int fd)
         total += (int)n;
     }
     return total;
+}
+
+/* Records where and in which "current context" it ran. */
+typedef struct {
+    QemuSemaphore done;
+    QemuThread runner;      /* the thread the callback ran in */
+    AioContext *current;
+    int runs;
+} Probe;
+
+static inline void probe_cb(void *opaque)
+{
+    Probe *p = opaque;
+
+    qemu_thread_get_self(&p->runner);
+    p->current = qemu_get_current_aio_context();
+    p->runs++;
+    qemu_sem_post(&p->done);
 }
 
 #endif /* AIOLOOP_AIO_TEST_H */

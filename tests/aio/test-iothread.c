@@ -34,23 +34,6 @@ static int count_open_fds(void)
     return n - 1;           /* the directory's own descriptor */
 }
 
-/* Records where and in which "current context" it ran. */
-typedef struct {
-    QemuSemaphore done;
-    QemuThread runner;      /* the thread the callback ran in */
-    AioContext *current;
-    int runs;
-} Probe;
-
-static void probe_cb(void *opaque)
-{
-    Probe *p = opaque;
-
-    qemu_thread_get_self(&p->runner);
-    p->current = qemu_get_current_aio_context();
-    p->runs++;
-    qemu_sem_post(&p->done);
-}
 
 /* ------------------------------------------------------------------ */
 

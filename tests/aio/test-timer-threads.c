@@ -768,22 +768,6 @@ static void test_nested_blocking_poll_runs_due_timer(void)
 /* ------------------------------------------------------------------ */
 /* IOThread                                                            */
 
-typedef struct {
-    QemuSemaphore done;
-    QemuThread runner;
-    AioContext *current;
-    int runs;
-} Probe;
-
-static void probe_cb(void *opaque)
-{
-    Probe *p = opaque;
-
-    qemu_thread_get_self(&p->runner);
-    p->current = qemu_get_current_aio_context();
-    p->runs++;
-    qemu_sem_post(&p->done);
-}
 
 static void sem_post_bh(void *opaque)
 {

@@ -81,16 +81,9 @@ static void test_recursion(void)
 /* Under ThreadSanitizer every contended hand-over costs a context switch
  * at a fraction of normal speed; a smaller count keeps the run short and
  * still exercises the queue thousands of times. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
 
 #define EXCL_THREADS 4
-#ifdef UNDER_TSAN
+#if UNDER_TSAN
 #define EXCL_ITERS 20000
 #else
 #define EXCL_ITERS 100000
