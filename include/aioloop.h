@@ -25,5 +25,7 @@
 #include <aioloop/coroutine.h>
 #include <aioloop/main-loop.h>
 #include <aioloop/iothread.h>
+#include <aioloop/raw-aio.h>
+#include <aioloop/block-backend.h>
 
 #endif /* AIOLOOP_H */

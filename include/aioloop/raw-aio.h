@@ -1,0 +1,264 @@
+/*
+ * aioloop/raw-aio.h - block I/O on file descriptors: Linux native AIO
+ * (laio_*), io_uring (luring_*) and a thread-pool fallback (taio_*).
+ *
+ * The three backends have the same shape. A state is created once
+ * (*_init), attached to the AioContext whose aio_poll() completes its
+ * requests (*_attach_aio_context), and takes requests of three types:
+ *
+ *   QEMU_AIO_READ   read into a QEMUIOVector at an offset (preadv)
+ *   QEMU_AIO_WRITE  write from a QEMUIOVector at an offset (pwritev)
+ *   QEMU_AIO_FLUSH  make earlier completed writes durable (fdatasync);
+ *                   the vector and offset are ignored
+ *
+ * Requests are submitted with a completion callback (*_submit, with the
+ * offset and length in 512-byte sectors, as in QEMU) or from a coroutine
+ * that waits for the result (*_co_submit, with a byte offset and the
+ * vector's length). Either way the result is delivered exactly once, from
+ * aio_poll() of the attached context, never from inside the submit call:
+ *
+ *   0         success: every byte was transferred; a read that reached
+ *             the end of the file has the rest of its vector zero-filled
+ *             and also succeeds
+ *   -ENOSPC   a write that transferred fewer bytes than asked
+ *   -ECANCELED the request was cancelled (bdrv_aio_cancel_async()) while
+ *             it was still queued in the library
+ *   -errno    the kernel's error for that request alone (-EBADF, -EINVAL
+ *             for misaligned O_DIRECT, -EIO...)
+ *
+ * Queueing: requests beyond the kernel queue depth (128) wait in a local
+ * queue and are submitted as slots free up; they are never failed with
+ * EAGAIN. When the kernel answers a submission with EAGAIN or ENOMEM the
+ * state waits for completions (or a short back-off when nothing is in
+ * flight) and retries; a persistent refusal (about a second of retries
+ * with nothing in flight) fails the first waiting request with that error
+ * and goes on with the next.
+ *
+ * Batching: between *_io_plug() and the matching *_io_unplug() (they
+ * nest) requests are collected and submitted together on the last
+ * unplug, or earlier when a full batch is waiting. While completion
+ * callbacks run, the state batches the requests they submit in the same
+ * way, so a loop that resubmits from its callbacks makes one system call
+ * per batch rather than one per request.
+ *
+ * Threads: a state belongs to the thread that runs its attached
+ * context's aio_poll(); every function except *_init must be called from
+ * there ("Loop thread only" below means that thread). Different states
+ * are independent and may be used from different threads.
+ *
+ * Completion callbacks may call aio_poll() on the attached context
+ * (nested loops): no completion is lost or delivered twice.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_RAW_AIO_H
+#define AIOLOOP_RAW_AIO_H
+
+#include <stdint.h>
+#include <aioloop/aio.h>
+#include <aioloop/block-aio.h>
+#include <aioloop/coroutine.h>
+#include <aioloop/error.h>
+#include <aioloop/iov.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Request types (QEMU's values). */
+#define QEMU_AIO_READ   0x0001
+#define QEMU_AIO_WRITE  0x0002
+#define QEMU_AIO_FLUSH  0x0008
+
+/* The callback APIs' sector_num and nb_sectors count BDRV_SECTOR_SIZE
+ * (512-byte) sectors, defined in <aioloop/iov.h>. */
+
+/* The kernel queue depth of every state: requests in flight at once. */
+#define AIOLOOP_RAW_QUEUE_DEPTH 128
+
+/* ------------------------------------------------------------------ */
+/* Linux native AIO (io_setup/io_submit, completions through an eventfd
+ * and reaped from the AIO ring in user space). Always built on Linux. */
+
+typedef struct LinuxAioState LinuxAioState;
+
+/**
+ * laio_init - create a Linux AIO state: one kernel AIO context of
+ * AIOLOOP_RAW_QUEUE_DEPTH requests and its eventfd.
+ * Returns: the state, not yet attached to a context; NULL with errno set
+ * when the kernel refuses (EAGAIN: the system-wide fs.aio-max-nr limit
+ * is reached; ENOSYS: no AIO in this kernel; EMFILE...).
+ * Any thread.
+ */
+AIOLOOP_API LinuxAioState *laio_init(void);
+
+/**
+ * laio_cleanup - free @s. It must be detached and have no request in
+ * flight or queued (assertion). NULL is ignored.
+ * Any thread, once detached.
+ */
+AIOLOOP_API void laio_cleanup(LinuxAioState *s);
+
+/**
+ * laio_attach_aio_context - deliver @s's completions from
+ * aio_poll(@new_context) from now on. @s must not be attached.
+ * Loop thread of @new_context.
+ */
+AIOLOOP_API void laio_attach_aio_context(LinuxAioState *s,
+                                         AioContext *new_context);
+
+/**
+ * laio_detach_aio_context - stop delivering @s's completions from
+ * @old_context, the context it is attached to. Requests must not be in
+ * flight (drain them first; assertion).
+ * Loop thread of @old_context.
+ */
+AIOLOOP_API void laio_detach_aio_context(LinuxAioState *s,
+                                         AioContext *old_context);
+
+/**
+ * laio_submit - start a request; @cb(@opaque, ret) runs once when it is
+ * done, from aio_poll() of the attached context.
+ * @bs: opaque to the library, stored in the AIOCB (may be NULL).
+ * @fd: the file; @sector_num, @nb_sectors: position and length in
+ * 512-byte sectors (@nb_sectors must match @qiov's size; both are
+ * ignored for QEMU_AIO_FLUSH, where @qiov may be NULL).
+ * @type: QEMU_AIO_READ, QEMU_AIO_WRITE or QEMU_AIO_FLUSH.
+ * @qiov and its buffers must stay valid until the callback.
+ * Returns: the request's AIOCB (for bdrv_aio_cancel_async()), valid until
+ * the callback returns; NULL only for an unknown @type.
+ * Loop thread only.
+ */
+AIOLOOP_API BlockAIOCB *laio_submit(BlockDriverState *bs, LinuxAioState *s,
+                                    int fd, int64_t sector_num,
+                                    QEMUIOVector *qiov, int nb_sectors,
+                                    BlockCompletionFunc *cb, void *opaque,
+                                    int type);
+
+/**
+ * laio_co_submit - submit a request of @qiov->size bytes at byte @offset
+ * and wait (yield) until it completes.
+ * Returns: 0, -ENOSPC, -ECANCELED or -errno (see above); -EINVAL for an
+ * unknown @type.
+ * Coroutine context only, in a coroutine of the attached context.
+ */
+AIOLOOP_API int coroutine_fn laio_co_submit(BlockDriverState *bs,
+                                            LinuxAioState *s, int fd,
+                                            uint64_t offset,
+                                            QEMUIOVector *qiov, int type);
+
+/**
+ * laio_io_plug - start (or nest) a batch: submissions are held until the
+ * matching laio_io_unplug().
+ * Loop thread only.
+ */
+AIOLOOP_API void laio_io_plug(BlockDriverState *bs, LinuxAioState *s);
+
+/**
+ * laio_io_unplug - end one level of batching; the last one submits what
+ * was held. An unplug without a plug is a programmer error (assertion).
+ * Loop thread only.
+ */
+AIOLOOP_API void laio_io_unplug(BlockDriverState *bs, LinuxAioState *s);
+
+/* ------------------------------------------------------------------ */
+/* io_uring (liburing). Built when liburing was found
+ * (AIOLOOP_HAVE_IO_URING); otherwise luring_init() always fails. */
+
+typedef struct LuringState LuringState;
+
+/**
+ * luring_init - create an io_uring state (a ring of
+ * AIOLOOP_RAW_QUEUE_DEPTH entries and its eventfd).
+ * Returns: the state, not yet attached; NULL with @errp set when io_uring
+ * cannot be used: the kernel lacks or disables it (kernel.io_uring_disabled,
+ * seccomp), the library was built without liburing, or resources ran out.
+ * The caller then falls back to laio_init() or taio_init().
+ * Any thread.
+ */
+AIOLOOP_API LuringState *luring_init(Error **errp);
+
+/** luring_cleanup - as laio_cleanup(). Any thread, once detached. */
+AIOLOOP_API void luring_cleanup(LuringState *s);
+
+/** luring_attach_aio_context - as laio_attach_aio_context().
+ * Loop thread of @new_context. */
+AIOLOOP_API void luring_attach_aio_context(LuringState *s,
+                                           AioContext *new_context);
+
+/** luring_detach_aio_context - as laio_detach_aio_context().
+ * Loop thread of @old_context. */
+AIOLOOP_API void luring_detach_aio_context(LuringState *s,
+                                           AioContext *old_context);
+
+/** luring_submit - as laio_submit(). Loop thread only. */
+AIOLOOP_API BlockAIOCB *luring_submit(BlockDriverState *bs, LuringState *s,
+                                      int fd, int64_t sector_num,
+                                      QEMUIOVector *qiov, int nb_sectors,
+                                      BlockCompletionFunc *cb, void *opaque,
+                                      int type);
+
+/** luring_co_submit - as laio_co_submit(). Coroutine context only. */
+AIOLOOP_API int coroutine_fn luring_co_submit(BlockDriverState *bs,
+                                              LuringState *s, int fd,
+                                              uint64_t offset,
+                                              QEMUIOVector *qiov, int type);
+
+/** luring_io_plug - as laio_io_plug(). Loop thread only. */
+AIOLOOP_API void luring_io_plug(BlockDriverState *bs, LuringState *s);
+
+/** luring_io_unplug - as laio_io_unplug(). Loop thread only. */
+AIOLOOP_API void luring_io_unplug(BlockDriverState *bs, LuringState *s);
+
+/* ------------------------------------------------------------------ */
+/* Thread backend: preadv/pwritev/fdatasync in the attached context's
+ * thread pool (<aioloop/thread-pool.h>). Works on every file and kernel;
+ * a worker retries short transfers until the end of file or the disk
+ * fills. There is no kernel queue: every request goes to the pool. */
+
+typedef struct ThreadAioState ThreadAioState;
+
+/**
+ * taio_init - create a thread-backend state.
+ * Returns: the state, not yet attached (allocation failure aborts).
+ * Any thread.
+ */
+AIOLOOP_API ThreadAioState *taio_init(void);
+
+/** taio_cleanup - as laio_cleanup(). Any thread, once detached. */
+AIOLOOP_API void taio_cleanup(ThreadAioState *s);
+
+/** taio_attach_aio_context - as laio_attach_aio_context(); requests run
+ * in aio_get_thread_pool(@new_context). Loop thread of @new_context. */
+AIOLOOP_API void taio_attach_aio_context(ThreadAioState *s,
+                                         AioContext *new_context);
+
+/** taio_detach_aio_context - as laio_detach_aio_context().
+ * Loop thread of @old_context. */
+AIOLOOP_API void taio_detach_aio_context(ThreadAioState *s,
+                                         AioContext *old_context);
+
+/** taio_submit - as laio_submit(). Loop thread only. */
+AIOLOOP_API BlockAIOCB *taio_submit(BlockDriverState *bs, ThreadAioState *s,
+                                    int fd, int64_t sector_num,
+                                    QEMUIOVector *qiov, int nb_sectors,
+                                    BlockCompletionFunc *cb, void *opaque,
+                                    int type);
+
+/** taio_co_submit - as laio_co_submit(). Coroutine context only. */
+AIOLOOP_API int coroutine_fn taio_co_submit(BlockDriverState *bs,
+                                            ThreadAioState *s, int fd,
+                                            uint64_t offset,
+                                            QEMUIOVector *qiov, int type);
+
+/** taio_io_plug - as laio_io_plug(). Loop thread only. */
+AIOLOOP_API void taio_io_plug(BlockDriverState *bs, ThreadAioState *s);
+
+/** taio_io_unplug - as laio_io_unplug(). Loop thread only. */
+AIOLOOP_API void taio_io_unplug(BlockDriverState *bs, ThreadAioState *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AIOLOOP_RAW_AIO_H */

@@ -1,0 +1,358 @@
+/*
+ * io-uring.c - the io_uring backend, on liburing.
+ *
+ * Each state owns a ring of AIOLOOP_RAW_QUEUE_DEPTH submission entries
+ * (the completion ring is twice that, so it cannot overflow: at most
+ * depth requests are in flight) and an eventfd registered with the ring,
+ * watched by the attached context with a busy-poll check on the
+ * completion ring. Completions are read from the ring in user space.
+ *
+ * A request is in one of three places: the local queue (RawQueue
+ * 'pending'), the submission ring (prepared but not yet consumed by the
+ * kernel: 'unsubmitted'), or the kernel. Once prepared, a request stays
+ * in the ring until the kernel consumes it: if io_uring_enter() refuses
+ * (EAGAIN, EBUSY, ENOMEM, EINTR) the next submission offers the same
+ * entries again. Errors of a request itself arrive in its completion.
+ *
+ * Unlike Linux AIO, io_uring may complete a buffered read short without
+ * having reached the end of the file; a short read is therefore
+ * resubmitted for the rest, and only a read that returns 0 bytes is the
+ * end of the file (the rest is zero-filled). -EAGAIN and -EINTR
+ * completions are resubmitted too.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <liburing.h>
+
+#include "raw-aio-int.h"
+#include "../util/fault.h"
+
+#define LURING_DEPTH AIOLOOP_RAW_QUEUE_DEPTH
+
+typedef struct LuringRequest {
+    RawRequest req;             /* first: AIOCB of callback requests */
+    size_t done;                /* bytes read by earlier short reads */
+    QEMUIOVector rest;          /* what remains after them (done > 0) */
+} LuringRequest;
+
+struct LuringState {
+    RawQueue q;
+    struct io_uring ring;
+    EventNotifier e;
+    bool op_read;               /* IORING_OP_READ/WRITE exist (5.6) */
+    bool op_fsync;              /* IORING_OP_FSYNC exists */
+};
+
+static const AIOCBInfo luring_aiocb_info =
+    RAW_AIOCB_INFO(sizeof(LuringRequest));
+
+static inline LuringState *luring_of(RawQueue *q)
+{
+    return container_of(q, LuringState, q);
+}
+
+/* ---- completions -------------------------------------------------------- */
+
+/* Puts @lr back at the head of the local queue (resubmission). */
+static void luring_requeue(LuringState *s, LuringRequest *lr)
+{
+    lr->req.queued = true;
+    QTAILQ_INSERT_HEAD(&s->q.pending, &lr->req, next);
+    s->q.in_queue++;
+}
+
+/* Handles one completion: true when @lr is finished with @*ret. */
+static bool luring_complete(LuringState *s, LuringRequest *lr, int res,
+                            int *ret)
+{
+    RawRequest *r = &lr->req;
+
+    if (res == -EAGAIN || res == -EINTR) {
+        luring_requeue(s, lr);
+        return false;
+    }
+    if (r->type == QEMU_AIO_READ && res > 0 &&
+        lr->done + (size_t)res < r->qiov->size) {
+        /* Short, but not at the end of the file: read the rest. */
+        lr->done += (size_t)res;
+        if (lr->rest.iov) {
+            qemu_iovec_reset(&lr->rest);
+        } else {
+            qemu_iovec_init(&lr->rest, r->qiov->niov);
+        }
+        qemu_iovec_concat(&lr->rest, r->qiov, lr->done,
+                          r->qiov->size - lr->done);
+        luring_requeue(s, lr);
+        return false;
+    }
+    if (lr->rest.iov) {
+        qemu_iovec_destroy(&lr->rest);
+    }
+    if (res >= 0) {
+        res += (int)lr->done;   /* 0 for writes: they are not resubmitted */
+    }
+    *ret = aioloop__raw_result(r, res);
+    return true;
+}
+
+static void luring_process_completions(LuringState *s)
+{
+    struct io_uring_cqe *cqe;
+
+    aioloop__raw_batch_begin(&s->q);
+    while (io_uring_cq_ready(&s->ring) &&
+           io_uring_peek_cqe(&s->ring, &cqe) == 0 && cqe) {
+        LuringRequest *lr = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        int ret;
+
+        /* Off the ring before the callback, which may poll a nested
+         * loop that continues with the next completion. */
+        io_uring_cqe_seen(&s->ring, cqe);
+        s->q.in_flight--;
+        s->q.blocked = false;
+        if (luring_complete(s, lr, res, &ret)) {
+            aioloop__raw_finish(&lr->req, ret);
+        }
+    }
+    aioloop__raw_batch_end(&s->q);
+}
+
+static void luring_completion_cb(void *opaque)
+{
+    LuringState *s = opaque;
+
+    event_notifier_test_and_clear(&s->e);
+    luring_process_completions(s);
+}
+
+static bool luring_poll_cb(void *opaque)
+{
+    LuringState *s = opaque;
+
+    return io_uring_cq_ready(&s->ring) > 0;
+}
+
+static void luring_poll_ready(void *opaque)
+{
+    luring_process_completions(opaque);
+}
+
+/* ---- submission --------------------------------------------------------- */
+
+static void luring_prep(LuringState *s, struct io_uring_sqe *sqe,
+                        LuringRequest *lr)
+{
+    RawRequest *r = &lr->req;
+    QEMUIOVector *v = lr->done ? &lr->rest : r->qiov;
+    uint64_t offset = r->offset + lr->done;
+
+    if (r->type == QEMU_AIO_FLUSH) {
+        io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
+    } else if (v->niov == 1 && s->op_read) {
+        if (r->type == QEMU_AIO_READ) {
+            io_uring_prep_read(sqe, r->fd, v->iov[0].iov_base,
+                               (unsigned)v->iov[0].iov_len, offset);
+        } else {
+            io_uring_prep_write(sqe, r->fd, v->iov[0].iov_base,
+                                (unsigned)v->iov[0].iov_len, offset);
+        }
+    } else if (r->type == QEMU_AIO_READ) {
+        io_uring_prep_readv(sqe, r->fd, v->iov, (unsigned)v->niov, offset);
+    } else {
+        io_uring_prep_writev(sqe, r->fd, v->iov, (unsigned)v->niov, offset);
+    }
+    io_uring_sqe_set_data(sqe, lr);
+}
+
+static int luring_flush(RawQueue *q)
+{
+    LuringState *s = luring_of(q);
+
+    for (;;) {
+        int ret, err;
+
+        /* Move what fits from the local queue into the ring. */
+        while (q->in_queue && aioloop__raw_room(q)) {
+            RawRequest *r = QTAILQ_FIRST(&q->pending);
+            struct io_uring_sqe *sqe;
+
+            if (r->type == QEMU_AIO_FLUSH && !s->op_fsync) {
+                aioloop__raw_submit_to_pool(q, aioloop__raw_pop(q));
+                continue;
+            }
+            sqe = io_uring_get_sqe(&s->ring);
+            if (!sqe) {
+                break;
+            }
+            aioloop__raw_pop(q);
+            luring_prep(s, sqe, (LuringRequest *)r);
+            q->in_flight++;
+            q->unsubmitted++;
+        }
+        if (!q->unsubmitted) {
+            return 0;
+        }
+
+        err = AIOLOOP_FAULT(AIOLOOP_FAULT_URING_SUBMIT);
+        ret = err ? -err : io_uring_submit(&s->ring);
+        if (ret > 0) {
+            q->unsubmitted -= (unsigned)ret < q->unsubmitted
+                              ? (unsigned)ret : q->unsubmitted;
+            aioloop__raw_accepted(q);
+            continue;
+        }
+        if (ret == -EINTR) {
+            continue;
+        }
+        /* Nothing consumed: EAGAIN, EBUSY, ENOMEM or (should never
+         * happen) another error. The entries stay in the ring; retry
+         * after a completion or a back-off. */
+        return ret == -ENOMEM ? ENOMEM : ret == -EBUSY ? EBUSY : EAGAIN;
+    }
+}
+
+/* ---- the state ---------------------------------------------------------- */
+
+static void luring_probe_ops(LuringState *s)
+{
+    struct io_uring_probe *p = io_uring_get_probe_ring(&s->ring);
+
+    /* Kernels without the probe (before 5.6) have READV/WRITEV/FSYNC,
+     * which every io_uring kernel has, but not READ/WRITE. */
+    s->op_read = p && io_uring_opcode_supported(p, IORING_OP_READ) &&
+                 io_uring_opcode_supported(p, IORING_OP_WRITE);
+    s->op_fsync = !p || io_uring_opcode_supported(p, IORING_OP_FSYNC);
+    if (p) {
+        io_uring_free_probe(p);
+    }
+}
+
+LuringState *luring_init(Error **errp)
+{
+    LuringState *s = calloc(1, sizeof(*s));
+    int ret;
+
+    if (!s) {
+        error_setg_errno(errp, ENOMEM, "io_uring state");
+        return NULL;
+    }
+    ret = event_notifier_init(&s->e, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "io_uring completion eventfd");
+        free(s);
+        return NULL;
+    }
+    ret = AIOLOOP_FAULT(AIOLOOP_FAULT_URING_INIT);
+    ret = ret ? -ret : io_uring_queue_init(LURING_DEPTH, &s->ring, 0);
+    if (ret < 0) {
+        if (ret == -EPERM || ret == -ENOSYS) {
+            error_setg_errno(errp, -ret, "io_uring is not available in this "
+                             "kernel or is disabled (kernel.io_uring_disabled, "
+                             "seccomp)");
+        } else {
+            error_setg_errno(errp, -ret, "io_uring_queue_init");
+        }
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return NULL;
+    }
+    ret = io_uring_register_eventfd(&s->ring, event_notifier_get_fd(&s->e));
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "io_uring_register_eventfd");
+        io_uring_queue_exit(&s->ring);
+        event_notifier_cleanup(&s->e);
+        free(s);
+        return NULL;
+    }
+    luring_probe_ops(s);
+    aioloop__raw_queue_init(&s->q, luring_flush, LURING_DEPTH, false);
+    return s;
+}
+
+void luring_cleanup(LuringState *s)
+{
+    if (!s) {
+        return;
+    }
+    aioloop__raw_queue_destroy(&s->q);
+    io_uring_queue_exit(&s->ring);
+    event_notifier_cleanup(&s->e);
+    free(s);
+}
+
+void luring_attach_aio_context(LuringState *s, AioContext *new_context)
+{
+    aioloop__raw_queue_attach(&s->q, new_context);
+    aio_set_fd_handler_poll(new_context, event_notifier_get_fd(&s->e), false,
+                            luring_completion_cb, NULL, luring_poll_cb,
+                            luring_poll_ready, s);
+}
+
+void luring_detach_aio_context(LuringState *s, AioContext *old_context)
+{
+    aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
+                       NULL, NULL, NULL);
+    aioloop__raw_queue_detach(&s->q, old_context);
+}
+
+BlockAIOCB *aioloop__luring_submit_bytes(BlockDriverState *bs, LuringState *s,
+                                         int fd, uint64_t offset,
+                                         QEMUIOVector *qiov, int type,
+                                         BlockCompletionFunc *cb, void *opaque)
+{
+    RawRequest *r = aioloop__raw_request_new(&luring_aiocb_info, &s->q, bs,
+                                             fd, offset, qiov, type, cb,
+                                             opaque);
+
+    if (r) {
+        aioloop__raw_enqueue(&s->q, r);
+    }
+    return r ? &r->common : NULL;
+}
+
+BlockAIOCB *luring_submit(BlockDriverState *bs, LuringState *s, int fd,
+                          int64_t sector_num, QEMUIOVector *qiov,
+                          int nb_sectors, BlockCompletionFunc *cb,
+                          void *opaque, int type)
+{
+    uint64_t offset = aioloop__raw_sector_offset(sector_num, qiov, nb_sectors,
+                                                 type);
+
+    return aioloop__luring_submit_bytes(bs, s, fd, offset, qiov, type, cb,
+                                        opaque);
+}
+
+int coroutine_fn luring_co_submit(BlockDriverState *bs, LuringState *s,
+                                  int fd, uint64_t offset, QEMUIOVector *qiov,
+                                  int type)
+{
+    LuringRequest lr;
+
+    (void)bs;
+    memset(&lr.rest, 0, sizeof(lr.rest));
+    lr.done = 0;
+    if (!aioloop__raw_request_init(&lr.req, &s->q, fd, offset, qiov, type)) {
+        return -EINVAL;
+    }
+    lr.req.co = qemu_coroutine_self();
+    aioloop__raw_enqueue(&s->q, &lr.req);
+    return aioloop__raw_co_wait(&lr.req);
+}
+
+void luring_io_plug(BlockDriverState *bs, LuringState *s)
+{
+    (void)bs;
+    aioloop__raw_plug(&s->q);
+}
+
+void luring_io_unplug(BlockDriverState *bs, LuringState *s)
+{
+    (void)bs;
+    aioloop__raw_unplug(&s->q);
+}
