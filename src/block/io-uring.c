@@ -20,6 +20,17 @@
  * end of the file (the rest is zero-filled). -EAGAIN and -EINTR
  * completions are resubmitted too.
  *
+ * Ring set-up: the state asks for the cheapest completion model the
+ * kernel offers. Best is DEFER_TASKRUN (6.1): the kernel posts
+ * completions only when the owning thread asks (io_uring_get_events()),
+ * with no interrupt of the thread; it needs SINGLE_ISSUER, so the ring is
+ * created disabled and enabled by the first attach, in the thread that
+ * will use it, and re-created when a later attach comes from another
+ * thread (the ring is idle then). Next is COOP_TASKRUN (5.19), then a
+ * plain ring. With TASKRUN_FLAG the kernel raises IORING_SQ_TASKRUN when
+ * completions wait for us to enter it; the eventfd fires when the first
+ * of them is queued, and the busy-poll check looks at the flag too.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
@@ -27,6 +38,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <liburing.h>
 
 #include "raw-aio-int.h"
@@ -44,6 +57,9 @@ struct LuringState {
     RawQueue q;
     struct io_uring ring;
     EventNotifier e;
+    unsigned setup;             /* IORING_SETUP_* of the ring */
+    pid_t owner;                /* SINGLE_ISSUER: the thread, 0 = none yet */
+    int broken;                 /* errno: re-creating the ring failed */
     bool op_read;               /* IORING_OP_READ/WRITE exist (5.6) */
     bool op_fsync;              /* IORING_OP_FSYNC exists */
 };
@@ -105,6 +121,9 @@ static void luring_process_completions(LuringState *s)
     struct io_uring_cqe *cqe;
 
     aioloop__raw_batch_begin(&s->q);
+    if (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN) {
+        io_uring_get_events(&s->ring);      /* post what the kernel holds */
+    }
     while (io_uring_cq_ready(&s->ring) &&
            io_uring_peek_cqe(&s->ring, &cqe) == 0 && cqe) {
         LuringRequest *lr = io_uring_cqe_get_data(cqe);
@@ -135,7 +154,8 @@ static bool luring_poll_cb(void *opaque)
 {
     LuringState *s = opaque;
 
-    return io_uring_cq_ready(&s->ring) > 0;
+    return io_uring_cq_ready(&s->ring) > 0 ||
+           (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN);
 }
 
 static void luring_poll_ready(void *opaque)
@@ -174,6 +194,14 @@ static int luring_flush(RawQueue *q)
 {
     LuringState *s = luring_of(q);
 
+    if (s->broken) {
+        RawRequest *r;
+
+        while ((r = aioloop__raw_pop(q))) {
+            aioloop__raw_defer(q, r, -s->broken);
+        }
+        return 0;
+    }
     for (;;) {
         int ret, err;
 
@@ -219,6 +247,80 @@ static int luring_flush(RawQueue *q)
 
 /* ---- the state ---------------------------------------------------------- */
 
+/* Ring set-ups, cheapest completion model first. */
+static const unsigned luring_setups[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+        IORING_SETUP_TASKRUN_FLAG,
+    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+    0,
+};
+
+/* Creates the ring with the best set-up the kernel accepts and registers
+ * the eventfd. A SINGLE_ISSUER ring is created disabled unless @enable,
+ * which binds it to the calling thread. Returns 0 or -errno. */
+static int luring_ring_open(LuringState *s, bool enable)
+{
+    int ret = -EINVAL;
+
+    for (unsigned i = 0; i < sizeof(luring_setups) / sizeof(luring_setups[0]); i++) {
+        struct io_uring_params p;
+        bool single = luring_setups[i] & IORING_SETUP_SINGLE_ISSUER;
+
+        memset(&p, 0, sizeof(p));
+        p.flags = luring_setups[i] | (single && !enable ? IORING_SETUP_R_DISABLED : 0);
+        ret = io_uring_queue_init_params(LURING_DEPTH, &s->ring, &p);
+        if (ret == -EINVAL) {
+            continue;                   /* an older kernel: next set-up */
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        ret = io_uring_register_eventfd(&s->ring,
+                                        event_notifier_get_fd(&s->e));
+        if (ret < 0) {
+            io_uring_queue_exit(&s->ring);
+            return ret;
+        }
+        s->setup = luring_setups[i];
+        s->owner = single && enable ? gettid() : 0;
+        return 0;
+    }
+    return ret;
+}
+
+/* Makes the ring usable from the calling thread (attach time). */
+static void luring_ring_bind(LuringState *s)
+{
+    pid_t self;
+    int ret;
+
+    if (!(s->setup & IORING_SETUP_SINGLE_ISSUER) || s->broken) {
+        return;
+    }
+    self = gettid();
+    if (s->owner == self) {
+        return;
+    }
+    if (!s->owner) {
+        /* liburing 2.3 declares io_uring_enable_rings() but does not
+         * export it: make the registration call directly. */
+        ret = (int)syscall(__NR_io_uring_register, s->ring.ring_fd,
+                           IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        if (ret == 0) {
+            s->owner = self;
+            return;
+        }
+    }
+    /* Bound to another thread (or enabling failed): the ring is idle,
+     * make a new one here. */
+    io_uring_queue_exit(&s->ring);
+    ret = luring_ring_open(s, true);
+    if (ret < 0) {
+        /* Requests fail with the error instead of being lost. */
+        s->broken = -ret;
+    }
+}
+
 static void luring_probe_ops(LuringState *s)
 {
     struct io_uring_probe *p = io_uring_get_probe_ring(&s->ring);
@@ -249,7 +351,7 @@ LuringState *luring_init(Error **errp)
         return NULL;
     }
     ret = AIOLOOP_FAULT(AIOLOOP_FAULT_URING_INIT);
-    ret = ret ? -ret : io_uring_queue_init(LURING_DEPTH, &s->ring, 0);
+    ret = ret ? -ret : luring_ring_open(s, false);
     if (ret < 0) {
         if (ret == -EPERM || ret == -ENOSYS) {
             error_setg_errno(errp, -ret, "io_uring is not available in this "
@@ -258,14 +360,6 @@ LuringState *luring_init(Error **errp)
         } else {
             error_setg_errno(errp, -ret, "io_uring_queue_init");
         }
-        event_notifier_cleanup(&s->e);
-        free(s);
-        return NULL;
-    }
-    ret = io_uring_register_eventfd(&s->ring, event_notifier_get_fd(&s->e));
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "io_uring_register_eventfd");
-        io_uring_queue_exit(&s->ring);
         event_notifier_cleanup(&s->e);
         free(s);
         return NULL;
@@ -288,6 +382,7 @@ void luring_cleanup(LuringState *s)
 
 void luring_attach_aio_context(LuringState *s, AioContext *new_context)
 {
+    luring_ring_bind(s);
     aioloop__raw_queue_attach(&s->q, new_context);
     aio_set_fd_handler_poll(new_context, event_notifier_get_fd(&s->e), false,
                             luring_completion_cb, NULL, luring_poll_cb,
