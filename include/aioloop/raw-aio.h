@@ -28,11 +28,12 @@
  *
  * Queueing: requests beyond the kernel queue depth (128) wait in a local
  * queue and are submitted as slots free up; they are never failed with
- * EAGAIN. When the kernel answers a submission with EAGAIN or ENOMEM the
- * state waits for completions (or a short back-off when nothing is in
- * flight) and retries; a persistent refusal (about a second of retries
- * with nothing in flight) fails the first waiting request with that error
- * and goes on with the next.
+ * EAGAIN. When the kernel refuses a submission as a whole (EAGAIN,
+ * ENOMEM; io_uring also EBUSY) the state waits for completions, or backs
+ * off (50 µs doubling to 10 ms) when nothing is in flight, and retries.
+ * Linux AIO fails the first waiting request with the error after a second
+ * of refusals with nothing in flight, and goes on with the next; io_uring
+ * has already placed its requests in the ring and keeps retrying.
  *
  * Batching: between *_io_plug() and the matching *_io_unplug() (they
  * nest) requests are collected and submitted together on the last
@@ -47,7 +48,13 @@
  * are independent and may be used from different threads.
  *
  * Completion callbacks may call aio_poll() on the attached context
- * (nested loops): no completion is lost or delivered twice.
+ * (nested loops): no completion is lost or delivered twice. They must not
+ * detach or free their own state.
+ *
+ * Cancellation (bdrv_aio_cancel_async(), loop thread only): a request
+ * still in the local queue (plugged, or beyond the queue depth) completes
+ * with -ECANCELED; the thread backend also cancels a job no worker has
+ * started; a request the kernel has completes normally.
  *
  * SPDX-License-Identifier: MIT
  */
