@@ -49,6 +49,7 @@ typedef struct ThreadPoolElement {
     int ret;                    /* written before the push to done_list */
     QTAILQ_ENTRY(ThreadPoolElement) reqs;               /* pool->lock */
     QSLIST_ENTRY(ThreadPoolElement) done_next;          /* lock-free */
+    QSIMPLEQ_ENTRY(ThreadPoolElement) ready_next;       /* loop thread */
 } ThreadPoolElement;
 
 typedef struct Worker {
@@ -62,6 +63,10 @@ struct ThreadPool {
     bool owns_ctx_ref;
     QEMUBH *completion_bh;
     QSLIST_HEAD(, ThreadPoolElement) done_list;         /* lock-free */
+    /* Completions taken off done_list whose callbacks have not run yet,
+     * oldest first. Kept here, not on the BH's stack, so that a callback
+     * that polls a nested loop lets that loop run the rest. */
+    QSIMPLEQ_HEAD(, ThreadPoolElement) ready;           /* loop thread */
 
     QemuMutex lock;
     QemuCond workers_gone;      /* broadcast as workers exit */
@@ -113,16 +118,25 @@ static void complete(ThreadPool *pool, ThreadPoolElement *req, int ret)
 static void completion_bh(void *opaque)
 {
     ThreadPool *pool = opaque;
-    QSLIST_HEAD(, ThreadPoolElement) lifo, fifo = QSLIST_HEAD_INITIALIZER(fifo);
+    QSLIST_HEAD(, ThreadPoolElement) lifo;
+    QSIMPLEQ_HEAD(, ThreadPoolElement) fifo = QSIMPLEQ_HEAD_INITIALIZER(fifo);
     ThreadPoolElement *req;
 
+    /* done_list is newest first: reverse it behind what is ready. */
     QSLIST_MOVE_ATOMIC(&lifo, &pool->done_list);
     while ((req = QSLIST_FIRST(&lifo))) {
         QSLIST_REMOVE_HEAD(&lifo, done_next);
-        QSLIST_INSERT_HEAD(&fifo, req, done_next);
+        QSIMPLEQ_INSERT_HEAD(&fifo, req, ready_next);
     }
-    while ((req = QSLIST_FIRST(&fifo))) {
-        QSLIST_REMOVE_HEAD(&fifo, done_next);
+    QSIMPLEQ_CONCAT(&pool->ready, &fifo);
+
+    while ((req = QSIMPLEQ_FIRST(&pool->ready))) {
+        QSIMPLEQ_REMOVE_HEAD(&pool->ready, ready_next);
+        if (!QSIMPLEQ_EMPTY(&pool->ready)) {
+            /* If the callback polls a nested loop, that loop goes on
+             * with the rest. */
+            qemu_bh_schedule(pool->completion_bh);
+        }
         if (req->common.cb) {
             req->common.cb(req->common.opaque, req->ret);
             aioloop__report_progress(pool->ctx);
@@ -416,6 +430,7 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
     pool->completion_bh = aioloop__bh_new_internal(ctx, completion_bh, pool,
                                                    "thread-pool completion");
     QSLIST_INIT(&pool->done_list);
+    QSIMPLEQ_INIT(&pool->ready);
     qemu_mutex_init(&pool->lock);
     qemu_cond_init(&pool->workers_gone);
     QTAILQ_INIT(&pool->request_list);

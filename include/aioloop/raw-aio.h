@@ -220,8 +220,9 @@ AIOLOOP_API void luring_io_unplug(BlockDriverState *bs, LuringState *s);
 /* ------------------------------------------------------------------ */
 /* Thread backend: preadv/pwritev/fdatasync in the attached context's
  * thread pool (<aioloop/thread-pool.h>). Works on every file and kernel;
- * a worker retries short transfers until the end of file or the disk
- * fills. There is no kernel queue: every request goes to the pool. */
+ * a worker continues a short read until the end of the file; a short
+ * write is -ENOSPC, as with the kernel backends. There is no kernel
+ * queue: every request goes to the pool. */
 
 typedef struct ThreadAioState ThreadAioState;
 

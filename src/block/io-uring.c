@@ -133,13 +133,18 @@ static void luring_process_completions(LuringState *s)
         /* Off the ring before the callback, which may poll a nested
          * loop that continues with the next completion. */
         io_uring_cqe_seen(&s->ring, cqe);
-        s->q.in_flight--;
-        s->q.blocked = false;
         if (luring_complete(s, lr, res, &ret)) {
-            aioloop__raw_finish(&lr->req, ret);
+            aioloop__raw_complete(&s->q, &lr->req, ret);
+        } else {
+            s->q.in_flight--;           /* requeued for the rest */
         }
     }
     aioloop__raw_batch_end(&s->q);
+}
+
+static void luring_process(RawQueue *q)
+{
+    luring_process_completions(luring_of(q));
 }
 
 static void luring_completion_cb(void *opaque)
@@ -365,7 +370,7 @@ LuringState *luring_init(Error **errp)
         return NULL;
     }
     luring_probe_ops(s);
-    aioloop__raw_queue_init(&s->q, luring_flush, LURING_DEPTH, false);
+    aioloop__raw_queue_init(&s->q, luring_flush, luring_process, LURING_DEPTH, false);
     return s;
 }
 

@@ -124,11 +124,15 @@ static void laio_process_completions(LinuxAioState *s)
     while (laio_next_event(s, &ev)) {
         LaioRequest *lr = (LaioRequest *)(uintptr_t)ev.data;
 
-        s->q.in_flight--;
-        s->q.blocked = false;
-        aioloop__raw_finish(&lr->req, aioloop__raw_result(&lr->req, ev.res));
+        aioloop__raw_complete(&s->q, &lr->req,
+                              aioloop__raw_result(&lr->req, ev.res));
     }
     aioloop__raw_batch_end(&s->q);
+}
+
+static void laio_process(RawQueue *q)
+{
+    laio_process_completions(laio_of(q));
 }
 
 static void laio_completion_cb(void *opaque)
@@ -280,7 +284,7 @@ LinuxAioState *laio_init(void)
         s->ring = ring;
     }
     s->fdsync_ok = true;
-    aioloop__raw_queue_init(&s->q, laio_flush, LAIO_DEPTH, true);
+    aioloop__raw_queue_init(&s->q, laio_flush, laio_process, LAIO_DEPTH, true);
     return s;
 }
 

@@ -42,7 +42,8 @@ struct RawRequest {
     uint64_t offset;
     int fd;
     int type;                   /* QEMU_AIO_READ/WRITE/FLUSH */
-    int ret;                    /* -EINPROGRESS until complete */
+    int ret;                    /* -EINPROGRESS until delivered */
+    int deferred_ret;           /* the result waiting in q->done */
     bool queued;                /* in q->pending */
     QTAILQ_ENTRY(RawRequest) next;   /* q->pending or q->done */
     BlockAIOCB *pool_acb;       /* a thread-pool job running it, or NULL */
@@ -54,9 +55,13 @@ struct RawRequest {
  * the backend (aioloop__raw_defer()). */
 typedef int RawFlushFn(RawQueue *q);
 
+/* Backend hook: deliver the completions the kernel has posted. */
+typedef void RawProcessFn(RawQueue *q);
+
 struct RawQueue {
     AioContext *ctx;            /* attached context, or NULL */
     RawFlushFn *flush;
+    RawProcessFn *process;
     unsigned depth;             /* kernel slots */
     unsigned in_flight;         /* requests in the kernel (or a pool) */
     unsigned in_queue;          /* requests in 'pending' */
@@ -72,6 +77,7 @@ struct RawQueue {
     QTAILQ_HEAD(, RawRequest) done;
     QEMUBH *done_bh;            /* delivers 'done' */
     QEMUBH *batch_bh;           /* submits a batch a nested loop waits on */
+    QEMUBH *process_bh;         /* continues completions in a nested loop */
     QEMUTimer retry_timer;
     bool timer_inited;
 };
@@ -88,7 +94,8 @@ void aioloop__raw_cancel_async(BlockAIOCB *acb);
 AioContext *aioloop__raw_get_aio_context(BlockAIOCB *acb);
 
 /* Sets up @q (detached) for a backend with @depth kernel slots. */
-void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush, unsigned depth,
+void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
+                             RawProcessFn *process, unsigned depth,
                              bool may_fail_head);
 /* Frees what init allocated; @q must be detached and idle (assertion). */
 void aioloop__raw_queue_destroy(RawQueue *q);
@@ -116,9 +123,14 @@ void aioloop__raw_unplug(RawQueue *q);
 /* Submits now if nothing holds the queue back. */
 void aioloop__raw_kick(RawQueue *q);
 /* Around a backend's completion processing: requests submitted by the
- * callbacks are batched and submitted at the end of the outermost. */
+ * callbacks are batched and submitted at the end of the outermost; and
+ * while a callback runs, the process BH is scheduled, so that a nested
+ * aio_poll() delivers the completions already posted (whose eventfd
+ * signal was consumed) instead of waiting for a signal that will not
+ * come. Each completion delivered inside counts as loop progress. */
 void aioloop__raw_batch_begin(RawQueue *q);
 void aioloop__raw_batch_end(RawQueue *q);
+
 /* The backend got a transient refusal @err from the kernel. */
 void aioloop__raw_refused(RawQueue *q, int err);
 /* The backend's submission went through: forget earlier refusals. */
@@ -155,6 +167,15 @@ int aioloop__raw_result(RawRequest *r, long long res);
 void aioloop__raw_finish(RawRequest *r, int ret);
 /* Completes @r with @ret later, from the queue's BH. */
 void aioloop__raw_defer(RawQueue *q, RawRequest *r, int ret);
+
+/* Retires a request the kernel completed and delivers @ret. */
+static inline void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret)
+{
+    q->in_flight--;
+    q->blocked = false;
+    aioloop__report_progress(q->ctx);
+    aioloop__raw_finish(r, ret);
+}
 
 /* Runs @r in the attached context's thread pool (preadv, pwritev or
  * fdatasync in a worker); counts it in flight until it completes. */

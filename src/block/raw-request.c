@@ -112,7 +112,10 @@ int coroutine_fn aioloop__raw_co_wait(RawRequest *r)
 
 void aioloop__raw_defer(RawQueue *q, RawRequest *r, int ret)
 {
-    r->ret = ret;
+    /* Not r->ret: a coroutine request must still look in progress, or
+     * its coroutine would return (and its stack, which holds @r, go)
+     * before the BH delivers it. */
+    r->deferred_ret = ret;
     QTAILQ_INSERT_TAIL(&q->done, r, next);
     qemu_bh_schedule(q->done_bh);
 }
@@ -127,7 +130,7 @@ static void raw_done_bh(void *opaque)
     while ((r = QTAILQ_FIRST(&q->done))) {
         QTAILQ_REMOVE(&q->done, r, next);
         aioloop__report_progress(q->ctx);
-        aioloop__raw_finish(r, r->ret);
+        aioloop__raw_finish(r, r->deferred_ret);
     }
 }
 
@@ -165,7 +168,7 @@ static void raw_flush(RawQueue *q)
 
 void aioloop__raw_kick(RawQueue *q)
 {
-    if (!q->in_queue || q->blocked) {
+    if ((!q->in_queue && !q->unsubmitted) || q->blocked) {
         return;
     }
     if ((q->plugged || q->batching) && q->in_queue < aioloop__raw_room(q)) {
@@ -183,22 +186,38 @@ static void raw_batch_bh(void *opaque)
 {
     RawQueue *q = opaque;
 
-    if (q->in_queue && !q->blocked && !q->plugged) {
+    if ((q->in_queue || q->unsubmitted) && !q->blocked && !q->plugged) {
         raw_flush(q);
     }
+}
+
+static void raw_process_bh(void *opaque)
+{
+    RawQueue *q = opaque;
+
+    q->process(q);
 }
 
 void aioloop__raw_batch_begin(RawQueue *q)
 {
     q->batching++;
+    qemu_bh_schedule(q->process_bh);
 }
 
 void aioloop__raw_batch_end(RawQueue *q)
 {
     assert(q->batching > 0);
-    if (--q->batching == 0 && q->in_queue) {
-        qemu_bh_cancel(q->batch_bh);
-        aioloop__raw_kick(q);
+    qemu_bh_cancel(q->process_bh);     /* everything posted was delivered */
+    if (--q->batching == 0) {
+        if (q->in_queue) {
+            qemu_bh_cancel(q->batch_bh);
+            aioloop__raw_kick(q);
+        }
+    } else if (q->in_queue && !q->plugged && !q->blocked) {
+        /* A nested loop ended its processing while an outer one is still
+         * in a callback: slots may have freed up for queued requests that
+         * this nested loop (or a deeper one) waits for. */
+        qemu_bh_schedule(q->batch_bh);
     }
 }
 
@@ -282,8 +301,9 @@ void aioloop__raw_submit_to_pool(RawQueue *q, RawRequest *r)
                                          raw_pool_done, r);
 }
 
-/* Finishes a transfer that the first preadv/pwritev left short, after
- * @done bytes, one segment piece at a time. */
+/* Finishes a transfer that the first preadv/pwritev left short (a read
+ * that stopped early, or either one interrupted before it transferred
+ * anything), after @done bytes, one segment piece at a time. */
 static int raw_worker_rest(RawRequest *r, size_t done)
 {
     QEMUIOVector *qiov = r->qiov;
@@ -347,17 +367,21 @@ int aioloop__raw_worker(void *opaque)
             return -errno;
         }
         n = 0;
+    } else if (r->type == QEMU_AIO_WRITE) {
+        return -ENOSPC;         /* short, as the kernel backends report it */
     }
     return raw_worker_rest(r, (size_t)n);
 }
 
 /* ---- set-up ------------------------------------------------------------- */
 
-void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush, unsigned depth,
+void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
+                             RawProcessFn *process, unsigned depth,
                              bool may_fail_head)
 {
     q->ctx = NULL;
     q->flush = flush;
+    q->process = process;
     q->depth = depth;
     q->in_flight = q->in_queue = q->unsubmitted = 0;
     q->plugged = q->batching = 0;
@@ -366,7 +390,7 @@ void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush, unsigned depth,
     q->refused_since = q->backoff_ns = 0;
     QTAILQ_INIT(&q->pending);
     QTAILQ_INIT(&q->done);
-    q->done_bh = q->batch_bh = NULL;
+    q->done_bh = q->batch_bh = q->process_bh = NULL;
     q->timer_inited = false;
 }
 
@@ -378,6 +402,8 @@ void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx)
                                           "block I/O deferred completions");
     q->batch_bh = aioloop__bh_new_internal(ctx, raw_batch_bh, q,
                                            "block I/O batch submission");
+    q->process_bh = aioloop__bh_new_internal(ctx, raw_process_bh, q,
+                                             "block I/O completions");
     aio_timer_init(ctx, &q->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    raw_retry_timer, q);
     q->timer_inited = true;
@@ -390,7 +416,8 @@ void aioloop__raw_queue_detach(RawQueue *q, AioContext *ctx)
     assert(!q->in_flight && !q->in_queue && QTAILQ_EMPTY(&q->done));
     qemu_bh_delete(q->done_bh);
     qemu_bh_delete(q->batch_bh);
-    q->done_bh = q->batch_bh = NULL;
+    qemu_bh_delete(q->process_bh);
+    q->done_bh = q->batch_bh = q->process_bh = NULL;
     timer_del(&q->retry_timer);
     timer_deinit(&q->retry_timer);
     q->timer_inited = false;

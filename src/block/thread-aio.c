@@ -36,7 +36,7 @@ ThreadAioState *taio_init(void)
     if (!s) {
         abort();
     }
-    aioloop__raw_queue_init(&s->q, taio_flush, UINT_MAX, false);
+    aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false);
     return s;
 }
 
