@@ -184,6 +184,11 @@ struct AioContext {
     int epollfd;
     struct FDMonPollState *poll_state;
 
+    /* Backends that arm their wake-up source only while the loop may
+     * sleep; see aioloop__sleep_hooks_prepare(). Changed and walked by
+     * the context's holder only. */
+    QLIST_HEAD(, AioSleepHook) sleep_hooks;
+
     /* Adaptive polling (ns); the parameters are written by any thread
      * (atomic), poll_ns by the loop thread only. */
     int64_t poll_max_ns;
@@ -258,6 +263,53 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
                           EventNotifierHandler *en_read, IOHandler *io_write,
                           AioPollFn *io_poll, IOHandler *io_poll_ready,
                           void *opaque);
+
+/*
+ * Sleep hooks: for a backend whose completions can signal an fd the loop
+ * watches (io_uring's registered eventfd), but whose signal costs the
+ * signalling thread a wake-up and the loop a spurious iteration when
+ * the loop is awake anyway. The loop calls prepare() each time it is
+ * about to wait on its fd monitor (blocking or not, aio_poll() or the
+ * GSource) and finish() once the wait is over:
+ *
+ *   prepare(opaque)  arm the signal, then (after a full barrier) look
+ *                    whether work is already waiting that no signal
+ *                    announced; if so, schedule a bottom half that
+ *                    handles it, so that the wait does not sleep.
+ *   finish(opaque)   disarm the signal: the loop is awake and will see
+ *                    the work through its own calls.
+ *
+ * Both run in the loop thread with the context held, between
+ * walk_begin/walk_end or in the GSource callbacks. add/remove: the
+ * context's holder (attach/detach of a backend).
+ */
+typedef struct AioSleepHook {
+    void (*prepare)(void *opaque);
+    void (*finish)(void *opaque);
+    void *opaque;
+    QLIST_ENTRY(AioSleepHook) next;
+} AioSleepHook;
+
+void aioloop__sleep_hook_add(AioContext *ctx, AioSleepHook *hook);
+void aioloop__sleep_hook_remove(AioContext *ctx, AioSleepHook *hook);
+
+static inline void aioloop__sleep_hooks_prepare(AioContext *ctx)
+{
+    AioSleepHook *h;
+
+    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
+        h->prepare(h->opaque);
+    }
+}
+
+static inline void aioloop__sleep_hooks_finish(AioContext *ctx)
+{
+    AioSleepHook *h;
+
+    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
+        h->finish(h->opaque);
+    }
+}
 
 /* Timers: aio_poll() asks these two for the nearest deadline and to run
  * what expired (timer.c). */
