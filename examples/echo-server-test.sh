@@ -49,9 +49,11 @@ connect() {
         < "$1" > "$2"
 }
 
-# The server's own pid is hidden behind `timeout`, which bounds its life
-# and forwards the SIGTERM we send it.
-timeout -s KILL 90 "$server" 0 > "$work/server.out" 2> "$work/server.err" &
+# `timeout` bounds the server's life and forwards the SIGTERM we send it.
+# --foreground: to the server alone. Without it, timeout also sends
+# SIGTERM and SIGCONT to its process group, and a SIGCONT that lands while
+# LeakSanitizer's exit-time tracer attaches to the server hangs both.
+timeout --foreground -s KILL 90 "$server" 0 > "$work/server.out" 2> "$work/server.err" &
 tpid=$!
 wait_for 20 grep -q '^listening on ' "$work/server.out" ||
     bail "server prints its port"
