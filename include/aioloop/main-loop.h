@@ -51,6 +51,7 @@ AIOLOOP_API AioContext *qemu_get_current_aio_context(void);
  */
 AIOLOOP_API QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque,
                                      const char *name);
+/** qemu_bh_new - qemu_bh_new_full() named after @cb. Any thread. */
 #define qemu_bh_new(cb, opaque) qemu_bh_new_full((cb), (opaque), #cb)
 
 /**
