@@ -85,7 +85,9 @@ extern "C" {
 
 /* ------------------------------------------------------------------ */
 /* Linux native AIO (io_setup/io_submit, completions through an eventfd
- * and reaped from the AIO ring in user space). Always built on Linux. */
+ * and reaped from the AIO ring in user space). Built when
+ * <linux/aio_abi.h> was found (AIOLOOP_HAVE_LINUX_AIO, the usual case on
+ * Linux); otherwise laio_init() always fails with ENOSYS. */
 
 /* A Linux AIO state (opaque): laio_init() to laio_cleanup(). */
 typedef struct LinuxAioState LinuxAioState;
