@@ -27,11 +27,15 @@ changes, so Doxygen's warnings point at the real header lines):
   - the thread tag ("Any thread.", "Loop thread only.", "Coroutine
     context only." ...) gets its own "Threads:" paragraph (\\threads alias);
   - a comment after a member on the same line documents that member
-    ("/**<").
+    ("/**<");
+  - one comment over a run of #defines (no blank line or comment between
+    them) documents each of them (the others copy the first's).
 
-A documentation comment whose name does not match the declaration that
-follows it is reported on stderr ("file:line: warning: ..."), which the
-docs build treats as a failure like any Doxygen warning.
+Reported on stderr ("file:line: warning: ..."), which the docs build
+treats as a failure like any Doxygen warning: a documentation comment
+whose name does not match the declaration that follows it; an exported
+function whose comment has no thread tag; a header that does not open
+with a comment (Doxygen would not check the members of such a file).
 
 Usage: kerneldoc-filter.py FILE  (writes the translated FILE to stdout)
 """
@@ -101,8 +105,10 @@ def define_run_end(lines, j):
 
 
 def is_function_decl(lines, j):
-    """Whether lines[j] starts an exported function's prototype."""
-    return bool(re.match(r"^\s*AIOLOOP_API\b(?!\s+extern\b)[^;]*\(",
+    """Whether lines[j] starts a public function (exported prototype or
+    static inline definition)."""
+    return bool(re.match(r"^\s*(?:AIOLOOP_API\b(?!\s+extern\b)|static\s+inline\b)"
+                         r"[^;]*\(",
                          " ".join(lines[j:j + 3])))
 
 
@@ -277,7 +283,12 @@ def main():
             seen_code_or_comment = True
             i = j + 1
             continue
-        if line.strip():
+        if line.strip() and not seen_code_or_comment:
+            # Doxygen checks the members of documented files only.
+            sys.stderr.write(
+                "%s:%d: warning: the header does not open with a comment "
+                "saying what it is (\"aioloop/name.h - ...\"), so Doxygen "
+                "would not check its symbols\n" % (path, i + 1))
             seen_code_or_comment = True
         if i in copy_doc:
             out.append(line + " /**< \\copydoc %s */" % copy_doc[i])
