@@ -236,6 +236,25 @@ AioContext *aioloop__poll_ctx(void);
 AioContext *aioloop__iothread_ctx(void);
 bool aioloop__in_main_thread(void);
 
+/* async-context.c: the AsyncContext stack of the main-loop thread.
+ * aioloop__async_depth is its depth (atomic; written by that thread only).
+ * aioloop__main_current_ctx(): the top of the stack on the main-loop
+ * thread, else the main context (NULL before qemu_init_main_loop()).
+ * aioloop__async_context_adjust(ctx): on the main-loop thread while a
+ * level is pushed, maps "no context" and every context of the stack below
+ * the top to the top; anything else is returned unchanged. */
+extern int aioloop__async_depth;
+AioContext *aioloop__main_current_ctx(void);
+AioContext *aioloop__async_context_adjust_slow(AioContext *ctx);
+void aioloop__async_context_cleanup(void);
+static inline AioContext *aioloop__async_context_adjust(AioContext *ctx)
+{
+    if (likely(qatomic_read(&aioloop__async_depth) == 0)) {
+        return ctx;
+    }
+    return aioloop__async_context_adjust_slow(ctx);
+}
+
 /* coroutine/coroutine.c */
 void aioloop__co_schedule_bh(void *opaque);
 

@@ -227,8 +227,10 @@ AIOLOOP_API QEMUTimer *aio_timer_new(AioContext *ctx, QEMUClockType type,
                                      void *opaque);
 
 /**
- * timer_new - a timer on the main context (qemu_init_main_loop() first).
- * timer_new_ns/_us/_ms fix the scale. Any thread.
+ * timer_new - a timer on the main context (qemu_init_main_loop() first),
+ * i.e. qemu_get_aio_context(), also while an AsyncContext level is pushed
+ * (<aioloop/async-context.h>). timer_new_ns/_us/_ms fix the scale.
+ * Any thread.
  */
 AIOLOOP_API QEMUTimer *timer_new(QEMUClockType type, int scale,
                                  QEMUTimerCB *cb, void *opaque);
