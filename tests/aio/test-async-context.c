@@ -454,6 +454,51 @@ static void test_pop_flushes_child_bhs(void)
     end();
 }
 
+typedef struct Queued {
+    int func_done;          /* atomic */
+    int cb_runs, cb_id, cb_ret;
+} Queued;
+
+static int queued_fn(void *opaque)
+{
+    Queued *q = opaque;
+
+    qatomic_set(&q->func_done, 1);
+    return 5;
+}
+
+static void queued_cb(void *opaque, int ret)
+{
+    Queued *q = opaque;
+
+    q->cb_runs++;
+    q->cb_ret = ret;
+    q->cb_id = get_async_context_id();
+}
+
+/* A thread-pool result already queued on the level (its completion BH
+ * scheduled) is delivered by the pop's flush, as the level's. */
+static void test_pop_flushes_queued_completion(void)
+{
+    Queued q = { 0 };
+    AioContext *child;
+
+    begin();
+    async_context_push();
+    child = qemu_get_current_aio_context();
+    thread_pool_submit_aio(aio_get_thread_pool(child), queued_fn, &q,
+                           queued_cb, &q);
+    while (!qatomic_read(&q.func_done) || aio_compute_timeout(child) != 0) {
+        sleep_us(100);
+    }
+    CHECK_EQ(q.cb_runs, 0);
+    async_context_pop();
+    CHECK_EQ(q.cb_runs, 1);
+    CHECK_EQ(q.cb_ret, 5);
+    CHECK_EQ(q.cb_id, 1);
+    end();
+}
+
 /* ------------------------------------------------------------------ */
 /* The qcow2 scenario                                                  */
 
@@ -782,6 +827,79 @@ static void test_qcow2_sync_read_block(void)
         close(fd);
     }
     CHECK(ran > 0);     /* the thread engine is always there */
+    end();
+}
+
+/* The nested read from a coroutine: created and entered inside a root
+ * callback after the push, it belongs to the pushed level, and
+ * thread_pool_submit_co() on the level's pool wakes it from the level's
+ * loop. */
+typedef struct CoRead {
+    bool nested;
+    int co_ret, co_done, co_id;
+    AioContext *co_ctx;
+    int other_runs, bad;
+} CoRead;
+
+static void coroutine_fn co_read(void *opaque)
+{
+    CoRead *s = opaque;
+
+    s->co_ret = thread_pool_submit_co(
+        aio_get_thread_pool(qemu_get_current_aio_context()), c_fn, NULL);
+    s->co_id = get_async_context_id();
+    s->co_ctx = qemu_get_current_aio_context();
+    s->co_done = 1;
+}
+
+static void co_other_cb(void *opaque, int ret)
+{
+    CoRead *s = opaque;
+
+    (void)ret;
+    s->bad += s->nested;
+    s->other_runs++;
+}
+
+static void co_trigger_cb(void *opaque)
+{
+    CoRead *s = opaque;
+    AioContext *root = qemu_get_aio_context();
+
+    /* Another request of the root, completing during the nested read. */
+    thread_pool_submit_aio(aio_get_thread_pool(root), a_fn, NULL,
+                           co_other_cb, s);
+    s->nested = true;
+    async_context_push();
+    qemu_coroutine_enter(qemu_coroutine_create(co_read, s));
+    CHECK(!s->co_done);                     /* waits for the pool */
+    while (!s->co_done) {
+        qemu_aio_wait();
+    }
+    async_context_pop();
+    s->nested = false;
+}
+
+static void test_nested_read_in_coroutine(void)
+{
+    CoRead s;
+    QEMUBH *bh;
+
+    begin();
+    memset(&s, 0, sizeof(s));
+    bh = qemu_bh_new(co_trigger_cb, &s);
+    qemu_bh_schedule(bh);
+    main_loop_wait(true);
+    CHECK_EQ(s.co_done, 1);
+    CHECK_EQ(s.co_ret, 42);
+    CHECK_EQ(s.co_id, 1);
+    CHECK(s.co_ctx != qemu_get_aio_context());
+    while (!s.other_runs) {
+        main_loop_wait(false);
+    }
+    CHECK_EQ(s.other_runs, 1);
+    CHECK_EQ(s.bad, 0);
+    qemu_bh_delete(bh);
     end();
 }
 
@@ -1173,8 +1291,10 @@ int main(void)
     RUN(test_nested_levels_run_in_order);
     RUN(test_parent_bh_held_until_pop);
     RUN(test_pop_flushes_child_bhs);
+    RUN(test_pop_flushes_queued_completion);
     RUN(test_qcow2_sync_read_thread_pool);
     RUN(test_qcow2_sync_read_block);
+    RUN(test_nested_read_in_coroutine);
     RUN(test_parent_coroutine_held);
     RUN(test_fd_handlers_and_timers);
     RUN(test_qemu_aio_wait_waits_for_progress);
