@@ -53,15 +53,17 @@
  * the main context's callbacks.
  *
  * Pop. async_context_pop() first runs the current level's bottom halves
- * until none is scheduled (a BH scheduled by one of them runs too, and so
- * do completions already queued behind a BH, e.g. thread-pool results),
- * then makes the parent current. Anything of the popped level that is
- * still outstanding (a request not finished, a BH scheduled later from
- * another thread) stays with that level's context and runs the next time
- * the stack is at that depth again, as in QEMU's original, where
- * completions were matched to the context id. So wait for your own
- * requests before you pop, and detach a block backend you attached to the
- * level first.
+ * until none is scheduled: a BH scheduled by one of them runs too, and so
+ * does what is already queued behind a BH (thread-pool results, the
+ * thread block engine's, scheduled coroutines); completions still waiting
+ * behind a file descriptor (Linux AIO or io_uring events not yet reaped)
+ * are not. Then it makes the parent current; the parent's held work is
+ * not run by the pop itself. Anything of the popped level that is still
+ * outstanding (a request not finished, a BH scheduled later from another
+ * thread) stays with that level's context and runs the next time the
+ * stack is at that depth again, as in QEMU's original, where completions
+ * were matched to the context id. So wait for your own requests before
+ * you pop, and detach a block backend you attached to the level first.
  *
  * Threads. The stack belongs to the main-loop thread. Other threads (an
  * IOThread, a thread-pool worker, any thread of the program) never see it:
@@ -109,8 +111,9 @@ AIOLOOP_API void async_context_push(void);
  * Aborts with a message when there is nothing to pop (the current context
  * is the root, id 0: an unbalanced push/pop), when called from a thread
  * other than the main-loop thread, from inside a callback that the popped
- * level's own aio_poll() (or this pop's flush) is running, or when one of
- * the flushed BHs leaves a push without its pop.
+ * level's own innermost aio_poll() (main_loop_wait(), qemu_aio_wait()),
+ * qemu_bh_poll() or pop flush is running, or when one of the flushed BHs
+ * leaves a push without its pop.
  * Main-loop thread only.
  */
 AIOLOOP_API void async_context_pop(void);
