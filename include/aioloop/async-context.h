@@ -95,7 +95,7 @@ extern "C" {
  * thread other than the main-loop thread, before qemu_init_main_loop(),
  * or when the level's context cannot be created (no memory or file
  * descriptors).
- * Main-loop thread only.
+ * Main thread only (the thread that called qemu_init_main_loop()).
  */
 AIOLOOP_API void async_context_push(void);
 
@@ -114,7 +114,7 @@ AIOLOOP_API void async_context_push(void);
  * level's own innermost aio_poll() (main_loop_wait(), qemu_aio_wait()),
  * qemu_bh_poll() or pop flush is running, or when one of the flushed BHs
  * leaves a push without its pop.
- * Main-loop thread only.
+ * Main thread only (the thread that called qemu_init_main_loop()).
  */
 AIOLOOP_API void async_context_pop(void);
 
@@ -122,7 +122,7 @@ AIOLOOP_API void async_context_pop(void);
  * get_async_context_id - the id of the current AsyncContext: 0 for the
  * root (the main context, also before qemu_init_main_loop()), otherwise
  * its depth in the stack (1 after one push, 2 after two...).
- * Main-loop thread only (another thread reads a snapshot of the
+ * Main thread only (another thread reads a snapshot of the
  * main-loop thread's depth).
  */
 AIOLOOP_API int get_async_context_id(void);
@@ -138,7 +138,7 @@ AIOLOOP_API int get_async_context_id(void);
  * "while (!done) qemu_aio_wait();". With nothing of the current context
  * that can ever complete, it waits forever.
  * The main loop must be initialised.
- * Main-loop thread only.
+ * Main thread only (the thread that called qemu_init_main_loop()).
  */
 AIOLOOP_API void qemu_aio_wait(void);
 
