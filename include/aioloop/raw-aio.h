@@ -120,7 +120,10 @@ AIOLOOP_API void laio_attach_aio_context(LinuxAioState *s,
 /**
  * laio_detach_aio_context - stop delivering @s's completions from
  * @old_context, the context it is attached to. Requests must not be in
- * flight (drain them first; assertion).
+ * flight (drain them first; assertion). Does nothing if @s is no longer
+ * attached: the last aio_context_unref() of a context detaches the
+ * states still attached to it (after completing their requests), and
+ * @old_context may then be a freed pointer, which is not used.
  * Loop thread of @old_context.
  */
 AIOLOOP_API void laio_detach_aio_context(LinuxAioState *s,
