@@ -43,8 +43,9 @@
  * per batch rather than one per request.
  *
  * Threads: a state belongs to the thread that runs its attached
- * context's aio_poll(); every function except *_init must be called from
- * there ("Loop thread only" below means that thread). Different states
+ * context's aio_poll(); every function except *_init and *_cleanup
+ * (which any thread may call once the state is detached) must be called
+ * from there ("Loop thread only" below means that thread). Different states
  * are independent and may be used from different threads.
  *
  * Completion callbacks may call aio_poll() on the attached context
