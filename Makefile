@@ -8,6 +8,9 @@
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make install         install into PREFIX (default /usr/local)
 #   make docs            API reference + design pages (build-docs/html)
+#   make soak            the torture program for SOAK_TIME s (default 60),
+#                        in $(BUILD); soak-asan / soak-tsan: the same in the
+#                        sanitizer trees
 #   make check-valgrind  the unit tests under valgrind memcheck
 #                        (build-valgrind/, -O1 -g)
 #
@@ -80,8 +83,25 @@ clean-docs:
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release
 
-# ---- reliability: valgrind -------------------------------------------
-.PHONY: check-valgrind clean-valgrind
+# ---- reliability: soak and valgrind ----------------------------------
+.PHONY: soak soak-asan soak-tsan check-valgrind clean-valgrind
+
+SOAK_TIME ?= 60
+SOAK = tests/soak/aioloop-soak
+
+soak: all
+	cd $(BUILD) && nice -n 5 ./$(SOAK) $(SOAK_TIME)
+
+soak-asan: deps build-asan/build.ninja
+	ninja -C build-asan $(SOAK)
+	cd build-asan && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    nice -n 5 ./$(SOAK) $(SOAK_TIME)
+
+soak-tsan: deps build-tsan/build.ninja
+	ninja -C build-tsan $(SOAK)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    nice -n 5 ./$(SOAK) $(SOAK_TIME)
 
 # Valgrind memcheck over the unit tests: a plain -O1 -g tree, no
 # suppressions; definite leaks are errors. Threads run one at a time
