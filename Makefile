@@ -8,11 +8,6 @@
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make install         install into PREFIX (default /usr/local)
 #   make docs            API reference + design pages (build-docs/html)
-#   make soak            the torture program for SOAK_TIME s (default 60),
-#                        in $(BUILD); soak-asan / soak-tsan: the same in the
-#                        sanitizer trees
-#   make check-valgrind  the unit tests under valgrind memcheck
-#                        (build-valgrind/, -O1 -g)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
 
@@ -84,6 +79,11 @@ clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release
 
 # ---- reliability: soak and valgrind ----------------------------------
+#   make soak            the torture program (tests/soak) for SOAK_TIME s
+#                        (default 60) in $(BUILD); soak-asan / soak-tsan:
+#                        the same in the sanitizer trees
+#   make check-valgrind  the unit tests under valgrind memcheck
+#                        (build-valgrind/, -O1 -g)
 .PHONY: soak soak-asan soak-tsan check-valgrind clean-valgrind
 
 SOAK_TIME ?= 60
