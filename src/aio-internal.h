@@ -224,12 +224,29 @@ static inline void aioloop__report_progress(AioContext *ctx)
     ctx->user_progress++;
 }
 
-/* aio-posix.c: the context whose loop the calling thread is inside. */
-AioContext *aioloop__poll_ctx(void);
-
-/* iothread.c, main-loop.c */
-AioContext *aioloop__iothread_ctx(void);
-bool aioloop__in_main_thread(void);
+/*
+ * Which loop the calling thread runs, for coroutines (coroutine.c's
+ * current_ctx(), on every qemu_coroutine_enter(): read inline, never
+ * across a coroutine switch).
+ *  aio-posix.c: the context of the innermost aio_poll()/aio_dispatch()
+ *    the thread is inside, else NULL;
+ *  iothread.c: an IOThread's context, in that IOThread, else NULL;
+ *  main-loop.c: the thread that created the main loop has
+ *    aioloop__main_loop_gen_tls == aioloop__main_loop_gen (atomic) until
+ *    the main loop is cleaned up or created again, and then its context
+ *    in aioloop__main_loop_ctx_tls; other threads never.
+ * AIOLOOP_TLS_FAST: initial-exec, so that reaching them is a load from
+ * the thread pointer even in the shared library (no __tls_get_addr call);
+ * they take a few bytes of the static TLS area, which a dlopen() of the
+ * library has to find free (glibc keeps hundreds of bytes for that).
+ */
+#define AIOLOOP_TLS_FAST \
+    __attribute__((visibility("hidden"), tls_model("initial-exec")))
+extern __thread AioContext *aioloop__poll_ctx AIOLOOP_TLS_FAST;
+extern __thread AioContext *aioloop__iothread_ctx AIOLOOP_TLS_FAST;
+extern __thread unsigned aioloop__main_loop_gen_tls AIOLOOP_TLS_FAST;
+extern __thread AioContext *aioloop__main_loop_ctx_tls AIOLOOP_TLS_FAST;
+extern unsigned aioloop__main_loop_gen __attribute__((visibility("hidden")));
 
 /* coroutine/coroutine.c */
 void aioloop__co_schedule_bh(void *opaque);

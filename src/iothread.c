@@ -28,15 +28,11 @@ struct IOThread {
 };
 
 static __thread IOThread *current_iothread;
+__thread AioContext *aioloop__iothread_ctx;     /* its ctx, for coroutines */
 
 AioContext *qemu_get_current_aio_context(void)
 {
     return current_iothread ? current_iothread->ctx : qemu_get_aio_context();
-}
-
-AioContext *aioloop__iothread_ctx(void)
-{
-    return current_iothread ? current_iothread->ctx : NULL;
 }
 
 static void *iothread_run(void *opaque)
@@ -44,11 +40,13 @@ static void *iothread_run(void *opaque)
     IOThread *it = opaque;
 
     current_iothread = it;
+    aioloop__iothread_ctx = it->ctx;
     qemu_sem_post(&it->started);
     while (!it->stopping) {
         aio_poll(it->ctx, true);
     }
     current_iothread = NULL;
+    aioloop__iothread_ctx = NULL;
     return NULL;
 }
 
