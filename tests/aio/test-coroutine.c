@@ -3,7 +3,8 @@
  * nesting (yield returns to whoever entered), qemu_coroutine_self /
  * qemu_in_coroutine / qemu_coroutine_entered / enter_if_inactive,
  * recycling through the pool, 10,000 live coroutines, deep stacks,
- * aio_co_wake / aio_co_schedule / aio_co_enter from the loop, CoMutex
+ * aio_co_wake / aio_co_schedule / aio_co_enter from the loop, a long
+ * chain of wake-ups (entered in a loop, not nested), CoMutex
  * (contention, FIFO hand-over), CoQueue (order, wait with a lock),
  * qemu_co_sleep_ns on the virtual and real clocks, yield_until_fd_*,
  * the FPU control words kept per coroutine (x86-64), and death tests
@@ -726,6 +727,49 @@ static void test_aio_co_enter(void)
     aio_co_enter(main_ctx, e.a);
     trace_add(&e.t, 3);
     TRACE_IS(&e.t, 20, 1, 10, 11, 21, 2, 12, 3);
+}
+
+/*
+ * A chain of wake-ups: each coroutine creates the next, wakes it with
+ * aio_co_enter() and returns, so each is entered by its enterer after the
+ * previous one ends. Entered from a coroutine (1 MiB stack), the chain
+ * must run in a loop, not one nested frame per link: CHAIN links of
+ * nesting would overflow that stack.
+ */
+#define CHAIN 50000
+
+typedef struct {
+    int ran;
+    int wrong_self;
+    Coroutine *expected;    /* the link that must run next */
+} ChainArg;
+
+static void coroutine_fn chain_link(void *opaque)
+{
+    ChainArg *c = opaque;
+
+    c->wrong_self += qemu_coroutine_self() != c->expected;
+    if (++c->ran < CHAIN) {
+        c->expected = qemu_coroutine_create(chain_link, c);
+        aio_co_enter(main_ctx, c->expected);
+    }
+}
+
+static void coroutine_fn chain_head(void *opaque)
+{
+    ChainArg *c = opaque;
+
+    c->expected = qemu_coroutine_create(chain_link, c);
+    qemu_coroutine_enter(c->expected);
+}
+
+static void test_wakeup_chain_runs_in_a_loop(void)
+{
+    ChainArg c = { 0 };
+
+    qemu_coroutine_enter(qemu_coroutine_create(chain_head, &c));
+    CHECK_EQ(c.ran, CHAIN);
+    CHECK_EQ(c.wrong_self, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1493,6 +1537,7 @@ int main(void)
     RUN(test_aio_co_schedule_same_ctx);
     RUN(test_aio_co_schedule_private_ctx);
     RUN(test_aio_co_enter);
+    RUN(test_wakeup_chain_runs_in_a_loop);
     RUN(test_co_mutex_contention);
     RUN(test_co_mutex_fifo);
     RUN(test_co_queue_order);
