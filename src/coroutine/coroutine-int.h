@@ -21,10 +21,11 @@ struct Coroutine {
     CoroutineEntry *entry;
     void *entry_arg;
     Coroutine *caller;          /* who entered us; NULL when not entered */
-    /* 1 from the moment it is entered until its enterer runs again, i.e.
-     * until it has completely switched out (atomic). Another thread that
-     * enters it through aio_co_schedule() waits for 0 first: the
-     * coroutine may still be on its way out of qemu_coroutine_yield(). */
+    /* 1 from the moment it is entered until the switch out of it has
+     * left its stack (that switch stores 0 with release order; a
+     * coroutine that terminated gets 0 when recycled). Another thread
+     * that enters it through aio_co_schedule() waits for 0 first (with
+     * acquire): it may still be on its way out of qemu_coroutine_yield(). */
     int running;
     AioContext *ctx;            /* context it last ran in (atomic) */
 
