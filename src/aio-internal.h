@@ -226,15 +226,18 @@ static inline void aioloop__report_progress(AioContext *ctx)
 
 /*
  * Which loop the calling thread runs, for coroutines (coroutine.c's
- * current_ctx(), on every qemu_coroutine_enter(): read inline, never
- * across a coroutine switch).
- *  aio-posix.c: the context of the innermost aio_poll()/aio_dispatch()
- *    the thread is inside, else NULL;
- *  iothread.c: an IOThread's context, in that IOThread, else NULL;
- *  main-loop.c: the thread that created the main loop has
- *    aioloop__main_loop_gen_tls == aioloop__main_loop_gen (atomic) until
- *    the main loop is cleaned up or created again, and then its context
- *    in aioloop__main_loop_ctx_tls; other threads never.
+ * current_ctx(), on every qemu_coroutine_enter()) and the main-loop
+ * bookkeeping; each answer is a thread-local load or two, inline:
+ *  aioloop__poll_ctx(): the context of the innermost aio_poll() or
+ *    aio_dispatch() the thread is inside, else NULL (aio-posix.c);
+ *  aioloop__iothread_ctx(): an IOThread's context, in that IOThread,
+ *    else NULL (iothread.c);
+ *  aioloop__in_main_thread(): whether this is the thread that created
+ *    the main loop, which is still there (main-loop.c). That thread has
+ *    aioloop__main_loop_gen_tls == aioloop__main_loop_gen (atomic; bumped
+ *    by every creation and clean-up) and the context in
+ *    aioloop__main_loop_ctx_tls; other threads never match.
+ * Never read across a coroutine switch (a coroutine may move threads).
  * AIOLOOP_TLS_FAST: initial-exec, so that reaching them is a load from
  * the thread pointer even in the shared library (no __tls_get_addr call);
  * they take a few bytes of the static TLS area, which a dlopen() of the
@@ -242,11 +245,27 @@ static inline void aioloop__report_progress(AioContext *ctx)
  */
 #define AIOLOOP_TLS_FAST \
     __attribute__((visibility("hidden"), tls_model("initial-exec")))
-extern __thread AioContext *aioloop__poll_ctx AIOLOOP_TLS_FAST;
-extern __thread AioContext *aioloop__iothread_ctx AIOLOOP_TLS_FAST;
+extern __thread AioContext *aioloop__poll_ctx_tls AIOLOOP_TLS_FAST;
+extern __thread AioContext *aioloop__iothread_ctx_tls AIOLOOP_TLS_FAST;
 extern __thread unsigned aioloop__main_loop_gen_tls AIOLOOP_TLS_FAST;
 extern __thread AioContext *aioloop__main_loop_ctx_tls AIOLOOP_TLS_FAST;
 extern unsigned aioloop__main_loop_gen __attribute__((visibility("hidden")));
+
+static inline AioContext *aioloop__poll_ctx(void)
+{
+    return aioloop__poll_ctx_tls;
+}
+
+static inline AioContext *aioloop__iothread_ctx(void)
+{
+    return aioloop__iothread_ctx_tls;
+}
+
+static inline bool aioloop__in_main_thread(void)
+{
+    return aioloop__main_loop_gen_tls == qatomic_read(&aioloop__main_loop_gen)
+           && aioloop__main_loop_ctx_tls;
+}
 
 /* coroutine/coroutine.c */
 void aioloop__co_schedule_bh(void *opaque);

@@ -486,13 +486,13 @@ void aioloop__sleep_end(AioContext *ctx)
 /* The context whose aio_poll()/aio_dispatch() the calling thread is in
  * (innermost), for coroutines (see aio-internal.h). Set inline on the
  * aio_poll() path; never read across a coroutine switch. */
-__thread AioContext *aioloop__poll_ctx;
+__thread AioContext *aioloop__poll_ctx_tls;
 
 static inline AioContext *set_poll_ctx(AioContext *ctx)
 {
-    AioContext *old = aioloop__poll_ctx;
+    AioContext *old = aioloop__poll_ctx_tls;
 
-    aioloop__poll_ctx = ctx;
+    aioloop__poll_ctx_tls = ctx;
     return old;
 }
 

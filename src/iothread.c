@@ -28,7 +28,7 @@ struct IOThread {
 };
 
 static __thread IOThread *current_iothread;
-__thread AioContext *aioloop__iothread_ctx;     /* its ctx, for coroutines */
+__thread AioContext *aioloop__iothread_ctx_tls; /* it->ctx (aio-internal.h) */
 
 AioContext *qemu_get_current_aio_context(void)
 {
@@ -40,13 +40,13 @@ static void *iothread_run(void *opaque)
     IOThread *it = opaque;
 
     current_iothread = it;
-    aioloop__iothread_ctx = it->ctx;
+    aioloop__iothread_ctx_tls = it->ctx;
     qemu_sem_post(&it->started);
     while (!it->stopping) {
         aio_poll(it->ctx, true);
     }
     current_iothread = NULL;
-    aioloop__iothread_ctx = NULL;
+    aioloop__iothread_ctx_tls = NULL;
     return NULL;
 }
 

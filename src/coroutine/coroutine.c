@@ -399,14 +399,13 @@ static void coroutine_release(Coroutine *co)
  */
 static inline AioContext *current_ctx(void)
 {
-    AioContext *ctx = aioloop__poll_ctx;
+    AioContext *ctx = aioloop__poll_ctx();
 
     if (!ctx) {
-        ctx = aioloop__iothread_ctx;
+        ctx = aioloop__iothread_ctx();
     }
-    if (!ctx && aioloop__main_loop_gen_tls ==
-                qatomic_read(&aioloop__main_loop_gen)) {
-        ctx = aioloop__main_loop_ctx_tls;   /* NULL before any main loop */
+    if (!ctx && aioloop__in_main_thread()) {
+        ctx = aioloop__main_loop_ctx_tls;   /* = qemu_get_aio_context() */
     }
     return ctx;
 }
