@@ -9,6 +9,7 @@
 #   make check-aarch64   cross-build for aarch64 and run the tests under
 #                        qemu-user (build-aarch64/; scripts/check-aarch64)
 #   make install         install into PREFIX (default /usr/local)
+#   make docs            API reference + design pages (build-docs/html)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
 
@@ -39,7 +40,7 @@ build-asan/build.ninja:
 
 build-tsan/build.ninja:
 	CC=$(CC) meson setup build-tsan -Db_sanitize=thread -Db_lundef=false \
-	    -Dbench=false -Dexamples=false -Dtsan_only=true $(MESON_FLAGS)
+	    -Dbench=false -Dtsan_only=true $(MESON_FLAGS)
 
 check-asan: deps build-asan/build.ninja
 	ninja -C build-asan
@@ -69,6 +70,16 @@ check-aarch64:
 
 install: all
 	meson install -C $(BUILD)
+
+# Doxygen site; fails on any warning (an undocumented public symbol...).
+.PHONY: docs clean-docs
+docs:
+	@sh $(DEPS) --docs
+	sh scripts/build-docs
+
+clean: clean-docs
+clean-docs:
+	rm -rf build-docs
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release \

@@ -184,6 +184,15 @@ struct AioContext {
     int epollfd;
     struct FDMonPollState *poll_state;
 
+    /* Backends that arm their wake-up source only while the loop may
+     * sleep; see aioloop__sleep_hooks_prepare(). Changed and walked by
+     * the context's holder only. */
+    QLIST_HEAD(, AioSleepHook) sleep_hooks;
+
+    /* Objects attached to the context that its last unref must drain and
+     * detach (block I/O states); see AioAttachment. Context holder. */
+    QLIST_HEAD(, AioAttachment) attachments;
+
     /* Adaptive polling (ns); the parameters are written by any thread
      * (atomic), poll_ns by the loop thread only. */
     int64_t poll_max_ns;
@@ -267,6 +276,25 @@ static inline bool aioloop__in_main_thread(void)
            && aioloop__main_loop_ctx_tls;
 }
 
+/* async-context.c: the AsyncContext stack of the main-loop thread.
+ * aioloop__async_depth is its depth (atomic; written by that thread only).
+ * aioloop__main_current_ctx(): the top of the stack on the main-loop
+ * thread, else the main context (NULL before qemu_init_main_loop()).
+ * aioloop__async_context_adjust(ctx): on the main-loop thread while a
+ * level is pushed, maps "no context" and every context of the stack below
+ * the top to the top; anything else is returned unchanged. */
+extern int aioloop__async_depth __attribute__((visibility("hidden")));
+AioContext *aioloop__main_current_ctx(void);
+AioContext *aioloop__async_context_adjust_slow(AioContext *ctx);
+void aioloop__async_context_cleanup(void);
+static inline AioContext *aioloop__async_context_adjust(AioContext *ctx)
+{
+    if (likely(qatomic_read(&aioloop__async_depth) == 0)) {
+        return ctx;
+    }
+    return aioloop__async_context_adjust_slow(ctx);
+}
+
 /* coroutine/coroutine.c */
 void aioloop__co_schedule_bh(void *opaque);
 
@@ -294,6 +322,80 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
                           EventNotifierHandler *en_read, IOHandler *io_write,
                           AioPollFn *io_poll, IOHandler *io_poll_ready,
                           void *opaque);
+
+/*
+ * Sleep hooks: for a backend whose completions can signal an fd the loop
+ * watches (io_uring's registered eventfd), but whose signal costs the
+ * signalling thread a wake-up and the loop a spurious iteration when
+ * the loop is awake anyway. The loop calls prepare() each time it is
+ * about to wait on its fd monitor (blocking or not, aio_poll() or the
+ * GSource) and finish() once the wait is over:
+ *
+ *   prepare(opaque)  arm the signal, then (after a full barrier) look
+ *                    whether work is already waiting that no signal
+ *                    announced; if so, schedule a bottom half that
+ *                    handles it, so that the wait does not sleep.
+ *   finish(opaque)   disarm the signal: the loop is awake and will see
+ *                    the work through its own calls.
+ *
+ * Both run in the loop thread with the context held, between
+ * walk_begin/walk_end or in the GSource callbacks. add/remove: the
+ * context's holder (attach/detach of a backend).
+ */
+typedef struct AioSleepHook {
+    void (*prepare)(void *opaque);
+    void (*finish)(void *opaque);
+    void *opaque;
+    QLIST_ENTRY(AioSleepHook) next;
+} AioSleepHook;
+
+void aioloop__sleep_hook_add(AioContext *ctx, AioSleepHook *hook);
+void aioloop__sleep_hook_remove(AioContext *ctx, AioSleepHook *hook);
+
+static inline void aioloop__sleep_hooks_prepare(AioContext *ctx)
+{
+    AioSleepHook *h;
+
+    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
+        h->prepare(h->opaque);
+    }
+}
+
+static inline void aioloop__sleep_hooks_finish(AioContext *ctx)
+{
+    AioSleepHook *h;
+
+    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
+        h->finish(h->opaque);
+    }
+}
+
+/*
+ * An object attached to a context that lives on after it (a block I/O
+ * state belongs to its creator, who frees it with *_cleanup()). If the
+ * context's last reference goes while the object is still attached,
+ * aio_context_unref() calls drain_detach(): complete every request of
+ * the object (their callbacks run, from aio_poll() of the dying context)
+ * and detach it, which must remove the attachment. The object itself is
+ * not freed: its owner may still call its cleanup function (and its
+ * detach function, which then does nothing).
+ * add/remove: the context's holder (attach/detach).
+ */
+typedef struct AioAttachment {
+    void (*drain_detach)(struct AioAttachment *a, AioContext *ctx);
+    const char *what;           /* for the debug-build notice */
+    QLIST_ENTRY(AioAttachment) next;
+} AioAttachment;
+
+static inline void aioloop__attachment_add(AioContext *ctx, AioAttachment *a)
+{
+    QLIST_INSERT_HEAD(&ctx->attachments, a, next);
+}
+
+static inline void aioloop__attachment_remove(AioAttachment *a)
+{
+    QLIST_REMOVE(a, next);
+}
 
 /* Timers: aio_poll() asks these two for the nearest deadline and to run
  * what expired (timer.c). */

@@ -32,7 +32,10 @@ __thread AioContext *aioloop__iothread_ctx_tls; /* it->ctx (aio-internal.h) */
 
 AioContext *qemu_get_current_aio_context(void)
 {
-    return current_iothread ? current_iothread->ctx : qemu_get_aio_context();
+    /* Elsewhere: the main context, or on the main-loop thread the top of
+     * the AsyncContext stack. */
+    return current_iothread ? current_iothread->ctx
+                            : aioloop__main_current_ctx();
 }
 
 static void *iothread_run(void *opaque)

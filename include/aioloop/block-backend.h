@@ -20,13 +20,17 @@
 extern "C" {
 #endif
 
+/* The block I/O engine an AioBlockBackend runs on. */
 typedef enum AioBlockEngine {
     AIO_ENGINE_AUTO = 0,        /* io_uring, else linux-aio, else threads */
-    AIO_ENGINE_IO_URING,
-    AIO_ENGINE_LINUX_AIO,
-    AIO_ENGINE_THREADS,
+    AIO_ENGINE_IO_URING,        /* io_uring (luring_*) */
+    AIO_ENGINE_LINUX_AIO,       /* Linux native AIO (laio_*) */
+    AIO_ENGINE_THREADS,         /* the thread pool (taio_*) */
 } AioBlockEngine;
 
+/* A block I/O backend (opaque): one of the three engine states behind one
+ * interface. Created by aio_block_backend_new(), freed by
+ * aio_block_backend_free(). */
 typedef struct AioBlockBackend AioBlockBackend;
 
 /**
@@ -46,9 +50,10 @@ AIOLOOP_API int aio_block_engine_parse(const char *name);
 /**
  * aio_block_backend_new - create a backend on @engine.
  * AIO_ENGINE_AUTO tries io_uring, then Linux AIO, then threads, and
- * cannot fail; a named engine fails if the kernel refuses it.
+ * fails only when memory runs out; a named engine also fails if the
+ * kernel refuses it.
  * Returns: the backend, not yet attached; NULL with @errp set when the
- * named engine is unavailable.
+ * named engine is unavailable or memory ran out.
  * Any thread.
  */
 AIOLOOP_API AioBlockBackend *aio_block_backend_new(AioBlockEngine engine,

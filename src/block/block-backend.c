@@ -89,6 +89,11 @@ AioBlockBackend *aio_block_backend_new(AioBlockEngine engine, Error **errp)
     }
     if (automatic || engine == AIO_ENGINE_THREADS) {
         b->u.taio = taio_init();
+        if (!b->u.taio) {
+            error_setg_errno(errp, ENOMEM, "thread I/O state");
+            free(b);
+            return NULL;
+        }
         b->engine = AIO_ENGINE_THREADS;
         return b;
     }

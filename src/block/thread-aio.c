@@ -29,6 +29,11 @@ static int taio_flush(RawQueue *q)
     return 0;
 }
 
+static void taio_detach_queue(RawQueue *q, AioContext *ctx)
+{
+    taio_detach_aio_context(container_of(q, ThreadAioState, q), ctx);
+}
+
 ThreadAioState *taio_init(void)
 {
     ThreadAioState *s = calloc(1, sizeof(*s));
@@ -36,7 +41,8 @@ ThreadAioState *taio_init(void)
     if (!s) {
         abort();
     }
-    aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false);
+    aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false,
+                            taio_detach_queue, "a thread I/O state");
     return s;
 }
 
@@ -55,6 +61,9 @@ void taio_attach_aio_context(ThreadAioState *s, AioContext *new_context)
 
 void taio_detach_aio_context(ThreadAioState *s, AioContext *old_context)
 {
+    if (!s->q.ctx) {
+        return;     /* detached already, e.g. by its context's last unref */
+    }
     aioloop__raw_queue_detach(&s->q, old_context);
 }
 

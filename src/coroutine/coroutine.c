@@ -396,8 +396,9 @@ static void coroutine_release(Coroutine *co)
  * such a thread must not enter coroutines of a context directly, so
  * aio_co_enter() schedules them instead. A few thread-local loads (see
  * aio-internal.h): this runs on every qemu_coroutine_enter().
+ * current_ctx_base() leaves out the AsyncContext stack (current_ctx()).
  */
-static inline AioContext *current_ctx(void)
+static inline AioContext *current_ctx_base(void)
 {
     AioContext *ctx = aioloop__poll_ctx();
 
@@ -408,6 +409,13 @@ static inline AioContext *current_ctx(void)
         ctx = aioloop__main_loop_ctx_tls;   /* = qemu_get_aio_context() */
     }
     return ctx;
+}
+
+static inline AioContext *current_ctx(void)
+{
+    /* While an AsyncContext is pushed, the main-loop thread works for the
+     * top of the stack even inside a lower level's loop. */
+    return aioloop__async_context_adjust(current_ctx_base());
 }
 
 /* Whether @co is @self or one of the coroutines waiting, in this thread,
@@ -546,9 +554,20 @@ long aioloop__co_switch_hook(long action)
     return action & ~COROUTINE_HOOK;
 }
 
-void qemu_coroutine_enter(Coroutine *co)
+/* qemu_coroutine_enter() while an AsyncContext is pushed: out of line,
+ * so that the common path makes no call before its tail call. */
+static __attribute__((noinline)) void coroutine_enter_async(Coroutine *co)
 {
     coroutine_enter_in(current_ctx(), co);
+}
+
+void qemu_coroutine_enter(Coroutine *co)
+{
+    if (unlikely(qatomic_read(&aioloop__async_depth))) {
+        coroutine_enter_async(co);
+        return;
+    }
+    coroutine_enter_in(current_ctx_base(), co);
 }
 
 void qemu_coroutine_enter_if_inactive(Coroutine *co)
