@@ -6,6 +6,8 @@
 #   make check-sanitize  tests under ASan+UBSan (build-asan/), and the
 #                        multi-threaded tests under TSan (build-tsan/)
 #   make bench           the benchmarks, peers side by side (build-bench/)
+#   make check-aarch64   cross-build for aarch64 and run the tests under
+#                        qemu-user (build-aarch64/; scripts/check-aarch64)
 #   make install         install into PREFIX (default /usr/local)
 #   make docs            API reference + design pages (build-docs/html)
 #
@@ -17,7 +19,8 @@ PREFIX ?= /usr/local
 MESON_FLAGS ?=
 DEPS = scripts/install-deps
 
-.PHONY: all check check-sanitize check-asan check-tsan bench install clean deps
+.PHONY: all check check-sanitize check-asan check-tsan bench install clean deps \
+	check-aarch64
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -62,6 +65,9 @@ bench: deps
 	ninja -C build-bench
 	sh scripts/run-bench build-bench
 
+check-aarch64:
+	sh scripts/check-aarch64 build-aarch64
+
 install: all
 	meson install -C $(BUILD)
 
@@ -76,7 +82,8 @@ clean-docs:
 	rm -rf build-docs
 
 clean:
-	rm -rf build build-asan build-tsan build-bench build-clang build-release
+	rm -rf build build-asan build-tsan build-bench build-clang build-release \
+	    build-aarch64
 
 # ---- reliability: soak and valgrind ----------------------------------
 #   make soak            the torture program (tests/soak) for SOAK_TIME s

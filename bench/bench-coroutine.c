@@ -20,12 +20,23 @@
  *                                   switch to preserve, the MXCSR and x87
  *                                   control words (the set aioloop's asm
  *                                   backend saves), reloaded only when
- *                                   their control bits differ
- *   coroutine.switch.asm-abi-ret    aioloop's own switch sequence: both
- *                                   control words always reloaded, and
- *                                   "ret" instead of the floors'
- *                                   "pop; jmp *" (see the asm below)
- * Target: aioloop <= 5 ns/switch.
+ *                                   their control bits differ: the
+ *                                   sequence aioloop's switch is built on
+ *   coroutine.switch.asm-abi-ret    the same set, both control words
+ *                                   always reloaded, and "ret" instead of
+ *                                   the floors' "pop; jmp *" (see the asm
+ *                                   below): what those two choices cost
+ * Target: aioloop <= 5 ns/switch. The aioloop figure adds to the
+ * abi-floor what the API needs per switch: the current-coroutine and
+ * context bookkeeping, the checks, the release store (see
+ * src/coroutine/coroutine.c).
+ *
+ * Instruction counts, which a loaded machine does not disturb:
+ *   BENCH_CO_SWITCHES=N bench-coroutine   does N enter+yield round trips
+ * of the aioloop case and nothing else; run it under
+ *   valgrind --tool=callgrind
+ * for two values of N: the difference of the totals / (2 x the
+ * difference of N) is the instructions per switch.
  *
  * 2. coroutine.create.aioloop: qemu_coroutine_create() of an empty
  *    function + qemu_coroutine_enter() (which runs it to its end), ns per
@@ -68,7 +79,9 @@
 
 #include "bench.h"
 
-#if defined(BENCH_CO_BACKEND_ASM)
+#if defined(BENCH_CO_BACKEND_ASM) && defined(__aarch64__)
+#define CO_BACKEND "asm (hand-written aarch64 switch)"
+#elif defined(BENCH_CO_BACKEND_ASM)
 #define CO_BACKEND "asm (hand-written x86-64 switch)"
 #elif defined(BENCH_CO_BACKEND_UCONTEXT)
 #define CO_BACKEND "ucontext (swapcontext)"
@@ -593,10 +606,33 @@ static void bench_schedule(double *co, double *co_poll, double *bh,
     qemu_cleanup_main_loop();
 }
 
+/* BENCH_CO_SWITCHES=N: only N round trips of the aioloop switch. */
+static bool count_only(void)
+{
+    const char *env = getenv("BENCH_CO_SWITCHES");
+    bool stop = false;
+    Coroutine *co;
+
+    if (!env || !*env) {
+        return false;
+    }
+    co = qemu_coroutine_create(yield_loop, &stop);
+    qemu_coroutine_enter(co);
+    run_aio_switch(co, strtoull(env, NULL, 10));
+    stop = true;
+    qemu_coroutine_enter(co);
+    printf("# %s enter+yield round trips done\n", env);
+    return true;
+}
+
 int main(void)
 {
     double aio, swapc, sj, asm_floor = 0, abi_floor = 0, abi_ret = 0;
     double sched, sched_poll, sched_bh, sched_bh_poll;
+
+    if (count_only()) {
+        return 0;
+    }
 
     printf("# coroutine: median of %d batches of %llu ms\n",
            BENCH_REPS, BENCH_BATCH_NS / 1000000);

@@ -233,12 +233,48 @@ static inline void aioloop__report_progress(AioContext *ctx)
     ctx->user_progress++;
 }
 
-/* aio-posix.c: the context whose loop the calling thread is inside. */
-AioContext *aioloop__poll_ctx(void);
+/*
+ * Which loop the calling thread runs, for coroutines (coroutine.c's
+ * current_ctx(), on every qemu_coroutine_enter()) and the main-loop
+ * bookkeeping; each answer is a thread-local load or two, inline:
+ *  aioloop__poll_ctx(): the context of the innermost aio_poll() or
+ *    aio_dispatch() the thread is inside, else NULL (aio-posix.c);
+ *  aioloop__iothread_ctx(): an IOThread's context, in that IOThread,
+ *    else NULL (iothread.c);
+ *  aioloop__in_main_thread(): whether this is the thread that created
+ *    the main loop, which is still there (main-loop.c). That thread has
+ *    aioloop__main_loop_gen_tls == aioloop__main_loop_gen (atomic; bumped
+ *    by every creation and clean-up) and the context in
+ *    aioloop__main_loop_ctx_tls; other threads never match.
+ * Never read across a coroutine switch (a coroutine may move threads).
+ * AIOLOOP_TLS_FAST: initial-exec, so that reaching them is a load from
+ * the thread pointer even in the shared library (no __tls_get_addr call);
+ * they take a few bytes of the static TLS area, which a dlopen() of the
+ * library has to find free (glibc keeps hundreds of bytes for that).
+ */
+#define AIOLOOP_TLS_FAST \
+    __attribute__((visibility("hidden"), tls_model("initial-exec")))
+extern __thread AioContext *aioloop__poll_ctx_tls AIOLOOP_TLS_FAST;
+extern __thread AioContext *aioloop__iothread_ctx_tls AIOLOOP_TLS_FAST;
+extern __thread unsigned aioloop__main_loop_gen_tls AIOLOOP_TLS_FAST;
+extern __thread AioContext *aioloop__main_loop_ctx_tls AIOLOOP_TLS_FAST;
+extern unsigned aioloop__main_loop_gen __attribute__((visibility("hidden")));
 
-/* iothread.c, main-loop.c */
-AioContext *aioloop__iothread_ctx(void);
-bool aioloop__in_main_thread(void);
+static inline AioContext *aioloop__poll_ctx(void)
+{
+    return aioloop__poll_ctx_tls;
+}
+
+static inline AioContext *aioloop__iothread_ctx(void)
+{
+    return aioloop__iothread_ctx_tls;
+}
+
+static inline bool aioloop__in_main_thread(void)
+{
+    return aioloop__main_loop_gen_tls == qatomic_read(&aioloop__main_loop_gen)
+           && aioloop__main_loop_ctx_tls;
+}
 
 /* async-context.c: the AsyncContext stack of the main-loop thread.
  * aioloop__async_depth is its depth (atomic; written by that thread only).
@@ -247,7 +283,7 @@ bool aioloop__in_main_thread(void);
  * aioloop__async_context_adjust(ctx): on the main-loop thread while a
  * level is pushed, maps "no context" and every context of the stack below
  * the top to the top; anything else is returned unchanged. */
-extern int aioloop__async_depth;
+extern int aioloop__async_depth __attribute__((visibility("hidden")));
 AioContext *aioloop__main_current_ctx(void);
 AioContext *aioloop__async_context_adjust_slow(AioContext *ctx);
 void aioloop__async_context_cleanup(void);

@@ -495,21 +495,16 @@ void aioloop__sleep_end(AioContext *ctx)
 }
 
 /* The context whose aio_poll()/aio_dispatch() the calling thread is in
- * (innermost), for coroutines (aioloop__current_ctx). Set inline on the
+ * (innermost), for coroutines (see aio-internal.h). Set inline on the
  * aio_poll() path; never read across a coroutine switch. */
-static __thread AioContext *poll_ctx;
+__thread AioContext *aioloop__poll_ctx_tls;
 
 static inline AioContext *set_poll_ctx(AioContext *ctx)
 {
-    AioContext *old = poll_ctx;
+    AioContext *old = aioloop__poll_ctx_tls;
 
-    poll_ctx = ctx;
+    aioloop__poll_ctx_tls = ctx;
     return old;
-}
-
-AioContext *aioloop__poll_ctx(void)
-{
-    return poll_ctx;
 }
 
 /* One iteration; see the diagram at the top. */

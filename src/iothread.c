@@ -28,6 +28,7 @@ struct IOThread {
 };
 
 static __thread IOThread *current_iothread;
+__thread AioContext *aioloop__iothread_ctx_tls; /* it->ctx (aio-internal.h) */
 
 AioContext *qemu_get_current_aio_context(void)
 {
@@ -37,21 +38,18 @@ AioContext *qemu_get_current_aio_context(void)
                             : aioloop__main_current_ctx();
 }
 
-AioContext *aioloop__iothread_ctx(void)
-{
-    return current_iothread ? current_iothread->ctx : NULL;
-}
-
 static void *iothread_run(void *opaque)
 {
     IOThread *it = opaque;
 
     current_iothread = it;
+    aioloop__iothread_ctx_tls = it->ctx;
     qemu_sem_post(&it->started);
     while (!it->stopping) {
         aio_poll(it->ctx, true);
     }
     current_iothread = NULL;
+    aioloop__iothread_ctx_tls = NULL;
     return NULL;
 }
 

@@ -21,13 +21,11 @@
 #include "aio-internal.h"
 
 static AioContext *main_ctx;        /* atomic */
-static pthread_t main_thread;       /* set before main_ctx is published */
-
-bool aioloop__in_main_thread(void)
-{
-    return qatomic_mb_read(&main_ctx) &&
-           pthread_equal(pthread_self(), main_thread);
-}
+/* Bumped by every creation and clean-up of the main loop (atomic); the
+ * creating thread keeps the value in its own copy (aio-internal.h). */
+unsigned aioloop__main_loop_gen;
+__thread unsigned aioloop__main_loop_gen_tls;
+__thread AioContext *aioloop__main_loop_ctx_tls;
 
 int qemu_init_main_loop(Error **errp)
 {
@@ -40,10 +38,12 @@ int qemu_init_main_loop(Error **errp)
     if (!ctx) {
         return -ENOMEM;
     }
-    main_thread = pthread_self();
     if (qatomic_cmpxchg(&main_ctx, NULL, ctx) != NULL) {
         aio_context_unref(ctx);     /* lost a race with another init */
+        return 0;
     }
+    aioloop__main_loop_ctx_tls = ctx;
+    aioloop__main_loop_gen_tls = qatomic_fetch_inc(&aioloop__main_loop_gen) + 1;
     return 0;
 }
 
@@ -55,6 +55,7 @@ void qemu_cleanup_main_loop(void)
     ctx = qatomic_xchg(&main_ctx, NULL);
 
     if (ctx) {
+        qatomic_inc(&aioloop__main_loop_gen);
         aio_context_unref(ctx);
     }
 }

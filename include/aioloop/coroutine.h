@@ -41,6 +41,12 @@ typedef void coroutine_fn CoroutineEntry(void *opaque);
  * qemu_coroutine_create - a new coroutine that will run @entry(@opaque)
  * when first entered. Stacks come from a per-thread pool, so create +
  * enter + return costs no allocation in steady state.
+ * Floating-point control state (rounding mode, exception masks,
+ * flush-to-zero) is per coroutine: the new coroutine starts with the
+ * calling thread's, as it is at this call, even when its stack is
+ * recycled from a coroutine that ended with another mode set; what it
+ * sets later stays with it, and what its enterer sets stays with the
+ * enterer.
  * Returns: the coroutine (out of memory aborts). Any thread.
  */
 AIOLOOP_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,

@@ -8,8 +8,17 @@
  * arguments, so the Coroutine pointer travels as two halves. The action
  * code is written into the resumed side's backend before the switch.
  *
+ * swapcontext also switches the floating-point environment, so each
+ * coroutine has its own. A coroutine that is (re)created gets its
+ * creator's: aioloop__co_backend_set_fpenv() records it with
+ * fegetenv() and the coroutine installs it with fesetenv() when it
+ * first runs again (in the trampoline, or on return from the switch
+ * that parked it in the pool).
+ *
  * SPDX-License-Identifier: MIT
  */
+#include <fenv.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +29,32 @@
 struct CoroutineBackend {
     ucontext_t uc;
     CoroutineAction action;     /* set by whoever switches to us */
+    bool fenv_pending;          /* install fenv when we run next */
+    fenv_t fenv;
 };
+
+/* Called by the side that just resumed, with its own backend. */
+static void apply_fenv(CoroutineBackend *b)
+{
+    if (b->fenv_pending) {
+        b->fenv_pending = false;
+        fesetenv(&b->fenv);
+    }
+}
+
+void aioloop__co_backend_set_fpenv(Coroutine *co)
+{
+    fegetenv(&co->backend->fenv);
+    co->backend->fenv_pending = true;
+}
 
 static void co_trampoline(int lo, int hi)
 {
     uintptr_t p = ((uintptr_t)(unsigned)hi << 32) | (uintptr_t)(unsigned)lo;
+    Coroutine *co = (Coroutine *)p;
 
-    aioloop__co_main((Coroutine *)p);
+    apply_fenv(co->backend);
+    aioloop__co_main(co);
 }
 
 CoroutineBackend *aioloop__co_backend_new(Coroutine *co)
@@ -55,14 +83,17 @@ void aioloop__co_backend_delete(CoroutineBackend *b)
     free(b);
 }
 
-CoroutineAction aioloop__co_backend_switch(CoroutineBackend *from,
-                                           CoroutineBackend *to,
+CoroutineAction aioloop__co_backend_switch(Coroutine *from_co,
+                                           Coroutine *to_co,
                                            CoroutineAction action)
 {
+    CoroutineBackend *from = from_co->backend, *to = to_co->backend;
+
     to->action = action;
     if (swapcontext(&from->uc, &to->uc) != 0) {
         fprintf(stderr, "aioloop: swapcontext failed\n");
         abort();
     }
+    apply_fenv(from);
     return from->action;
 }

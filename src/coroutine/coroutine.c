@@ -12,13 +12,46 @@
  * context was running wait on that coroutine's co_queue_wakeup and are
  * entered by the enterer right after it yields, in order.
  *
+ * The switch protocol (co_switch(), coroutine-int.h)
+ * ---------------------------------------------------
+ * Nothing runs in the enterer after a switch back unless there is work:
+ * qemu_coroutine_enter() and qemu_coroutine_yield() end in a tail call to
+ * the switch, whose exit is then their return (see co_switch() for why
+ * that matters: one mispredicted return per switch otherwise). Everything
+ * the old "after the switch" code did moved:
+ *  - `running` = 0 of a yielding coroutine, which lets another thread
+ *    enter it: stored by the switch itself once off the coroutine's stack
+ *    (the `release` argument), as late as it can be and no later.
+ *  - the current-coroutine pointer: set by the side that switches away
+ *    (the yielder knows its caller).
+ *  - recycling a coroutine that returned and entering the coroutines a
+ *    yielder woke: the yielder hands them over in its thread's
+ *    CoroutineThread (finished, handoff) and passes COROUTINE_HOOK; the
+ *    switch then calls aioloop__co_switch_hook() in the enterer, before
+ *    it returns. The hook enters hand-overs in a loop; one that hands
+ *    over more while the loop runs adds them to its front (draining), so
+ *    the stack does not grow with chains of wake-ups.
+ * A yielder moves its wake-up list before the switch, while it still
+ * owns it; after the release store it may run in another thread.
+ *
  * Thread-local variables and migration
  * ------------------------------------
  * A coroutine may yield in one thread and be entered again in another
  * (aio_co_schedule to an IOThread). The compiler may keep the address of
  * a thread-local variable in a register across a call, which would be
- * wrong after such a migration, so the thread-locals are only reached
- * through noinline accessors and never used across a switch.
+ * wrong after such a migration, so the thread-locals are never used
+ * across a switch that may resume in another thread: code after such a
+ * switch (sanitizer builds) re-reads them through a noinline accessor,
+ * and in the other builds no code follows the switch at all.
+ *
+ * Floating-point control state
+ * ----------------------------
+ * The asm switches keep the FP control registers (x86-64: MXCSR and the
+ * x87 control word; aarch64: FPCR) per coroutine, and so does
+ * swapcontext. A new coroutine, fresh or recycled, starts with the
+ * control state of the thread that called qemu_coroutine_create(), taken
+ * at that call: never with what the pool's previous user left set (its
+ * fesetround() would otherwise leak into an unrelated coroutine).
  *
  * Stacks and the pool
  * -------------------
@@ -41,7 +74,10 @@
  * ----------
  * ASan must know which stack is in use (__sanitizer_start/finish_switch_
  * fiber) and TSan which fiber runs (__tsan_switch_to_fiber); every switch
- * goes through aioloop__co_switch(), which tells them. Valgrind must know
+ * goes through co_switch(), which tells them. There the release store
+ * and the hook are done in C after the annotations (the asm is built
+ * without them, coroutine-int.h), so sanitizer builds do not get the
+ * tail-call speed. Valgrind must know
  * where each coroutine stack lies (VALGRIND_STACK_REGISTER), or it takes
  * a switch for a stack that grew by megabytes and reports bogus errors;
  * the stack is registered when it is mapped and deregistered when it is
@@ -64,20 +100,6 @@
 #include <aioloop/main-loop.h>
 #include "coroutine-int.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AIOLOOP_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define AIOLOOP_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(AIOLOOP_ASAN)
-#define AIOLOOP_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(AIOLOOP_TSAN)
-#define AIOLOOP_TSAN 1
-#endif
 #ifdef AIOLOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -99,12 +121,22 @@ typedef struct CoroutineThread {
     Coroutine leader;
     QSLIST_HEAD(, Coroutine) pool;
     unsigned pool_size;
-    bool initialized;
     const void *leader_stack_bottom;    /* ASan: the thread's own stack */
     size_t leader_stack_size;
+
+    /* Handed from a coroutine that switches back to its enterer to the
+     * enterer's aioloop__co_switch_hook(), in this thread: */
+    struct CoroutineWaitList handoff;   /* coroutines it woke */
+    Coroutine *finished;                /* it, if it terminated */
+#ifndef AIOLOOP_CO_ASM_DIRECT
+    int *release;               /* co_switch(): store 0 here once switched */
+#endif
 } CoroutineThread;
 
-static __thread CoroutineThread co_thread;
+/* Allocated on first use; initial-exec, so that even in the shared
+ * library reaching it is a load from the thread pointer, not a call. */
+static __thread CoroutineThread *co_thread
+    __attribute__((tls_model("initial-exec")));
 static pthread_key_t co_thread_key;
 static pthread_once_t co_thread_once = PTHREAD_ONCE_INIT;
 
@@ -120,10 +152,9 @@ static void co_thread_exit(void *opaque)
         coroutine_delete(co);
     }
     t->pool_size = 0;
-    if (t->leader.backend) {
-        aioloop__co_backend_delete(t->leader.backend);
-        t->leader.backend = NULL;
-    }
+    aioloop__co_backend_delete(t->leader.backend);
+    free(t);
+    co_thread = NULL;   /* a later destructor may start over */
 }
 
 static void co_thread_key_init(void)
@@ -131,7 +162,7 @@ static void co_thread_key_init(void)
     pthread_key_create(&co_thread_key, co_thread_exit);
 }
 
-static void co_thread_init(CoroutineThread *t);
+static CoroutineThread *co_thread_init(void);
 
 /*
  * The calling thread's state. Inline: callers use it only on one side of
@@ -141,10 +172,10 @@ static void co_thread_init(CoroutineThread *t);
  */
 static inline CoroutineThread *co_thread_get(void)
 {
-    CoroutineThread *t = &co_thread;
+    CoroutineThread *t = co_thread;
 
-    if (unlikely(!t->initialized)) {
-        co_thread_init(t);
+    if (unlikely(!t)) {
+        t = co_thread_init();
     }
     return t;
 }
@@ -156,59 +187,94 @@ co_thread_get_fresh(void)
     return co_thread_get();
 }
 
-static __attribute__((noinline)) void co_thread_init(CoroutineThread *t)
+static __attribute__((noinline)) CoroutineThread *co_thread_init(void)
 {
-    {
-        pthread_once(&co_thread_once, co_thread_key_init);
-        pthread_setspecific(co_thread_key, t);
-        QSLIST_INIT(&t->pool);
-        t->leader.backend = aioloop__co_backend_new(NULL);
-        QSIMPLEQ_INIT(&t->leader.co_queue_wakeup);
-#ifdef AIOLOOP_TSAN
-        t->leader.tsan_fiber = __tsan_get_current_fiber();
-#endif
-        t->initialized = true;
+    CoroutineThread *t = calloc(1, sizeof(*t));
+
+    if (!t) {
+        fprintf(stderr, "aioloop: out of memory (coroutine thread state)\n");
+        abort();
     }
+    pthread_once(&co_thread_once, co_thread_key_init);
+    pthread_setspecific(co_thread_key, t);
+    QSLIST_INIT(&t->pool);
+    t->leader.backend = aioloop__co_backend_new(NULL);
+    QSIMPLEQ_INIT(&t->leader.co_queue_wakeup);
+    QSIMPLEQ_INIT(&t->handoff);
+#ifdef AIOLOOP_TSAN
+    t->leader.tsan_fiber = __tsan_get_current_fiber();
+#endif
+    co_thread = t;
+    return t;
 }
 
 /* ------------------------------------------------------------------ */
 /* Switching                                                           */
 
-static CoroutineAction co_switch(Coroutine *from, Coroutine *to,
-                                 CoroutineAction action)
+/*
+ * Switch from @from (running) to @to. Once off @from's stack, 0 is stored
+ * to *@release (unless NULL) with release order: a yielding coroutine
+ * passes its `running` flag, which another thread waits for before it
+ * enters the coroutine again. An @action with COROUTINE_HOOK makes the
+ * resumed side (the enterer) run aioloop__co_switch_hook() first.
+ * Returns the action of the switch that resumed @from.
+ *
+ * With AIOLOOP_CO_ASM_DIRECT all of that is the asm's, and callers end
+ * in a tail call to this: the asm's exit then returns straight to their
+ * caller through an indirect jump. Any code after the switch would end
+ * in a "ret" that the CPU's return-stack predictor gets wrong every time
+ * (it predicts the call made on the other stack), one mispredicted
+ * branch per switch.
+ */
+static inline CoroutineAction co_switch(Coroutine *from, Coroutine *to,
+                                        CoroutineAction action, int *release)
 {
+#ifdef AIOLOOP_CO_ASM_DIRECT
+    return (CoroutineAction)aioloop__asm_switch(&from->sp, to->sp, action,
+                                                release);
+#else
     CoroutineAction ret;
-#ifdef AIOLOOP_ASAN
     CoroutineThread *t = co_thread_get_fresh();
+#ifdef AIOLOOP_ASAN
     const void *bottom = to->stack ? (char *)to->stack : t->leader_stack_bottom;
     size_t size = to->stack ? to->stack_size : t->leader_stack_size;
 
     /* A terminating coroutine's fake stack can go (NULL save slot). */
-    __sanitizer_start_switch_fiber(action == COROUTINE_TERMINATE ? NULL
-                                   : &from->asan_fake_stack, bottom, size);
+    __sanitizer_start_switch_fiber(
+        (action & ~COROUTINE_HOOK) == COROUTINE_TERMINATE ? NULL
+        : &from->asan_fake_stack, bottom, size);
 #endif
 #ifdef AIOLOOP_TSAN
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
-    ret = aioloop__co_backend_switch(from->backend, to->backend, action);
+    /* A switch never changes threads: the resumed side finds it in t. */
+    t->release = release;
+    ret = aioloop__co_backend_switch(from, to, action);
+    /* Possibly another thread than before the switch: fresh t. */
+    t = co_thread_get_fresh();
 #ifdef AIOLOOP_ASAN
     {
         const void *old_bottom;
         size_t old_size;
-        CoroutineThread *t2 = co_thread_get_fresh();
 
         __sanitizer_finish_switch_fiber(from->asan_fake_stack, &old_bottom,
                                         &old_size);
         /* Coming back to the leader tells us where the thread stack is. */
-        if (!from->stack) {
-            (void)old_bottom;
-        } else if (!t2->leader_stack_bottom) {
-            t2->leader_stack_bottom = old_bottom;
-            t2->leader_stack_size = old_size;
+        if (from->stack && !t->leader_stack_bottom) {
+            t->leader_stack_bottom = old_bottom;
+            t->leader_stack_size = old_size;
         }
     }
 #endif
+    if (t->release) {
+        qatomic_store_release(t->release, 0);
+        t->release = NULL;
+    }
+    if (ret & COROUTINE_HOOK) {
+        ret = (CoroutineAction)aioloop__co_switch_hook(ret);
+    }
     return ret;
+#endif
 }
 
 void aioloop__co_main(Coroutine *co)
@@ -226,11 +292,20 @@ void aioloop__co_main(Coroutine *co)
         }
     }
 #endif
+    /* The switch that started us was an enter: nothing to release. */
     for (;;) {
+        CoroutineThread *t;
+        Coroutine *caller;
+
         co->entry(co->entry_arg);
-        /* Back to whoever entered us; if recycled, we resume here with a
-         * new entry function. */
-        co_switch(co, qatomic_read(&co->caller), COROUTINE_TERMINATE);
+        /* Back to whoever entered us, which recycles us (the hook); if
+         * created again, we resume here with a new entry function. */
+        t = co_thread_get_fresh();
+        caller = qatomic_read(&co->caller);
+        t->current = caller == &t->leader ? NULL : caller;
+        QSIMPLEQ_CONCAT(&t->handoff, &co->co_queue_wakeup);
+        t->finished = co;
+        co_switch(co, caller, COROUTINE_TERMINATE | COROUTINE_HOOK, NULL);
     }
 }
 
@@ -306,6 +381,9 @@ Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
     }
     co->entry = entry;
     co->entry_arg = opaque;
+    /* A new coroutine starts with our FP control state, not with what
+     * the pooled coroutine's previous user left set. */
+    aioloop__co_backend_set_fpenv(co);
     qatomic_set(&co->caller, NULL);
     qatomic_set(&co->ctx, NULL);
     qatomic_set(&co->scheduled, NULL);
@@ -332,9 +410,11 @@ static void coroutine_release(Coroutine *co)
  * aio_poll() of, else its IOThread's, else the main context if this is
  * the thread that initialised the main loop. NULL for any other thread:
  * such a thread must not enter coroutines of a context directly, so
- * aio_co_enter() schedules them instead.
+ * aio_co_enter() schedules them instead. A few thread-local loads (see
+ * aio-internal.h): this runs on every qemu_coroutine_enter().
+ * current_ctx_base() leaves out the AsyncContext stack (current_ctx()).
  */
-AioContext *aioloop__current_ctx(void)
+static inline AioContext *current_ctx_base(void)
 {
     AioContext *ctx = aioloop__poll_ctx();
 
@@ -342,11 +422,16 @@ AioContext *aioloop__current_ctx(void)
         ctx = aioloop__iothread_ctx();
     }
     if (!ctx && aioloop__in_main_thread()) {
-        ctx = qemu_get_aio_context();
+        ctx = aioloop__main_loop_ctx_tls;   /* = qemu_get_aio_context() */
     }
+    return ctx;
+}
+
+static inline AioContext *current_ctx(void)
+{
     /* While an AsyncContext is pushed, the main-loop thread works for the
      * top of the stack even inside a lower level's loop. */
-    return aioloop__async_context_adjust(ctx);
+    return aioloop__async_context_adjust(current_ctx_base());
 }
 
 /* Whether @co is @self or one of the coroutines waiting, in this thread,
@@ -361,74 +446,144 @@ static bool in_chain(Coroutine *self, Coroutine *co)
     return false;
 }
 
-static void coroutine_enter_in(AioContext *ctx, Coroutine *co)
+/* The unusual cases of entering @co from @self: report a bug, or wait
+ * until @co has finished switching out in another thread. */
+static __attribute__((noinline)) void enter_check(Coroutine *self,
+                                                  Coroutine *co)
 {
-    CoroutineThread *t = co_thread_get();
-    Coroutine *self = t->current ? t->current : &t->leader;
-    QSIMPLEQ_HEAD(, Coroutine) pending = QSIMPLEQ_HEAD_INITIALIZER(pending);
+    const char *sched = qatomic_read(&co->scheduled);
 
-    QSIMPLEQ_INSERT_TAIL(&pending, co, co_queue_next);
-    while (!QSIMPLEQ_EMPTY(&pending)) {
-        Coroutine *to = QSIMPLEQ_FIRST(&pending);
-        const char *sched = qatomic_read(&to->scheduled);
-        CoroutineAction ret;
-
-        QSIMPLEQ_REMOVE_HEAD(&pending, co_queue_next);
-        if (sched) {
-            fprintf(stderr, "aioloop: coroutine entered while scheduled by "
-                    "'%s'\n", sched);
+    if (sched) {
+        fprintf(stderr, "aioloop: coroutine entered while scheduled by "
+                "'%s'\n", sched);
+        abort();
+    }
+    if (qatomic_load_acquire(&co->running)) {
+        /* Legal only while it finishes yielding in another thread after
+         * scheduling itself here (pairs with the release store of the
+         * switch out of it in that thread); from this thread it is a
+         * bug. */
+        if (in_chain(self, co)) {
+            fprintf(stderr, "aioloop: coroutine re-entered while active\n");
             abort();
         }
-        if (qatomic_load_acquire(&to->running)) {
-            /* Legal only while it finishes yielding in another thread
-             * after scheduling itself here (pairs with the release below
-             * in that thread); from this thread it is a bug. */
-            if (in_chain(self, to)) {
-                fprintf(stderr, "aioloop: coroutine re-entered while "
-                        "active\n");
-                abort();
+        /* A few instructions normally; if the other thread lost its CPU
+         * mid-switch (both on one CPU), give it the CPU back. */
+        for (int spins = 0; qatomic_load_acquire(&co->running); spins++) {
+            if (spins < 100) {
+                cpu_relax();
+            } else {
+                sched_yield();
             }
-            /* A few instructions normally; if the other thread lost its
-             * CPU mid-switch (both on one CPU), give it the CPU back. */
-            for (int spins = 0; qatomic_load_acquire(&to->running); spins++) {
-                if (spins < 100) {
-                    cpu_relax();
-                } else {
-                    sched_yield();
-                }
-            }
-        }
-        qatomic_set(&to->running, 1);
-        qatomic_set(&to->caller, self);
-        if (ctx) {
-            qatomic_set(&to->ctx, ctx);
-        }
-        t->current = to;
-        ret = co_switch(self, to, COROUTINE_ENTER);
-        /* Back in the thread that entered `to` (a coroutine never moves
-         * while it waits for one it entered), and `to` is off its stack. */
-        t->current = self == &t->leader ? NULL : self;
-
-        /* Coroutines `to` woke while it ran go first, in order. */
-        if (!QSIMPLEQ_EMPTY(&to->co_queue_wakeup)) {
-            QSIMPLEQ_CONCAT(&to->co_queue_wakeup, &pending);
-            QSIMPLEQ_CONCAT(&pending, &to->co_queue_wakeup);
-        }
-        if (ret == COROUTINE_TERMINATE) {
-            qatomic_set(&to->caller, NULL);
-            qatomic_set(&to->running, 0);
-            coroutine_release(to);
-        } else {
-            /* Last touch of `to`: another thread may enter it as soon as
-             * this is seen (pairs with the acquire loads above). */
-            qatomic_store_release(&to->running, 0);
         }
     }
 }
 
+/*
+ * Enter @co, which belongs to @ctx from now on unless @ctx is NULL. Ends
+ * in a tail call to the switch (see co_switch()): nothing may follow it.
+ * What the enterer must do after @co switches back (recycle it if it
+ * terminated, enter the coroutines it woke) is aioloop__co_switch_hook()'s
+ * job, and @co's `running` flag is cleared by the switch out of it.
+ */
+static inline __attribute__((always_inline)) void
+co_enter(CoroutineThread *t, AioContext *ctx, Coroutine *co)
+{
+    Coroutine *self = t->current ? t->current : &t->leader;
+
+    qatomic_set(&co->running, 1);
+    qatomic_set(&co->caller, self);
+    if (ctx) {
+        qatomic_set(&co->ctx, ctx);
+    }
+    t->current = co;
+    co_switch(self, co, COROUTINE_ENTER, NULL);
+}
+
+/* co_enter() after the checks of the unusual cases, out of line so that
+ * the common path makes no call (and saves no registers) before its
+ * tail call to the switch. */
+static __attribute__((noinline)) void coroutine_enter_slow(AioContext *ctx,
+                                                           Coroutine *co)
+{
+    CoroutineThread *t = co_thread_get();
+
+    enter_check(t->current ? t->current : &t->leader, co);
+    co_enter(t, ctx, co);
+}
+
+static inline __attribute__((always_inline)) void
+coroutine_enter_in(AioContext *ctx, Coroutine *co)
+{
+    CoroutineThread *t = co_thread;
+
+    if (unlikely(!t || qatomic_read(&co->scheduled) ||
+                 qatomic_load_acquire(&co->running))) {
+        coroutine_enter_slow(ctx, co);
+        return;
+    }
+    co_enter(t, ctx, co);
+}
+
+long aioloop__co_switch_hook(long action)
+{
+    /* Runs in the enterer right after the switch back, in its thread. */
+    CoroutineThread *t = co_thread_get();
+    Coroutine *self = t->current ? t->current : &t->leader;
+    Coroutine *done = t->finished;
+    struct CoroutineWaitList pending;
+    AioContext *ctx;
+
+    if (done) {
+        /* Off its stack now: recycle it. */
+        t->finished = NULL;
+        qatomic_set(&done->caller, NULL);
+        qatomic_set(&done->running, 0);
+        coroutine_release(done);
+    }
+    if (QSIMPLEQ_EMPTY(&t->handoff)) {
+        return action & ~COROUTINE_HOOK;
+    }
+    if (self->draining) {
+        /* We are already entering a hand-over, further up this stack:
+         * these go first, in order (as if the coroutine that woke them
+         * had been entered by that loop, which it was). */
+        QSIMPLEQ_CONCAT(&t->handoff, self->draining);
+        QSIMPLEQ_CONCAT(self->draining, &t->handoff);
+        return action & ~COROUTINE_HOOK;
+    }
+    /* Enter them one by one; those they wake are handed to this loop
+     * through the branch above, so the stack does not grow with chains
+     * of wake-ups. The context is the thread's current one: aio_co_enter()
+     * queued them only if they belong to it (or to none). */
+    QSIMPLEQ_INIT(&pending);
+    QSIMPLEQ_CONCAT(&pending, &t->handoff);
+    self->draining = &pending;
+    ctx = current_ctx();
+    while (!QSIMPLEQ_EMPTY(&pending)) {
+        Coroutine *co = QSIMPLEQ_FIRST(&pending);
+
+        QSIMPLEQ_REMOVE_HEAD(&pending, co_queue_next);
+        coroutine_enter_in(ctx, co);
+    }
+    self->draining = NULL;
+    return action & ~COROUTINE_HOOK;
+}
+
+/* qemu_coroutine_enter() while an AsyncContext is pushed: out of line,
+ * so that the common path makes no call before its tail call. */
+static __attribute__((noinline)) void coroutine_enter_async(Coroutine *co)
+{
+    coroutine_enter_in(current_ctx(), co);
+}
+
 void qemu_coroutine_enter(Coroutine *co)
 {
-    coroutine_enter_in(aioloop__current_ctx(), co);
+    if (unlikely(qatomic_read(&aioloop__async_depth))) {
+        coroutine_enter_async(co);
+        return;
+    }
+    coroutine_enter_in(current_ctx_base(), co);
 }
 
 void qemu_coroutine_enter_if_inactive(Coroutine *co)
@@ -438,21 +593,34 @@ void qemu_coroutine_enter_if_inactive(Coroutine *co)
     }
 }
 
+static __attribute__((noreturn, noinline)) void yield_outside(void)
+{
+    fprintf(stderr, "aioloop: qemu_coroutine_yield outside a coroutine\n");
+    abort();
+}
+
 void coroutine_fn qemu_coroutine_yield(void)
 {
-    CoroutineThread *t = co_thread_get();
-    Coroutine *self = t->current;
+    /* A thread running a coroutine has its state already. */
+    CoroutineThread *t = co_thread;
+    Coroutine *self = t ? t->current : NULL;
     Coroutine *to;
+    CoroutineAction action = COROUTINE_YIELD;
 
-    if (!self) {
-        fprintf(stderr, "aioloop: qemu_coroutine_yield outside a coroutine\n");
-        abort();
+    if (unlikely(!self)) {
+        yield_outside();
     }
     to = qatomic_read(&self->caller);
     qatomic_set(&self->caller, NULL);
     t->current = to == &t->leader ? NULL : to;
-    co_switch(self, to, COROUTINE_YIELD);
-    /* Possibly in another thread now: do not reuse t. */
+    if (unlikely(!QSIMPLEQ_EMPTY(&self->co_queue_wakeup))) {
+        /* Ours to move while we run; the enterer enters them. */
+        QSIMPLEQ_CONCAT(&t->handoff, &self->co_queue_wakeup);
+        action |= COROUTINE_HOOK;
+    }
+    /* Tail call. When entered again we return from here, possibly in
+     * another thread: nothing may follow (t would be stale). */
+    co_switch(self, to, action, &self->running);
 }
 
 Coroutine *qemu_coroutine_self(void)
@@ -518,7 +686,7 @@ void aio_co_enter(AioContext *ctx, Coroutine *co)
 {
     CoroutineThread *t;
 
-    if (ctx && ctx != aioloop__current_ctx()) {
+    if (ctx && ctx != current_ctx()) {
         aio_co_schedule(ctx, co);
         return;
     }
