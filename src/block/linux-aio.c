@@ -40,6 +40,7 @@
 
 #include "raw-aio-int.h"
 #include "../util/fault.h"
+#include "../util/alloc.h"
 
 #define LAIO_DEPTH AIOLOOP_RAW_QUEUE_DEPTH
 
@@ -103,8 +104,12 @@ static bool laio_next_event(LinuxAioState *s, struct io_event *ev)
     }
     if (s->ev_idx == s->ev_max) {
         struct timespec zero = { 0, 0 };
-        long n = syscall(__NR_io_getevents, s->kctx, 0L, (long)LAIO_DEPTH,
-                         s->events, &zero);
+        long n;
+
+        do {
+            n = syscall(__NR_io_getevents, s->kctx, 0L, (long)LAIO_DEPTH,
+                        s->events, &zero);
+        } while (n < 0 && errno == EINTR);
 
         s->ev_idx = 0;
         s->ev_max = n > 0 ? (int)n : 0;
@@ -256,7 +261,7 @@ static int laio_flush(RawQueue *q)
 
 LinuxAioState *laio_init(void)
 {
-    LinuxAioState *s = calloc(1, sizeof(*s));
+    LinuxAioState *s = aioloop__calloc(1, sizeof(*s));
     struct aio_ring *ring;
     int err;
 

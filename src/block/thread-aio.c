@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "raw-aio-int.h"
+#include "../util/alloc.h"
 
 struct ThreadAioState {
     RawQueue q;
@@ -29,14 +30,24 @@ static int taio_flush(RawQueue *q)
     return 0;
 }
 
-ThreadAioState *taio_init(void)
+ThreadAioState *aioloop__taio_try_init(void)
 {
-    ThreadAioState *s = calloc(1, sizeof(*s));
+    ThreadAioState *s = aioloop__calloc(1, sizeof(*s));
 
     if (!s) {
-        abort();
+        return NULL;
     }
     aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false);
+    return s;
+}
+
+ThreadAioState *taio_init(void)
+{
+    ThreadAioState *s = aioloop__taio_try_init();
+
+    if (!s) {
+        aioloop__oom("creating a thread-backend state");
+    }
     return s;
 }
 
