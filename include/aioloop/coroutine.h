@@ -37,7 +37,9 @@ typedef void coroutine_fn CoroutineEntry(void *opaque);
  * qemu_coroutine_create - a new coroutine that will run @entry(@opaque)
  * when first entered. Stacks come from a per-thread pool, so create +
  * enter + return costs no allocation in steady state.
- * Returns: the coroutine (out of memory aborts). Any thread.
+ * Returns: the coroutine, never NULL (as in QEMU): when a new stack is
+ * needed and cannot be mapped, the process aborts with "aioloop: cannot
+ * allocate a coroutine stack: <reason>". Any thread.
  */
 AIOLOOP_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
                                              void *opaque);
