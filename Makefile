@@ -7,6 +7,7 @@
 #                        multi-threaded tests under TSan (build-tsan/)
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make install         install into PREFIX (default /usr/local)
+#   make docs            API reference + design pages (build-docs/html)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
 
@@ -63,6 +64,16 @@ bench: deps
 
 install: all
 	meson install -C $(BUILD)
+
+# Doxygen site; fails on any warning (an undocumented public symbol...).
+.PHONY: docs clean-docs
+docs:
+	@sh $(DEPS) --docs
+	sh scripts/build-docs
+
+clean: clean-docs
+clean-docs:
+	rm -rf build-docs
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release

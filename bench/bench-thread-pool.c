@@ -208,7 +208,7 @@ static double cpu_seconds(void)
  */
 static double measure_fixed(const char *name, BenchFn *fn, void *opaque)
 {
-    uint64_t n = TP_JOBS / BENCH_REPS, warm = n / 4;
+    uint64_t n = TP_JOBS / BENCH_REPS / (bench_quick() ? 4 : 1), warm = n / 4;
     double per_op[BENCH_REPS], warm_ns;
 
     warm_ns = (double)bench_time_batch(fn, opaque, warm) / (double)warm;

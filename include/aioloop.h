@@ -24,6 +24,7 @@
 #include <aioloop/thread-pool.h>
 #include <aioloop/coroutine.h>
 #include <aioloop/main-loop.h>
+#include <aioloop/async-context.h>
 #include <aioloop/iothread.h>
 #include <aioloop/raw-aio.h>
 #include <aioloop/block-backend.h>

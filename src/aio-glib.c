@@ -108,6 +108,7 @@ static gboolean aio_ctx_prepare(GSource *source, gint *timeout)
     /* Pairs with aio_notify(): see async.c. */
     qatomic_or(&ctx->notify_me, 1);
     sync_fds(src);
+    aioloop__sleep_hooks_prepare(ctx);
     t = aio_compute_timeout(ctx);
     if (qatomic_mb_read(&ctx->notified)) {
         t = 0;
@@ -131,6 +132,7 @@ static gboolean aio_ctx_check(GSource *source)
         return FALSE;
     }
     qatomic_and(&ctx->notify_me, ~1u);
+    aioloop__sleep_hooks_finish(ctx);
     if (src->epoll_tag &&
         g_source_query_unix_fd(source, src->epoll_tag)) {
         return TRUE;

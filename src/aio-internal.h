@@ -184,6 +184,11 @@ struct AioContext {
     int epollfd;
     struct FDMonPollState *poll_state;
 
+    /* Backends that arm their wake-up source only while the loop may
+     * sleep; see aioloop__sleep_hooks_prepare(). Changed and walked by
+     * the context's holder only. */
+    QLIST_HEAD(, AioSleepHook) sleep_hooks;
+
     /* Adaptive polling (ns); the parameters are written by any thread
      * (atomic), poll_ns by the loop thread only. */
     int64_t poll_max_ns;
@@ -231,6 +236,25 @@ AioContext *aioloop__poll_ctx(void);
 AioContext *aioloop__iothread_ctx(void);
 bool aioloop__in_main_thread(void);
 
+/* async-context.c: the AsyncContext stack of the main-loop thread.
+ * aioloop__async_depth is its depth (atomic; written by that thread only).
+ * aioloop__main_current_ctx(): the top of the stack on the main-loop
+ * thread, else the main context (NULL before qemu_init_main_loop()).
+ * aioloop__async_context_adjust(ctx): on the main-loop thread while a
+ * level is pushed, maps "no context" and every context of the stack below
+ * the top to the top; anything else is returned unchanged. */
+extern int aioloop__async_depth;
+AioContext *aioloop__main_current_ctx(void);
+AioContext *aioloop__async_context_adjust_slow(AioContext *ctx);
+void aioloop__async_context_cleanup(void);
+static inline AioContext *aioloop__async_context_adjust(AioContext *ctx)
+{
+    if (likely(qatomic_read(&aioloop__async_depth) == 0)) {
+        return ctx;
+    }
+    return aioloop__async_context_adjust_slow(ctx);
+}
+
 /* coroutine/coroutine.c */
 void aioloop__co_schedule_bh(void *opaque);
 
@@ -267,6 +291,53 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
  * (-ENOMEM, with @tlg left empty) instead of aborting. */
 int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
                                      QEMUTimerListNotifyCB *cb, void *opaque);
+
+/*
+ * Sleep hooks: for a backend whose completions can signal an fd the loop
+ * watches (io_uring's registered eventfd), but whose signal costs the
+ * signalling thread a wake-up and the loop a spurious iteration when
+ * the loop is awake anyway. The loop calls prepare() each time it is
+ * about to wait on its fd monitor (blocking or not, aio_poll() or the
+ * GSource) and finish() once the wait is over:
+ *
+ *   prepare(opaque)  arm the signal, then (after a full barrier) look
+ *                    whether work is already waiting that no signal
+ *                    announced; if so, schedule a bottom half that
+ *                    handles it, so that the wait does not sleep.
+ *   finish(opaque)   disarm the signal: the loop is awake and will see
+ *                    the work through its own calls.
+ *
+ * Both run in the loop thread with the context held, between
+ * walk_begin/walk_end or in the GSource callbacks. add/remove: the
+ * context's holder (attach/detach of a backend).
+ */
+typedef struct AioSleepHook {
+    void (*prepare)(void *opaque);
+    void (*finish)(void *opaque);
+    void *opaque;
+    QLIST_ENTRY(AioSleepHook) next;
+} AioSleepHook;
+
+void aioloop__sleep_hook_add(AioContext *ctx, AioSleepHook *hook);
+void aioloop__sleep_hook_remove(AioContext *ctx, AioSleepHook *hook);
+
+static inline void aioloop__sleep_hooks_prepare(AioContext *ctx)
+{
+    AioSleepHook *h;
+
+    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
+        h->prepare(h->opaque);
+    }
+}
+
+static inline void aioloop__sleep_hooks_finish(AioContext *ctx)
+{
+    AioSleepHook *h;
+
+    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
+        h->finish(h->opaque);
+    }
+}
 
 /* Timers: aio_poll() asks these two for the nearest deadline and to run
  * what expired (timer.c). */

@@ -507,6 +507,17 @@ static void adjust_polling_time(AioContext *ctx, int64_t block_ns,
     ctx->poll_ns = poll_ns;
 }
 
+void aioloop__sleep_hook_add(AioContext *ctx, AioSleepHook *hook)
+{
+    QLIST_INSERT_HEAD(&ctx->sleep_hooks, hook, next);
+}
+
+void aioloop__sleep_hook_remove(AioContext *ctx, AioSleepHook *hook)
+{
+    (void)ctx;
+    QLIST_REMOVE(hook, next);
+}
+
 /* Loop thread: release the context around a system call that sleeps. */
 void aioloop__sleep_begin(AioContext *ctx)
 {
@@ -581,19 +592,23 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
             if (can_poll) {
                 run_poll_handlers_once(ctx, &ready_list, true);
             } else {
+                aioloop__sleep_hooks_prepare(ctx);
                 ops->wait(ctx, &ready_list, 0, false);
+                aioloop__sleep_hooks_finish(ctx);
             }
         }
     } else {
         /* Announce the sleep, then look one last time (pairs with
          * aio_notify(): see async.c). */
         qatomic_add(&ctx->notify_me, 2);
+        aioloop__sleep_hooks_prepare(ctx);  /* may schedule a BH */
         timeout = aio_compute_timeout(ctx);
         if (qatomic_mb_read(&ctx->notified)) {
             timeout = 0;
         }
         ops = qatomic_mb_read(&ctx->fdmon_ops);
         ops->wait(ctx, &ready_list, timeout, timeout != 0);
+        aioloop__sleep_hooks_finish(ctx);
         qatomic_sub(&ctx->notify_me, 2);
     }
 

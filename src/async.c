@@ -407,6 +407,7 @@ AioContext *aio_context_new(Error **errp)
     QSLIST_INIT(&ctx->bh_list);
     QSIMPLEQ_INIT(&ctx->bh_slice_list);
     QLIST_INIT(&ctx->all_bhs);
+    QLIST_INIT(&ctx->sleep_hooks);
     qemu_mutex_init(&ctx->bh_lock);
     qemu_mutex_init(&ctx->list_lock);
     rfifolock_init(&ctx->lock, aio_context_contention, ctx);

@@ -32,7 +32,10 @@ static __thread IOThread *current_iothread;
 
 AioContext *qemu_get_current_aio_context(void)
 {
-    return current_iothread ? current_iothread->ctx : qemu_get_aio_context();
+    /* Elsewhere: the main context, or on the main-loop thread the top of
+     * the AsyncContext stack. */
+    return current_iothread ? current_iothread->ctx
+                            : aioloop__main_current_ctx();
 }
 
 AioContext *aioloop__iothread_ctx(void)

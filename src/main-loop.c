@@ -6,6 +6,11 @@
  * qemu_init_main_loop() created. The pointer is published with a seq_cst
  * store so threads started afterwards see a fully built context.
  *
+ * On the main-loop thread, qemu_bh_new() and main_loop_wait() act on the
+ * current AsyncContext instead (the top of the stack of async-context.c,
+ * which is the main context unless a level is pushed);
+ * qemu_set_fd_handler() always uses the main context.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
@@ -44,7 +49,10 @@ int qemu_init_main_loop(Error **errp)
 
 void qemu_cleanup_main_loop(void)
 {
-    AioContext *ctx = qatomic_xchg(&main_ctx, NULL);
+    AioContext *ctx;
+
+    aioloop__async_context_cleanup();       /* the stack's own contexts */
+    ctx = qatomic_xchg(&main_ctx, NULL);
 
     if (ctx) {
         aio_context_unref(ctx);
@@ -58,7 +66,7 @@ AioContext *qemu_get_aio_context(void)
 
 QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque, const char *name)
 {
-    AioContext *ctx = qemu_get_aio_context();
+    AioContext *ctx = aioloop__main_current_ctx();
 
     assert(ctx);        /* qemu_init_main_loop() first */
     return aio_bh_new_full(ctx, cb, opaque, name);
@@ -75,7 +83,7 @@ void qemu_set_fd_handler(int fd, IOHandler *fd_read, IOHandler *fd_write,
 
 void main_loop_wait(int nonblocking)
 {
-    AioContext *ctx = qemu_get_aio_context();
+    AioContext *ctx = aioloop__main_current_ctx();
 
     assert(ctx);
     aio_poll(ctx, !nonblocking);

@@ -34,17 +34,28 @@
 extern "C" {
 #endif
 
+/* An event loop (opaque): created by aio_context_new(), reference
+ * counted, freed by the last aio_context_unref(). */
 typedef struct AioContext AioContext;
+/* A bottom half (opaque): a callback to run "soon" from its context's
+ * aio_poll(). Created by aio_bh_new(), freed by qemu_bh_delete(). */
 typedef struct QEMUBH QEMUBH;
+/* One fd's handler registration inside a context (opaque; internal, kept
+ * for QEMU source compatibility). */
 typedef struct AioHandler AioHandler;
 
 /* Opaque to aioloop: the block-layer object a request belongs to. The
  * library never dereferences it; callers may pass NULL. */
 typedef struct BlockDriverState BlockDriverState;
 
-/* Callback types. */
+/* A bottom half's callback: called with the opaque given to aio_bh_new(). */
 typedef void QEMUBHFunc(void *opaque);
+/* An fd handler (aio_set_fd_handler()): called with the registration's
+ * opaque when its fd is readable or writable. */
 typedef void IOHandler(void *opaque);
+/* An event-notifier handler (aio_set_event_notifier()): called with the
+ * notifier when it is set; it usually starts with
+ * event_notifier_test_and_clear(). */
 typedef void EventNotifierHandler(EventNotifier *notifier);
 /* Busy-poll check: returns true when the handler has work, without a
  * system call. See aio_set_fd_handler_poll(). */
@@ -82,8 +93,11 @@ AIOLOOP_API void aio_context_ref(AioContext *ctx);
  * The last unref frees the context and everything still attached to it:
  * bottom halves (a BH that was never deleted is reported on stderr by its
  * debug name in builds without NDEBUG), handler bookkeeping (the caller
- * still owns and closes its fds), timer lists, the thread pool and AIO
- * backends. No aio_poll() on @ctx may be running.
+ * still owns and closes its fds), timer lists and the thread pool (whose
+ * pending completion callbacks run first). Block I/O states
+ * (<aioloop/raw-aio.h>, <aioloop/block-backend.h>) are not freed: detach
+ * them from @ctx before the last unref and free them yourself. No
+ * aio_poll() on @ctx may be running.
  * Any thread (the last unref: not from inside @ctx's callbacks).
  */
 AIOLOOP_API void aio_context_unref(AioContext *ctx);
@@ -118,6 +132,7 @@ AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
 
 /**
  * aio_context_set_poll_params - configure adaptive busy polling.
+ * @ctx: the context.
  * @max_ns: longest busy-poll before sleeping, in ns; 0 disables polling.
  * @grow: factor by which the poll time grows when a wait ended just after
  *        the current poll time (0 = default 2).
@@ -141,6 +156,7 @@ AIOLOOP_API void aio_context_set_poll_params(AioContext *ctx, int64_t max_ns,
 
 /**
  * aio_bh_new_full - allocate a bottom half on @ctx.
+ * @ctx: the context whose aio_poll() runs the BH.
  * @cb: the callback (required), @opaque: its argument,
  * @name: a debug name, reported if the BH leaks (may be NULL).
  *
@@ -150,6 +166,10 @@ AIOLOOP_API void aio_context_set_poll_params(AioContext *ctx, int64_t max_ns,
  */
 AIOLOOP_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
                                     void *opaque, const char *name);
+/**
+ * aio_bh_new - aio_bh_new_full() with the callback's name as debug name.
+ * Any thread.
+ */
 #define aio_bh_new(ctx, cb, opaque) aio_bh_new_full((ctx), (cb), (opaque), #cb)
 
 /**
@@ -159,6 +179,10 @@ AIOLOOP_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
  */
 AIOLOOP_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
                                               void *opaque, const char *name);
+/**
+ * aio_bh_schedule_oneshot - aio_bh_schedule_oneshot_full() with the
+ * callback's name as debug name. Any thread.
+ */
 #define aio_bh_schedule_oneshot(ctx, cb, opaque) \
     aio_bh_schedule_oneshot_full((ctx), (cb), (opaque), #cb)
 
@@ -235,6 +259,7 @@ AIOLOOP_API void aio_notify_accept(AioContext *ctx);
 
 /**
  * aio_poll - run one iteration of @ctx's event loop.
+ * @ctx: the context.
  * @blocking: if true, wait until at least one callback ran or aio_notify()
  *            was called; the wait ends no later than the nearest timer.
  *
@@ -262,10 +287,12 @@ AIOLOOP_API bool aio_poll(AioContext *ctx, bool blocking);
 AIOLOOP_API int64_t aio_compute_timeout(AioContext *ctx);
 
 /**
- * aio_prepare - before an external poll (the GSource's prepare): run the
- * poll handlers once and report whether callbacks are ready to dispatch
- * without waiting.
- * Returns: true if aio_dispatch() would make progress now.
+ * aio_prepare - before an external poll (QEMU's GSource prepare step):
+ * report whether work is ready that needs no waiting, a scheduled
+ * (non-idle) BH or an expired timer, so that the caller polls with a zero
+ * timeout. It neither looks at the fds nor runs the poll handlers
+ * (aio_pending() checks the fds).
+ * Returns: true if aio_compute_timeout() is 0.
  * Loop thread only.
  */
 AIOLOOP_API bool aio_prepare(AioContext *ctx);
@@ -290,11 +317,15 @@ AIOLOOP_API bool aio_dispatch(AioContext *ctx);
 
 /**
  * aio_set_fd_handler - register, update or remove the handlers of @fd.
+ * @ctx: the context whose aio_poll() watches @fd.
+ * @fd: the descriptor (stays owned by the caller, who closes it after
+ *      removing the handlers).
  * @is_external: the handler serves an external client (a guest device, a
  *               network peer); it is skipped while aio_disable_external()
  *               is in force.
  * @io_read: called when @fd is readable; @io_write: when writable. Both
  *           NULL removes the registration.
+ * @opaque: the argument both handlers receive.
  *
  * One handler set per (fd, context); calling again updates it. Handlers
  * are level-triggered: they run on every iteration while the fd is ready.
@@ -315,6 +346,8 @@ AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
 
 /**
  * aio_set_fd_handler_poll - aio_set_fd_handler() with a busy-poll check.
+ * @ctx, @fd, @is_external, @io_read, @io_write, @opaque: as for
+ *      aio_set_fd_handler().
  * @io_poll: called during adaptive polling (and by non-blocking
  *           aio_poll()) instead of a system call; returns true when there
  *           is work. May be NULL.
@@ -361,15 +394,17 @@ AIOLOOP_API void aio_enable_external(AioContext *ctx);
  */
 AIOLOOP_API bool aio_external_disabled(AioContext *ctx);
 
+struct ThreadPool;
 /**
  * aio_get_thread_pool - the thread pool of @ctx (<aioloop/thread-pool.h>),
  * created on first use and freed with the context.
  * Any thread.
  */
-struct ThreadPool;
 AIOLOOP_API struct ThreadPool *aio_get_thread_pool(AioContext *ctx);
 
 #if AIOLOOP_HAVE_GLIB
+/* GLib's event source type (from <glib.h>), declared here so that this
+ * header does not need GLib's. */
 typedef struct _GSource GSource;
 /**
  * aio_get_g_source - a GSource that runs @ctx from a GLib main loop.

@@ -155,6 +155,13 @@
 #define qatomic_fetch_inc(ptr)      __atomic_fetch_add(ptr, 1, __ATOMIC_SEQ_CST)
 #define qatomic_fetch_dec(ptr)      __atomic_fetch_sub(ptr, 1, __ATOMIC_SEQ_CST)
 
+/*
+ * qatomic_add_fetch/sub_fetch(ptr, val), qatomic_inc_fetch/dec_fetch(ptr) -
+ * the operations above, returning the value *ptr holds afterwards.
+ * Sequentially consistent.
+ *
+ * Any thread, async-signal-safe.
+ */
 #define qatomic_add_fetch(ptr, val) __atomic_add_fetch(ptr, val, __ATOMIC_SEQ_CST)
 #define qatomic_sub_fetch(ptr, val) __atomic_sub_fetch(ptr, val, __ATOMIC_SEQ_CST)
 #define qatomic_inc_fetch(ptr)      __atomic_add_fetch(ptr, 1, __ATOMIC_SEQ_CST)

@@ -21,22 +21,29 @@ extern "C" {
 #endif
 
 typedef struct BlockAIOCB BlockAIOCB;
+/* A request's completion callback: opaque as given at submission, ret the
+ * result (see above). Runs once, from aio_poll() of the request's
+ * context. */
 typedef void BlockCompletionFunc(void *opaque, int ret);
 
+/* What a kind of request (a backend) does with its AIOCBs: shared by all
+ * the requests of that kind, passed to qemu_aio_get(). */
 typedef struct AIOCBInfo {
     /* Request cancellation; the request still completes exactly once
      * (with -ECANCELED if it had not started). May be NULL. */
     void (*cancel_async)(BlockAIOCB *acb);
     /* The context whose aio_poll() completes the request. */
     AioContext *(*get_aio_context)(BlockAIOCB *acb);
-    size_t aiocb_size;
+    size_t aiocb_size;          /* bytes qemu_aio_get() allocates */
 } AIOCBInfo;
 
+/* The header of every asynchronous request; backends embed it first in
+ * their own request structure. */
 struct BlockAIOCB {
-    const AIOCBInfo *aiocb_info;
-    BlockDriverState *bs;
-    BlockCompletionFunc *cb;
-    void *opaque;
+    const AIOCBInfo *aiocb_info;  /* the request's kind */
+    BlockDriverState *bs;       /* as given at submission; never used */
+    BlockCompletionFunc *cb;    /* the completion callback, may be NULL */
+    void *opaque;               /* the callback's argument */
     int refcnt;                 /* atomic */
 };
 

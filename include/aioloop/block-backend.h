@@ -20,13 +20,17 @@
 extern "C" {
 #endif
 
+/* The block I/O engine an AioBlockBackend runs on. */
 typedef enum AioBlockEngine {
     AIO_ENGINE_AUTO = 0,        /* io_uring, else linux-aio, else threads */
-    AIO_ENGINE_IO_URING,
-    AIO_ENGINE_LINUX_AIO,
-    AIO_ENGINE_THREADS,
+    AIO_ENGINE_IO_URING,        /* io_uring (luring_*) */
+    AIO_ENGINE_LINUX_AIO,       /* Linux native AIO (laio_*) */
+    AIO_ENGINE_THREADS,         /* the thread pool (taio_*) */
 } AioBlockEngine;
 
+/* A block I/O backend (opaque): one of the three engine states behind one
+ * interface. Created by aio_block_backend_new(), freed by
+ * aio_block_backend_free(). */
 typedef struct AioBlockBackend AioBlockBackend;
 
 /**

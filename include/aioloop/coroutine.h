@@ -30,7 +30,11 @@
 extern "C" {
 #endif
 
+/* A coroutine (opaque). Created by qemu_coroutine_create(); freed
+ * (recycled) automatically when its entry function returns. */
 typedef struct Coroutine Coroutine;
+/* A coroutine's entry function: runs in the coroutine with the opaque
+ * given to qemu_coroutine_create(). */
 typedef void coroutine_fn CoroutineEntry(void *opaque);
 
 /**
@@ -118,16 +122,16 @@ AIOLOOP_API void aio_co_wake(Coroutine *co);
 
 /* A queue of coroutines waiting for something. */
 typedef struct CoQueue {
-    QSIMPLEQ_HEAD(, Coroutine) entries;
+    QSIMPLEQ_HEAD(, Coroutine) entries;     /* the waiters, FIFO */
 } CoQueue;
 
 /* A mutex for coroutines: waiting yields instead of blocking the thread.
  * Fair (FIFO); may be taken by coroutines of different contexts. */
 typedef struct CoMutex {
     QemuMutex lock;             /* protects the fields below */
-    bool locked;
-    Coroutine *holder;
-    QSIMPLEQ_HEAD(, Coroutine) waiters;
+    bool locked;                /* held by a coroutine */
+    Coroutine *holder;          /* that coroutine, NULL when unlocked */
+    QSIMPLEQ_HEAD(, Coroutine) waiters;     /* queued lockers, FIFO */
 } CoMutex;
 
 /** qemu_co_mutex_init - initialise @mutex, unlocked. Any thread. */
@@ -188,6 +192,12 @@ AIOLOOP_API void coroutine_fn qemu_co_sleep_ns(QEMUClockType type, int64_t ns);
  * Coroutine context only, inside an AioContext.
  */
 AIOLOOP_API void coroutine_fn yield_until_fd_readable(int fd);
+
+/**
+ * yield_until_fd_writable - yield until @fd is writable (or has an error
+ * or hang-up), then return.
+ * Coroutine context only, inside an AioContext.
+ */
 AIOLOOP_API void coroutine_fn yield_until_fd_writable(int fd);
 
 #ifdef __cplusplus

@@ -31,6 +31,8 @@
 #include <stdarg.h>
 #include <aioloop/compiler.h>
 
+/* An error (opaque): a message and the place it was raised. Owned by
+ * whoever holds it; freed by error_free() or error_report_err(). */
 typedef struct Error Error;
 
 /*
@@ -39,6 +41,8 @@ typedef struct Error Error;
  * and exit(1). Never assign to these variables. Any thread may pass them.
  */
 AIOLOOP_API extern Error *error_abort;
+/* Pass &error_fatal as errp to print the message of a failure and
+ * exit(1) (see error_abort). Never assign to it. */
 AIOLOOP_API extern Error *error_fatal;
 
 /*

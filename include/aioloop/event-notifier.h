@@ -28,10 +28,12 @@
 #include <stdbool.h>
 #include <aioloop/compiler.h>
 
+/* A pollable flag (see above). Embed it in a struct or on the stack;
+ * event_notifier_init() sets it up. The fields are for the library. */
 typedef struct EventNotifier {
     int rfd;                    /* polled and drained; -1 if uninitialised */
     int wfd;                    /* written by set; == rfd for an eventfd */
-    bool initialized;
+    bool initialized;           /* the descriptors are open */
 } EventNotifier;
 
 /*

@@ -16,11 +16,14 @@
 extern "C" {
 #endif
 
+/* A thread running an AioContext (opaque). Created by iothread_create(),
+ * freed by iothread_destroy(). */
 typedef struct IOThread IOThread;
 
 /**
  * iothread_create - start a thread running a new AioContext.
  * @id: a name for the thread (copied; may be NULL).
+ * @errp: error object, may be NULL.
  * Returns: the IOThread, or NULL with @errp set if the context or the
  * thread could not be created.
  * Any thread.

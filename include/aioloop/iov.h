@@ -33,9 +33,14 @@
 #include <sys/uio.h>
 #include <aioloop/compiler.h>
 
+/* BDRV_SECTOR_BITS / BDRV_SECTOR_SIZE - log2 and size of the 512-byte
+ * sector the sector-based block APIs count in. */
 #define BDRV_SECTOR_BITS 9
 #define BDRV_SECTOR_SIZE (1ULL << BDRV_SECTOR_BITS)
 
+/* A scatter/gather vector (see above). Initialise it with one of the
+ * qemu_iovec_init*() calls; read the fields, change them only through
+ * the functions below. */
 typedef struct QEMUIOVector {
     struct iovec *iov;          /* the elements */
     int niov;                   /* elements in use */

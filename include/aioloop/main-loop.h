@@ -5,12 +5,18 @@
  * thread can reach: qemu_init_main_loop() creates it, main_loop_wait()
  * turns it, and qemu_bh_new() / qemu_set_fd_handler() hang work on it.
  *
+ * The thread that called qemu_init_main_loop() is the main-loop thread.
+ * On it, main_loop_wait(), qemu_bh_poll() and qemu_bh_new() act on the
+ * *current AsyncContext* (<aioloop/async-context.h>): the main context,
+ * unless async_context_push() has made a nested level current.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef AIOLOOP_MAIN_LOOP_H
 #define AIOLOOP_MAIN_LOOP_H
 
 #include <aioloop/aio.h>
+#include <aioloop/async-context.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,46 +32,75 @@ AIOLOOP_API int qemu_init_main_loop(Error **errp);
 
 /**
  * qemu_cleanup_main_loop - free the main context (aioloop extension).
- * After it, qemu_get_aio_context() returns NULL until the next
- * qemu_init_main_loop(). No thread may be using the main loop.
+ * Also frees the contexts of the AsyncContext levels (reporting their
+ * leaked BHs like any context's); aborts with a message if a level is
+ * still pushed. After it, qemu_get_aio_context() returns NULL until the
+ * next qemu_init_main_loop(). No thread may be using the main loop.
  * Main thread only.
  */
 AIOLOOP_API void qemu_cleanup_main_loop(void);
 
 /**
  * qemu_get_aio_context - the main AioContext, or NULL before
- * qemu_init_main_loop(). Any thread.
+ * qemu_init_main_loop(). Always the main context (the root of the
+ * AsyncContext stack), whatever is pushed. Any thread.
  */
 AIOLOOP_API AioContext *qemu_get_aio_context(void);
 
 /**
- * qemu_get_current_aio_context - the context of the calling IOThread, or
- * the main context when called from any other thread. Any thread.
+ * qemu_get_current_aio_context - the context whose loop the calling
+ * thread runs: in an IOThread, that IOThread's context; on the main-loop
+ * thread, the current AsyncContext's (the main context unless a level is
+ * pushed, then the pushed level's); in any other thread, the main
+ * context. NULL before qemu_init_main_loop() (except in an IOThread).
+ * Any thread.
  */
 AIOLOOP_API AioContext *qemu_get_current_aio_context(void);
 
 /**
- * qemu_bh_new_full - a bottom half on the main context (see aio_bh_new()).
- * qemu_bh_new(cb, opaque) names it after @cb. The main loop must be
- * initialised. Any thread.
+ * qemu_bh_new_full - a bottom half on the main loop (see aio_bh_new()).
+ * On the main-loop thread the BH belongs to the current AsyncContext (the
+ * main context unless a level is pushed) for its whole life: scheduled
+ * later, it still runs only from that level's loop. From any other thread
+ * it belongs to the main context. qemu_bh_new(cb, opaque) names it after
+ * @cb. The main loop must be initialised.
+ * Any thread.
  */
 AIOLOOP_API QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque,
                                      const char *name);
+/** qemu_bh_new - qemu_bh_new_full() named after @cb. Any thread. */
 #define qemu_bh_new(cb, opaque) qemu_bh_new_full((cb), (opaque), #cb)
 
 /**
  * qemu_set_fd_handler - aio_set_fd_handler() on the main context, not
- * external. Any thread.
+ * external. Always the main context, even while an AsyncContext level is
+ * pushed: the handler then waits (level-triggered, nothing is lost) until
+ * the stack is back at the root. For a handler that runs inside a nested
+ * wait, use aio_set_fd_handler(qemu_get_current_aio_context(), ...).
+ * Any thread.
  */
 AIOLOOP_API void qemu_set_fd_handler(int fd, IOHandler *fd_read,
                                      IOHandler *fd_write, void *opaque);
 
 /**
- * main_loop_wait - one iteration of the main loop: aio_poll() on the main
- * context, blocking unless @nonblocking.
+ * main_loop_wait - one iteration of the main loop: aio_poll() on the
+ * current AsyncContext's context (the main context unless a level is
+ * pushed), blocking unless @nonblocking. While a level is pushed, only
+ * that level's callbacks run; the main context's are held.
  * Main thread only.
  */
 AIOLOOP_API void main_loop_wait(int nonblocking);
+
+/**
+ * qemu_bh_poll - run the bottom halves of the current AsyncContext that
+ * are scheduled now (aio_bh_poll() on its context; the main context
+ * unless a level is pushed). A BH scheduled by one of them runs in the
+ * next call.
+ * Returns: nonzero if a BH other than an idle one ran (or a library BH
+ * ran a completion callback), else 0.
+ * Main thread only.
+ */
+AIOLOOP_API int qemu_bh_poll(void);
 
 #ifdef __cplusplus
 }

@@ -61,21 +61,39 @@
 /* head's lh_first or the previous element's le_next), which is what    */
 /* makes removal O(1) without knowing the head.                         */
 
+/*
+ * QLIST_HEAD(name, type) - declare the head of a QLIST of
+ * struct type elements, as struct name (empty name: an anonymous one).
+ */
 #define QLIST_HEAD(name, type)                                          \
 struct name {                                                           \
     struct type *lh_first;      /* first element, NULL when empty */    \
 }
 
+/*
+ * QLIST_HEAD_INITIALIZER(head) - static initialiser of the empty
+ * list head (the variable being defined, not a pointer to it).
+ */
 #define QLIST_HEAD_INITIALIZER(head) { NULL }
 
+/*
+ * QLIST_ENTRY(type) - the links an element of struct type embeds,
+ * as a named field, to be on a QLIST (one field per list).
+ */
 #define QLIST_ENTRY(type)                                               \
 struct {                                                                \
     struct type *le_next;       /* next element, NULL at the end */     \
     struct type **le_prev;      /* where our address is stored */       \
 }
 
+/* QLIST_INIT(head) - make *head an empty list. */
 #define QLIST_INIT(head) do { (head)->lh_first = NULL; } while (0)
 
+/*
+ * QLIST_EMPTY(head) - true when the list has no element.
+ * QLIST_FIRST(head) - its first element, NULL when empty.
+ * QLIST_NEXT(elm, field) - the element after elm, NULL at the end.
+ */
 #define QLIST_EMPTY(head)           ((head)->lh_first == NULL)
 #define QLIST_FIRST(head)           ((head)->lh_first)
 #define QLIST_NEXT(elm, field)      ((elm)->field.le_next)
@@ -83,6 +101,7 @@ struct {                                                                \
 /* True if elm is on a list (its entry was not zero-filled or removed). */
 #define QLIST_IS_INSERTED(elm, field) ((elm)->field.le_prev != NULL)
 
+/* QLIST_INSERT_HEAD(head, elm, field) - insert elm at the front. O(1). */
 #define QLIST_INSERT_HEAD(head, elm, field) do {                        \
     (elm)->field.le_next = (head)->lh_first;                            \
     if ((elm)->field.le_next != NULL) {                                 \
@@ -92,6 +111,10 @@ struct {                                                                \
     (elm)->field.le_prev = &(head)->lh_first;                           \
 } while (0)
 
+/*
+ * QLIST_INSERT_AFTER(listelm, elm, field) - insert elm after listelm,
+ * which is on a list. O(1).
+ */
 #define QLIST_INSERT_AFTER(listelm, elm, field) do {                    \
     (elm)->field.le_next = (listelm)->field.le_next;                    \
     if ((elm)->field.le_next != NULL) {                                 \
@@ -101,6 +124,10 @@ struct {                                                                \
     (elm)->field.le_prev = &(listelm)->field.le_next;                   \
 } while (0)
 
+/*
+ * QLIST_INSERT_BEFORE(listelm, elm, field) - insert elm before
+ * listelm, which is on a list (the head is not needed). O(1).
+ */
 #define QLIST_INSERT_BEFORE(listelm, elm, field) do {                   \
     (elm)->field.le_prev = (listelm)->field.le_prev;                    \
     (elm)->field.le_next = (listelm);                                   \
@@ -125,6 +152,11 @@ struct {                                                                \
     }                                                                   \
 } while (0)
 
+/*
+ * QLIST_FOREACH(var, head, field) - walk the list from the first
+ * element, var taking each in turn. The body must not remove var
+ * (use QLIST_FOREACH_SAFE).
+ */
 #define QLIST_FOREACH(var, head, field)                                 \
     for ((var) = (head)->lh_first; (var) != NULL;                       \
          (var) = (var)->field.le_next)
@@ -138,34 +170,61 @@ struct {                                                                \
 /* ================================================================== */
 /* QSLIST: singly linked list; the lock-free MPSC stack lives here.    */
 
+/*
+ * QSLIST_HEAD(name, type) - declare the head of a QSLIST of
+ * struct type elements, as struct name (empty name: an anonymous one).
+ */
 #define QSLIST_HEAD(name, type)                                         \
 struct name {                                                           \
     struct type *slh_first;     /* first element, NULL when empty */    \
 }
 
+/*
+ * QSLIST_HEAD_INITIALIZER(head) - static initialiser of the empty
+ * list head (the variable being defined, not a pointer to it).
+ */
 #define QSLIST_HEAD_INITIALIZER(head) { NULL }
 
+/*
+ * QSLIST_ENTRY(type) - the links an element of struct type embeds,
+ * as a named field, to be on a QSLIST (one field per list).
+ */
 #define QSLIST_ENTRY(type)                                              \
 struct {                                                                \
     struct type *sle_next;      /* next element, NULL at the end */     \
 }
 
+/* QSLIST_INIT(head) - make *head an empty list. */
 #define QSLIST_INIT(head) do { (head)->slh_first = NULL; } while (0)
 
+/*
+ * QSLIST_EMPTY(head) - true when the list has no element.
+ * QSLIST_FIRST(head) - its first element, NULL when empty.
+ * QSLIST_NEXT(elm, field) - the element after elm, NULL at the end.
+ */
 #define QSLIST_EMPTY(head)          ((head)->slh_first == NULL)
 #define QSLIST_FIRST(head)          ((head)->slh_first)
 #define QSLIST_NEXT(elm, field)     ((elm)->field.sle_next)
 
+/* QSLIST_INSERT_HEAD(head, elm, field) - insert elm at the front. O(1). */
 #define QSLIST_INSERT_HEAD(head, elm, field) do {                       \
     (elm)->field.sle_next = (head)->slh_first;                          \
     (head)->slh_first = (elm);                                          \
 } while (0)
 
+/*
+ * QSLIST_INSERT_AFTER(slistelm, elm, field) - insert elm after
+ * slistelm, which is on a list. O(1).
+ */
 #define QSLIST_INSERT_AFTER(slistelm, elm, field) do {                  \
     (elm)->field.sle_next = (slistelm)->field.sle_next;                 \
     (slistelm)->field.sle_next = (elm);                                 \
 } while (0)
 
+/*
+ * QSLIST_REMOVE_HEAD(head, field) - unlink the first element (the
+ * list must not be empty). O(1).
+ */
 #define QSLIST_REMOVE_HEAD(head, field) do {                            \
     (head)->slh_first = (head)->slh_first->field.sle_next;              \
 } while (0)
@@ -190,10 +249,19 @@ struct {                                                                \
     (elm)->field.sle_next = NULL;                                       \
 } while (0)
 
+/*
+ * QSLIST_FOREACH(var, head, field) - walk the list from the first
+ * element, var taking each in turn. The body must not remove var
+ * (use QSLIST_FOREACH_SAFE).
+ */
 #define QSLIST_FOREACH(var, head, field)                                \
     for ((var) = (head)->slh_first; (var) != NULL;                      \
          (var) = (var)->field.sle_next)
 
+/*
+ * QSLIST_FOREACH_SAFE(var, head, field, next_var) - like
+ * QSLIST_FOREACH; the body may remove (and free) var; next_var is scratch.
+ */
 #define QSLIST_FOREACH_SAFE(var, head, field, next_var)                 \
     for ((var) = (head)->slh_first;                                     \
          (var) != NULL && ((next_var) = (var)->field.sle_next, 1);      \
@@ -243,28 +311,47 @@ struct {                                                                \
 /* sqh_last points at the last element's sqe_next, or at sqh_first     */
 /* when the queue is empty; appending writes through it.               */
 
+/*
+ * QSIMPLEQ_HEAD(name, type) - declare the head of a QSIMPLEQ of
+ * struct type elements, as struct name (empty name: an anonymous one).
+ */
 #define QSIMPLEQ_HEAD(name, type)                                       \
 struct name {                                                           \
     struct type *sqh_first;     /* first element, NULL when empty */    \
     struct type **sqh_last;     /* the last element's sqe_next */       \
 }
 
+/*
+ * QSIMPLEQ_HEAD_INITIALIZER(head) - static initialiser of the empty
+ * list head (the variable being defined, not a pointer to it).
+ */
 #define QSIMPLEQ_HEAD_INITIALIZER(head) { NULL, &(head).sqh_first }
 
+/*
+ * QSIMPLEQ_ENTRY(type) - the links an element of struct type embeds,
+ * as a named field, to be on a QSIMPLEQ (one field per list).
+ */
 #define QSIMPLEQ_ENTRY(type)                                            \
 struct {                                                                \
     struct type *sqe_next;      /* next element, NULL at the end */     \
 }
 
+/* QSIMPLEQ_INIT(head) - make *head an empty list. */
 #define QSIMPLEQ_INIT(head) do {                                        \
     (head)->sqh_first = NULL;                                           \
     (head)->sqh_last = &(head)->sqh_first;                              \
 } while (0)
 
+/*
+ * QSIMPLEQ_EMPTY(head) - true when the list has no element.
+ * QSIMPLEQ_FIRST(head) - its first element, NULL when empty.
+ * QSIMPLEQ_NEXT(elm, field) - the element after elm, NULL at the end.
+ */
 #define QSIMPLEQ_EMPTY(head)        ((head)->sqh_first == NULL)
 #define QSIMPLEQ_FIRST(head)        ((head)->sqh_first)
 #define QSIMPLEQ_NEXT(elm, field)   ((elm)->field.sqe_next)
 
+/* QSIMPLEQ_INSERT_HEAD(head, elm, field) - insert elm at the front. O(1). */
 #define QSIMPLEQ_INSERT_HEAD(head, elm, field) do {                     \
     (elm)->field.sqe_next = (head)->sqh_first;                          \
     if ((elm)->field.sqe_next == NULL) {                                \
@@ -273,12 +360,17 @@ struct {                                                                \
     (head)->sqh_first = (elm);                                          \
 } while (0)
 
+/* QSIMPLEQ_INSERT_TAIL(head, elm, field) - append elm. O(1). */
 #define QSIMPLEQ_INSERT_TAIL(head, elm, field) do {                     \
     (elm)->field.sqe_next = NULL;                                       \
     *(head)->sqh_last = (elm);                                          \
     (head)->sqh_last = &(elm)->field.sqe_next;                          \
 } while (0)
 
+/*
+ * QSIMPLEQ_INSERT_AFTER(head, listelm, elm, field) - insert elm after
+ * listelm, which is on head. O(1).
+ */
 #define QSIMPLEQ_INSERT_AFTER(head, listelm, elm, field) do {           \
     (elm)->field.sqe_next = (listelm)->field.sqe_next;                  \
     if ((elm)->field.sqe_next == NULL) {                                \
@@ -287,6 +379,10 @@ struct {                                                                \
     (listelm)->field.sqe_next = (elm);                                  \
 } while (0)
 
+/*
+ * QSIMPLEQ_REMOVE_HEAD(head, field) - unlink the first element (the
+ * queue must not be empty). O(1).
+ */
 #define QSIMPLEQ_REMOVE_HEAD(head, field) do {                          \
     (head)->sqh_first = (head)->sqh_first->field.sqe_next;              \
     if ((head)->sqh_first == NULL) {                                    \
@@ -311,10 +407,20 @@ struct {                                                                \
     (elm)->field.sqe_next = NULL;                                       \
 } while (0)
 
+/*
+ * QSIMPLEQ_FOREACH(var, head, field) - walk the list from the first
+ * element, var taking each in turn. The body must not remove var
+ * (use QSIMPLEQ_FOREACH_SAFE).
+ */
 #define QSIMPLEQ_FOREACH(var, head, field)                              \
     for ((var) = (head)->sqh_first; (var) != NULL;                      \
          (var) = (var)->field.sqe_next)
 
+/*
+ * QSIMPLEQ_FOREACH_SAFE(var, head, field, next_var) - like
+ * QSIMPLEQ_FOREACH; the body may remove (and free) var; next_var is
+ * scratch.
+ */
 #define QSIMPLEQ_FOREACH_SAFE(var, head, field, next_var)               \
     for ((var) = (head)->sqh_first;                                     \
          (var) != NULL && ((next_var) = (var)->field.sqe_next, 1);      \
@@ -357,30 +463,49 @@ struct {                                                                \
 /* element without knowing the head's type name. An element whose      */
 /* ql_prev is NULL is on no list.                                      */
 
+/* The link pair every QTAILQ head and element holds (see above). */
 typedef struct QTailQLink {
-    void *ql_next;
-    struct QTailQLink *ql_prev;
+    void *ql_next;              /* the next element (head: the first) */
+    struct QTailQLink *ql_prev; /* the previous link (head: the last's) */
 } QTailQLink;
 
+/*
+ * QTAILQ_HEAD(name, type) - declare the head of a QTAILQ of
+ * struct type elements, as union name (empty name: an anonymous one).
+ */
 #define QTAILQ_HEAD(name, type)                                         \
 union name {                                                            \
     struct type *tqh_first;     /* first element, NULL when empty */    \
     QTailQLink tqh_circ;        /* ql_prev: the last element's link */  \
 }
 
+/*
+ * QTAILQ_HEAD_INITIALIZER(head) - static initialiser of the empty
+ * list head (the variable being defined, not a pointer to it).
+ */
 #define QTAILQ_HEAD_INITIALIZER(head) { .tqh_circ = { NULL, &(head).tqh_circ } }
 
+/*
+ * QTAILQ_ENTRY(type) - the links an element of struct type embeds,
+ * as a named field, to be on a QTAILQ (one field per list).
+ */
 #define QTAILQ_ENTRY(type)                                              \
 union {                                                                 \
     struct type *tqe_next;      /* next element, NULL at the end */     \
     QTailQLink tqe_circ;        /* ql_prev: the previous one's link */  \
 }
 
+/* QTAILQ_INIT(head) - make *head an empty list. */
 #define QTAILQ_INIT(head) do {                                          \
     (head)->tqh_first = NULL;                                           \
     (head)->tqh_circ.ql_prev = &(head)->tqh_circ;                       \
 } while (0)
 
+/*
+ * QTAILQ_EMPTY(head) - true when the list has no element.
+ * QTAILQ_FIRST(head) - its first element, NULL when empty.
+ * QTAILQ_NEXT(elm, field) - the element after elm, NULL at the end.
+ */
 #define QTAILQ_EMPTY(head)          ((head)->tqh_first == NULL)
 #define QTAILQ_FIRST(head)          ((head)->tqh_first)
 #define QTAILQ_NEXT(elm, field)     ((elm)->field.tqe_next)
@@ -397,6 +522,7 @@ union {                                                                 \
 #define QTAILQ_PREV(elm, field)                                         \
     ((__typeof__(elm))(elm)->field.tqe_circ.ql_prev->ql_prev->ql_next)
 
+/* QTAILQ_INSERT_HEAD(head, elm, field) - insert elm at the front. O(1). */
 #define QTAILQ_INSERT_HEAD(head, elm, field) do {                       \
     (elm)->field.tqe_next = (head)->tqh_first;                          \
     if ((elm)->field.tqe_next != NULL) {                                \
@@ -409,6 +535,7 @@ union {                                                                 \
     (elm)->field.tqe_circ.ql_prev = &(head)->tqh_circ;                  \
 } while (0)
 
+/* QTAILQ_INSERT_TAIL(head, elm, field) - append elm. O(1). */
 #define QTAILQ_INSERT_TAIL(head, elm, field) do {                       \
     (elm)->field.tqe_next = NULL;                                       \
     (elm)->field.tqe_circ.ql_prev = (head)->tqh_circ.ql_prev;           \
@@ -416,6 +543,10 @@ union {                                                                 \
     (head)->tqh_circ.ql_prev = &(elm)->field.tqe_circ;                  \
 } while (0)
 
+/*
+ * QTAILQ_INSERT_AFTER(head, listelm, elm, field) - insert elm after
+ * listelm, which is on head. O(1).
+ */
 #define QTAILQ_INSERT_AFTER(head, listelm, elm, field) do {             \
     (elm)->field.tqe_next = (listelm)->field.tqe_next;                  \
     if ((elm)->field.tqe_next != NULL) {                                \
@@ -428,6 +559,10 @@ union {                                                                 \
     (elm)->field.tqe_circ.ql_prev = &(listelm)->field.tqe_circ;         \
 } while (0)
 
+/*
+ * QTAILQ_INSERT_BEFORE(listelm, elm, field) - insert elm before
+ * listelm, which is on a list (the head is not needed). O(1).
+ */
 #define QTAILQ_INSERT_BEFORE(listelm, elm, field) do {                  \
     (elm)->field.tqe_circ.ql_prev = (listelm)->field.tqe_circ.ql_prev;  \
     (elm)->field.tqe_next = (listelm);                                  \
@@ -448,19 +583,37 @@ union {                                                                 \
     (elm)->field.tqe_circ.ql_prev = NULL;                               \
 } while (0)
 
+/*
+ * QTAILQ_FOREACH(var, head, field) - walk the list from the first
+ * element, var taking each in turn. The body must not remove var
+ * (use QTAILQ_FOREACH_SAFE).
+ */
 #define QTAILQ_FOREACH(var, head, field)                                \
     for ((var) = (head)->tqh_first; (var) != NULL;                      \
          (var) = (var)->field.tqe_next)
 
+/*
+ * QTAILQ_FOREACH_SAFE(var, head, field, next_var) - like
+ * QTAILQ_FOREACH; the body may remove (and free) var; next_var is scratch.
+ */
 #define QTAILQ_FOREACH_SAFE(var, head, field, next_var)                 \
     for ((var) = (head)->tqh_first;                                     \
          (var) != NULL && ((next_var) = (var)->field.tqe_next, 1);      \
          (var) = (next_var))
 
+/*
+ * QTAILQ_FOREACH_REVERSE(var, head, field) - walk the list from the
+ * last element back to the first. The body must not remove var.
+ */
 #define QTAILQ_FOREACH_REVERSE(var, head, field)                        \
     for ((var) = QTAILQ_LAST(head); (var) != NULL;                      \
          (var) = QTAILQ_PREV(var, field))
 
+/*
+ * QTAILQ_FOREACH_REVERSE_SAFE(var, head, field, prev_var) - like
+ * QTAILQ_FOREACH_REVERSE; the body may remove (and free) var; prev_var
+ * is scratch.
+ */
 #define QTAILQ_FOREACH_REVERSE_SAFE(var, head, field, prev_var)         \
     for ((var) = QTAILQ_LAST(head);                                     \
          (var) != NULL && ((prev_var) = QTAILQ_PREV(var, field), 1);    \

@@ -85,8 +85,11 @@ extern "C" {
 
 /* ------------------------------------------------------------------ */
 /* Linux native AIO (io_setup/io_submit, completions through an eventfd
- * and reaped from the AIO ring in user space). Always built on Linux. */
+ * and reaped from the AIO ring in user space). Built when
+ * <linux/aio_abi.h> was found (AIOLOOP_HAVE_LINUX_AIO, the usual case on
+ * Linux); otherwise laio_init() always fails with ENOSYS. */
 
+/* A Linux AIO state (opaque): laio_init() to laio_cleanup(). */
 typedef struct LinuxAioState LinuxAioState;
 
 /**
@@ -127,11 +130,13 @@ AIOLOOP_API void laio_detach_aio_context(LinuxAioState *s,
  * laio_submit - start a request; @cb(@opaque, ret) runs once when it is
  * done, from aio_poll() of the attached context.
  * @bs: opaque to the library, stored in the AIOCB (may be NULL).
+ * @s: the state, attached to a context.
  * @fd: the file; @sector_num, @nb_sectors: position and length in
  * 512-byte sectors (@nb_sectors must match @qiov's size; both are
  * ignored for QEMU_AIO_FLUSH, where @qiov may be NULL).
  * @type: QEMU_AIO_READ, QEMU_AIO_WRITE or QEMU_AIO_FLUSH.
- * @qiov and its buffers must stay valid until the callback.
+ * @qiov: the buffers; it and they must stay valid until the callback.
+ * @cb, @opaque: the completion callback (may be NULL) and its argument.
  * Returns: the request's AIOCB (for bdrv_aio_cancel_async()), valid until
  * the callback returns; NULL only for an unknown @type.
  * Loop thread only.
@@ -172,6 +177,7 @@ AIOLOOP_API void laio_io_unplug(BlockDriverState *bs, LinuxAioState *s);
 /* io_uring (liburing). Built when liburing was found
  * (AIOLOOP_HAVE_IO_URING); otherwise luring_init() always fails. */
 
+/* An io_uring state (opaque): luring_init() to luring_cleanup(). */
 typedef struct LuringState LuringState;
 
 /**
@@ -224,6 +230,7 @@ AIOLOOP_API void luring_io_unplug(BlockDriverState *bs, LuringState *s);
  * write is -ENOSPC, as with the kernel backends. There is no kernel
  * queue: every request goes to the pool. */
 
+/* A thread-backend state (opaque): taio_init() to taio_cleanup(). */
 typedef struct ThreadAioState ThreadAioState;
 
 /**

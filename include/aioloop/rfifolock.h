@@ -39,6 +39,7 @@
 #include <aioloop/compiler.h>
 #include <aioloop/thread.h>
 
+/* A recursive FIFO-fair lock (see above); the fields are the library's. */
 typedef struct RFifoLock {
     uintptr_t owner;            /* owner's thread token, 0 = free; atomic */
     unsigned int nesting;       /* recursion depth; owner only */
@@ -48,7 +49,7 @@ typedef struct RFifoLock {
     unsigned int next_ticket;   /* ticket for the next queued thread; lock */
     unsigned int serving;       /* ticket allowed to take the lock; lock */
     void (*cb)(void *);         /* contention callback, may be NULL */
-    void *cb_opaque;
+    void *cb_opaque;            /* the contention callback's argument */
 } RFifoLock;
 
 /*

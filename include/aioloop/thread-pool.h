@@ -43,7 +43,10 @@
 extern "C" {
 #endif
 
+/* A pool of worker threads (opaque), completing jobs in one AioContext. */
 typedef struct ThreadPool ThreadPool;
+/* A job: runs in a worker thread with the opaque given at submission; its
+ * return value is the completion's ret. */
 typedef int ThreadPoolFunc(void *opaque);
 
 /**
@@ -96,6 +99,7 @@ AIOLOOP_API void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func,
 
 /**
  * thread_pool_set_params - worker limits of @pool.
+ * @pool: the pool.
  * @min_threads: workers kept when idle (>= 0); @max_threads: at most this
  * many (>= 1 and >= @min_threads); @idle_timeout_ns: how long an idle
  * surplus worker waits before it exits (> 0); @spin_ns: how long an idle

@@ -35,29 +35,35 @@
 #include <stdbool.h>
 #include <aioloop/compiler.h>
 
+/* A non-recursive mutex (qemu_mutex_*). */
 typedef struct QemuMutex {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;       /* the pthread mutex */
 } QemuMutex;
 
+/* A condition variable (qemu_cond_*). */
 typedef struct QemuCond {
     pthread_cond_t cond;        /* uses CLOCK_MONOTONIC for timed waits */
 } QemuCond;
 
+/* A counting semaphore (qemu_sem_*). */
 typedef struct QemuSemaphore {
     pthread_mutex_t lock;       /* protects count */
     pthread_cond_t cond;        /* signalled by post; CLOCK_MONOTONIC */
-    unsigned int count;
+    unsigned int count;         /* units available */
 } QemuSemaphore;
 
+/* A binary event over a futex word (qemu_event_*). */
 typedef struct QemuEvent {
     int value;                  /* futex word, atomic; see the .c file */
 } QemuEvent;
 
+/* A thread's identity (qemu_thread_*). */
 typedef struct QemuThread {
-    pthread_t thread;
+    pthread_t thread;           /* the pthread */
 } QemuThread;
 
-/* Modes for qemu_thread_create(). */
+/* QEMU_THREAD_JOINABLE / QEMU_THREAD_DETACHED - modes for
+ * qemu_thread_create(). */
 #define QEMU_THREAD_JOINABLE 0
 #define QEMU_THREAD_DETACHED 1
 

@@ -39,38 +39,45 @@
 extern "C" {
 #endif
 
+/* An event loop (opaque; see <aioloop/aio.h>). */
 typedef struct AioContext AioContext;
 
+/* The four clocks (see above). */
 typedef enum {
-    QEMU_CLOCK_REALTIME = 0,
-    QEMU_CLOCK_VIRTUAL = 1,
-    QEMU_CLOCK_HOST = 2,
-    QEMU_CLOCK_VIRTUAL_RT = 3,
-    QEMU_CLOCK_MAX
+    QEMU_CLOCK_REALTIME = 0,    /* CLOCK_MONOTONIC */
+    QEMU_CLOCK_VIRTUAL = 1,     /* advanced by the application */
+    QEMU_CLOCK_HOST = 2,        /* CLOCK_REALTIME, may jump */
+    QEMU_CLOCK_VIRTUAL_RT = 3,  /* runs like QEMU_CLOCK_REALTIME */
+    QEMU_CLOCK_MAX              /* the number of clocks */
 } QEMUClockType;
 
+/* SCALE_MS / SCALE_US / SCALE_NS - a timer's scale: the nanoseconds in one
+ * unit of timer_mod()'s argument. */
 #define SCALE_MS 1000000
 #define SCALE_US 1000
 #define SCALE_NS 1
 
+/* A timer's callback: called with the timer's opaque when it fires. */
 typedef void QEMUTimerCB(void *opaque);
 /* Called when a list's earliest deadline moves earlier (any thread). */
 typedef void QEMUTimerListNotifyCB(void *opaque, QEMUClockType type);
 
+/* The armed timers of one clock (opaque): a deadline-ordered heap. */
 typedef struct QEMUTimerList QEMUTimerList;
 
+/* One timer list per clock (every AioContext has one group). */
 typedef struct QEMUTimerListGroup {
-    QEMUTimerList *tl[QEMU_CLOCK_MAX];
+    QEMUTimerList *tl[QEMU_CLOCK_MAX];  /* indexed by QEMUClockType */
 } QEMUTimerListGroup;
 
 /* A timer. Embed it (aio_timer_init) or allocate it (aio_timer_new); the
  * fields are private to the library. */
 typedef struct QEMUTimer {
     int64_t expire_time;        /* ns on its clock; -1 when not armed */
-    QEMUTimerList *timer_list;
-    QEMUTimerCB *cb;
-    void *opaque;
-    int scale;
+    QEMUTimerList *timer_list;  /* the list it is armed on */
+    QEMUTimerCB *cb;            /* the callback */
+    void *opaque;               /* the callback's argument */
+    int scale;                  /* ns per unit of timer_mod() */
     int heap_index;             /* position in the list's heap, or -1 */
     uint64_t seq;               /* arm order, breaks deadline ties */
 } QEMUTimer;
@@ -187,8 +194,9 @@ AIOLOOP_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx);
 
 /**
  * timer_init_tl - initialise caller-owned @ts on @timer_list, not armed.
+ * @ts: the timer (caller-owned memory); @timer_list: its list;
  * @scale: the unit of timer_mod()'s argument in ns (SCALE_NS, SCALE_US,
- * SCALE_MS); @cb: the callback (required).
+ * SCALE_MS); @cb: the callback (required); @opaque: its argument.
  * Any thread.
  */
 AIOLOOP_API void timer_init_tl(QEMUTimer *ts, QEMUTimerList *timer_list,
@@ -219,11 +227,15 @@ AIOLOOP_API QEMUTimer *aio_timer_new(AioContext *ctx, QEMUClockType type,
                                      void *opaque);
 
 /**
- * timer_new - a timer on the main context (qemu_init_main_loop() first).
- * timer_new_ns/_us/_ms fix the scale. Any thread.
+ * timer_new - a timer on the main context (qemu_init_main_loop() first),
+ * i.e. qemu_get_aio_context(), also while an AsyncContext level is pushed
+ * (<aioloop/async-context.h>). timer_new_ns/_us/_ms fix the scale.
+ * Any thread.
  */
 AIOLOOP_API QEMUTimer *timer_new(QEMUClockType type, int scale,
                                  QEMUTimerCB *cb, void *opaque);
+/* timer_new_ns / timer_new_us / timer_new_ms(type, cb, opaque) -
+ * timer_new() with the scale fixed. Any thread. */
 #define timer_new_ns(type, cb, opaque) timer_new((type), SCALE_NS, (cb), (opaque))
 #define timer_new_us(type, cb, opaque) timer_new((type), SCALE_US, (cb), (opaque))
 #define timer_new_ms(type, cb, opaque) timer_new((type), SCALE_MS, (cb), (opaque))

@@ -37,9 +37,25 @@
  * completions wait for us to enter it; the eventfd fires when the first
  * of them is queued, and the busy-poll check looks at the flag too.
  *
+ * The eventfd is armed only while the loop may sleep. A signal costs the
+ * signalling thread (often an io-wq worker, on files that cannot read
+ * without blocking) a wake-up of our thread, and costs us a spurious
+ * loop iteration when we are awake anyway; and when we post completions
+ * ourselves (io_uring_get_events(), or a submission that liburing
+ * combines with it) the kernel would signal our own eventfd. So the
+ * state registers a sleep hook (aio-internal.h): the loop arms the
+ * signal (clears IORING_CQ_EVENTFD_DISABLED in the shared ring) just
+ * before it waits, and disarms it once awake. Work queued while the
+ * signal was off raised IORING_SQ_TASKRUN without signalling; the arming
+ * hook looks at that flag after a full barrier (pairing with the
+ * kernel's ordered list insertion before it reads the CQ flags) and, if
+ * it is up, schedules the completion BH so that the wait does not
+ * sleep. Kernels without CQ flags (before 5.8) keep the signal always on.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,6 +85,7 @@ struct LuringState {
     int broken;                 /* errno: re-creating the ring failed */
     bool op_read;               /* IORING_OP_READ/WRITE exist (5.6) */
     bool op_fsync;              /* IORING_OP_FSYNC exists */
+    AioSleepHook sleep_hook;    /* arms the eventfd around the loop's waits */
 };
 
 static const AIOCBInfo luring_aiocb_info =
@@ -163,6 +180,36 @@ static void luring_completion_cb(void *opaque)
 
     event_notifier_test_and_clear(&s->e);
     luring_process_completions(s);
+}
+
+/* Arms (@on) or disarms the eventfd signal; see the top of the file. */
+static inline void luring_evfd_arm(LuringState *s, bool on)
+{
+    unsigned *flags = s->ring.cq.kflags;
+
+    if (!flags) {
+        return;                 /* no CQ flags before 5.8: always armed */
+    }
+    IO_URING_WRITE_ONCE(*flags, on ? *flags & ~IORING_CQ_EVENTFD_DISABLED
+                                   : *flags | IORING_CQ_EVENTFD_DISABLED);
+}
+
+static void luring_sleep_prepare(void *opaque)
+{
+    LuringState *s = opaque;
+
+    luring_evfd_arm(s, true);
+    atomic_thread_fence(memory_order_seq_cst);
+    if ((IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN) ||
+        io_uring_cq_ready(&s->ring)) {
+        /* Queued while the signal was off: handle it now. */
+        qemu_bh_schedule(s->q.process_bh);
+    }
+}
+
+static void luring_sleep_finish(void *opaque)
+{
+    luring_evfd_arm(opaque, false);
 }
 
 static bool luring_poll_cb(void *opaque)
@@ -404,6 +451,10 @@ void luring_attach_aio_context(LuringState *s, AioContext *new_context)
 {
     luring_ring_bind(s);
     aioloop__raw_queue_attach(&s->q, new_context);
+    s->sleep_hook.prepare = luring_sleep_prepare;
+    s->sleep_hook.finish = luring_sleep_finish;
+    s->sleep_hook.opaque = s;
+    aioloop__sleep_hook_add(new_context, &s->sleep_hook);
     aio_set_fd_handler_poll(new_context, event_notifier_get_fd(&s->e), false,
                             luring_completion_cb, NULL, luring_poll_cb,
                             luring_poll_ready, s);
@@ -413,6 +464,8 @@ void luring_detach_aio_context(LuringState *s, AioContext *old_context)
 {
     aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
+    aioloop__sleep_hook_remove(old_context, &s->sleep_hook);
+    luring_evfd_arm(s, true);           /* the default, for the next one */
     aioloop__raw_queue_detach(&s->q, old_context);
 }
 

@@ -336,7 +336,9 @@ AioContext *aioloop__current_ctx(void)
     if (!ctx && aioloop__in_main_thread()) {
         ctx = qemu_get_aio_context();
     }
-    return ctx;
+    /* While an AsyncContext is pushed, the main-loop thread works for the
+     * top of the stack even inside a lower level's loop. */
+    return aioloop__async_context_adjust(ctx);
 }
 
 /* Whether @co is @self or one of the coroutines waiting, in this thread,

@@ -34,8 +34,8 @@
  *     thread_pool_new / aio_get_thread_pool, qemu_aio_get (so every
  *     submit_aio), qemu_coroutine_create (its stack: mmap), the ppoll
  *     monitor's arrays, QEMUIOVector growth, a backend's attach (its
- *     internal BHs), Error objects themselves, and GLib's allocations
- *     (g_new aborts). These are small, bounded allocations; a caller
+ *     internal BHs), async_context_push (its level stack and context),
+ *     Error objects themselves, and GLib's allocations (g_new aborts). These are small, bounded allocations; a caller
  *     cannot recover from them sensibly, and pretending to succeed would
  *     lose a request, which the contract forbids.
  *

@@ -11,4 +11,11 @@
 /* aiob_cmd_io - block I/O on one file (io.c). */
 int aiob_cmd_io(int argc, char **argv);
 
+/* aiob_cmd_micro - the microbenchmark programs in one run (micro.c). */
+int aiob_cmd_micro(int argc, char **argv);
+
+/* aiob_cmd_compare - aioloop beside its peers, as tables (compare.c).
+ * With no command at all, main() runs "compare --quick". */
+int aiob_cmd_compare(int argc, char **argv);
+
 #endif /* AIOB_COMMANDS_H */

@@ -1,7 +1,10 @@
 /*
  * aioloop-bench - measuring aioloop, one subcommand per kind of question.
  *
+ *   aioloop-bench                  compare --quick: what "make bench" shows
  *   aioloop-bench io [options]     block I/O on one file (io.c)
+ *   aioloop-bench micro [options]  the microbenchmarks in one run (micro.c)
+ *   aioloop-bench compare [opts]   aioloop beside its peers (compare.c)
  *
  * main() only dispatches: each subcommand parses its own options and
  * returns the exit status (0 success, 1 the run failed, 2 bad usage).
@@ -26,11 +29,18 @@ static const AiobCommand commands[] = {
     { "io", aiob_cmd_io,
       "block I/O on one file through the aioloop block backends "
       "(fio-like)" },
+    { "micro", aiob_cmd_micro,
+      "the microbenchmarks (BHs, wake-ups, timers, thread pool, "
+      "coroutines)" },
+    { "compare", aiob_cmd_compare,
+      "aioloop beside fio, qemu-img, libuv, libevent, libev, GLib" },
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: " AIOB_NAME " COMMAND [options]\n\ncommands:\n");
+    fprintf(f, "usage: " AIOB_NAME " [COMMAND [options]]\n\n"
+            "With no command: compare --quick, a comparison with the peers "
+            "in about a minute.\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     }
@@ -54,7 +64,9 @@ int main(int argc, char **argv)
     const char *name = argc > 1 ? argv[1] : NULL;
 
     if (!name) {
-        aiob_usage_error("no command given (see " AIOB_NAME " --help)");
+        char *quick[] = { (char *)"compare", (char *)"--quick", NULL };
+
+        return aiob_cmd_compare(2, quick);
     }
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 ||
         strcmp(name, "help") == 0) {

@@ -31,7 +31,6 @@ expect_usage() {
     fi
 }
 
-expect_usage "no command" "no command given"
 expect_usage "unknown command" "unknown command 'nope'" nope
 expect_usage "unknown option" "unknown option '--bogus'" io --bogus
 expect_usage "option without a value" "needs a value" io --bs
@@ -60,6 +59,23 @@ expect_usage "not a regular file" "not a regular file" io --file /dev/null
 # A file too short for the run that cannot be extended.
 expect_usage "unwritable file (/proc)" "cannot" \
     io --file /proc/version --size 1m --direct 0
+
+expect_usage "micro: unknown option" "unknown option '--bogus'" micro --bogus
+expect_usage "micro: unknown benchmark" "unknown benchmark 'nope'" \
+    micro --only bh,nope
+expect_usage "micro: stray argument" "unexpected argument 'x'" micro x
+expect_usage "compare: unknown engine" "unknown engine 'spdk'" \
+    compare --engines io_uring,spdk
+expect_usage "compare: fractional --runtime" "whole number of seconds" \
+    compare --runtime 0.5
+expect_usage "compare: --repeat 0" "--repeat" compare --repeat 0
+expect_usage "compare: --quick --full" "exclude each other" \
+    compare --quick --full
+expect_usage "compare: both sections off" "exclude each other" \
+    compare --io-only --micro-only
+expect_usage "compare: --dir missing" "not a directory" \
+    compare --dir "$work/no/such/dir"
+expect_usage "compare: --size too small" "at least 1m" compare --size 4k
 
 # No scratch file may be left behind by the failures above.
 if ls "$work"/aioloop-bench.*.tmp >/dev/null 2>&1; then
@@ -94,6 +110,15 @@ if "$tool" io --file "$work/data" --size 1m --count 100 --quiet &&
 else
     not_ok "--file is created, filled and kept"
 fi
+
+for cmd in micro compare; do
+    if "$tool" $cmd --help >out 2>err && grep -q "^usage: aioloop-bench" out &&
+       [ ! -s err ]; then
+        ok "$cmd --help"
+    else
+        not_ok "$cmd --help"
+    fi
+done
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
