@@ -37,7 +37,7 @@ build-asan/build.ninja:
 
 build-tsan/build.ninja:
 	CC=$(CC) meson setup build-tsan -Db_sanitize=thread -Db_lundef=false \
-	    -Dbench=false -Dexamples=false -Dtsan_only=true $(MESON_FLAGS)
+	    -Dbench=false -Dtsan_only=true $(MESON_FLAGS)
 
 check-asan: deps build-asan/build.ninja
 	ninja -C build-asan

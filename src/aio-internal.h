@@ -189,6 +189,10 @@ struct AioContext {
      * the context's holder only. */
     QLIST_HEAD(, AioSleepHook) sleep_hooks;
 
+    /* Objects attached to the context that its last unref must drain and
+     * detach (block I/O states); see AioAttachment. Context holder. */
+    QLIST_HEAD(, AioAttachment) attachments;
+
     /* Adaptive polling (ns); the parameters are written by any thread
      * (atomic), poll_ns by the loop thread only. */
     int64_t poll_max_ns;
@@ -337,6 +341,33 @@ static inline void aioloop__sleep_hooks_finish(AioContext *ctx)
     QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
         h->finish(h->opaque);
     }
+}
+
+/*
+ * An object attached to a context that lives on after it (a block I/O
+ * state belongs to its creator, who frees it with *_cleanup()). If the
+ * context's last reference goes while the object is still attached,
+ * aio_context_unref() calls drain_detach(): complete every request of
+ * the object (their callbacks run, from aio_poll() of the dying context)
+ * and detach it, which must remove the attachment. The object itself is
+ * not freed: its owner may still call its cleanup function (and its
+ * detach function, which then does nothing).
+ * add/remove: the context's holder (attach/detach).
+ */
+typedef struct AioAttachment {
+    void (*drain_detach)(struct AioAttachment *a, AioContext *ctx);
+    const char *what;           /* for the debug-build notice */
+    QLIST_ENTRY(AioAttachment) next;
+} AioAttachment;
+
+static inline void aioloop__attachment_add(AioContext *ctx, AioAttachment *a)
+{
+    QLIST_INSERT_HEAD(&ctx->attachments, a, next);
+}
+
+static inline void aioloop__attachment_remove(AioAttachment *a)
+{
+    QLIST_REMOVE(a, next);
 }
 
 /* Timers: aio_poll() asks these two for the nearest deadline and to run

@@ -408,6 +408,7 @@ AioContext *aio_context_new(Error **errp)
     QSIMPLEQ_INIT(&ctx->bh_slice_list);
     QLIST_INIT(&ctx->all_bhs);
     QLIST_INIT(&ctx->sleep_hooks);
+    QLIST_INIT(&ctx->attachments);
     qemu_mutex_init(&ctx->bh_lock);
     qemu_mutex_init(&ctx->list_lock);
     rfifolock_init(&ctx->lock, aio_context_contention, ctx);
@@ -475,6 +476,19 @@ static void aio_context_free(AioContext *ctx)
     QEMUBH *bh, *next;
 
     assert(QSIMPLEQ_EMPTY(&ctx->bh_slice_list));
+    /* First, while everything still works: block I/O states left
+     * attached complete their requests and let go of the context. */
+    while (!QLIST_EMPTY(&ctx->attachments)) {
+        AioAttachment *a = QLIST_FIRST(&ctx->attachments);
+
+#ifndef NDEBUG
+        fprintf(stderr, "aioloop: %s still attached when its AioContext "
+                "was freed: its requests were completed and it was "
+                "detached\n", a->what);
+#endif
+        a->drain_detach(a, ctx);
+        assert(QLIST_FIRST(&ctx->attachments) != a);
+    }
     if (ctx->thread_pool) {
         /* Runs the pool's pending completion callbacks, see thread-pool.h */
         aioloop__thread_pool_destroy(ctx->thread_pool);

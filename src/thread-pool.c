@@ -2,11 +2,22 @@
  * thread-pool.c - worker threads whose results come back through aio_poll.
  *
  * Submission: a job is queued on pool->request_list under pool->lock. If
- * a worker sleeps idle, that one worker is woken through its own condition
- * variable (no broadcast, no thundering herd); if none is idle and none is
- * spinning, a worker is spawned, up to max_threads. Busy workers take the
- * next job without any wake-up, so a burst costs one short critical
- * section per job and no system call.
+ * a worker sleeps idle, the job is handed to that one worker (taken off
+ * the queue) and the worker is woken on its own futex word (no
+ * broadcast, no thundering herd); if none is idle and none is spinning,
+ * a worker is spawned, up to max_threads. Busy workers take the next job
+ * without any wake-up, so a burst costs one short critical section per
+ * job and no system call.
+ *
+ * Why a futex word per worker and not a condition variable: a condition
+ * variable signalled under pool->lock wakes its waiter into an immediate
+ * wait for that same lock (two more futex calls and a context switch per
+ * job), and signalling it after the unlock would race with the worker
+ * exiting. The futex word needs no lock to wake on, and a woken worker
+ * runs the job it was handed without taking the lock at all. A waker
+ * touches a parked worker only under pool->lock, and a worker leaves
+ * (its Worker is on its stack) only under the lock, so the word is never
+ * used after the worker has gone.
  *
  * Completion: the worker stores the result, pushes the job onto a
  * lock-free list (one CAS) and schedules the pool's completion BH (a
@@ -21,9 +32,9 @@
  * cancellation. Every job reaches the completion list exactly once.
  *
  * Idle workers: a worker with nothing to do first watches the queue
- * length (an atomic mirror) for spin_ns, then sleeps on its condition
- * variable for the idle timeout; a surplus worker (more than min_threads)
- * whose sleep times out exits. Workers are detached: thread_pool_free()
+ * length (an atomic mirror) for spin_ns, then parks on its futex word for
+ * the idle timeout; a surplus worker (more than min_threads) whose sleep
+ * times out exits. Workers are detached: thread_pool_free()
  * waits for cur_threads to reach 0 under the lock instead of joining.
  *
  * A worker that cannot be started (pthread_create EAGAIN, or no memory
@@ -45,7 +56,10 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
@@ -65,9 +79,18 @@ typedef struct ThreadPoolElement {
     QSIMPLEQ_ENTRY(ThreadPoolElement) ready_next;       /* loop thread */
 } ThreadPoolElement;
 
+/* Worker.park, the futex word a parked worker sleeps on. */
+enum {
+    PARK_ASLEEP,                /* parked, on pool->idle_workers */
+    PARK_NUDGED,                /* look again (new parameters); still on
+                                 * the idle list */
+    PARK_HANDED,                /* taken off the idle list by a waker,
+                                 * with a job in Worker.job (or none: stop) */
+};
+
 typedef struct Worker {
-    QemuCond cond;              /* the worker sleeps here, on pool->lock */
-    bool woken;                 /* pool->lock */
+    int park;                   /* atomic; written by wakers under lock */
+    ThreadPoolElement *job;     /* pool->lock; published by PARK_HANDED */
     QLIST_ENTRY(Worker) link;   /* pool->idle_workers, pool->lock */
 } Worker;
 
@@ -169,6 +192,40 @@ static void completion_bh(void *opaque)
 /* ------------------------------------------------------------------ */
 /* Workers                                                             */
 
+/* Sets a parked worker's word to @state and wakes it. Under pool->lock. */
+static void unpark_locked(Worker *w, int state)
+{
+    qatomic_store_release(&w->park, state);
+    syscall(SYS_futex, &w->park, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Takes @w off the idle list and wakes it with @job (NULL: none). */
+static void hand_locked(ThreadPool *pool, Worker *w, ThreadPoolElement *job)
+{
+    QLIST_REMOVE(w, link);
+    pool->idle_threads--;
+    w->job = job;
+    unpark_locked(w, PARK_HANDED);
+}
+
+/* Sleeps while @w is parked, until @deadline_ns (monotonic). */
+static void park_wait(Worker *w, int64_t deadline_ns)
+{
+    while (qatomic_load_acquire(&w->park) == PARK_ASLEEP) {
+        int64_t left = deadline_ns - aioloop__now_ns();
+        struct timespec ts;
+
+        if (left <= 0) {
+            return;
+        }
+        ts.tv_sec = (time_t)(left / 1000000000);
+        ts.tv_nsec = (long)(left % 1000000000);
+        /* EINTR, EAGAIN (the word changed), ETIMEDOUT: look again. */
+        syscall(SYS_futex, &w->park, FUTEX_WAIT_PRIVATE, PARK_ASLEEP, &ts,
+                NULL, 0);
+    }
+}
+
 /*
  * Get a worker for the queue's head job, if it needs one: nothing to do
  * when a worker is spinning (it takes the job without a wake-up, and then
@@ -182,18 +239,19 @@ static void completion_bh(void *opaque)
  */
 static bool kick_locked(ThreadPool *pool)
 {
+    ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
     Worker *w;
 
-    if (QTAILQ_EMPTY(&pool->request_list) || pool->stopping ||
-        qatomic_read(&pool->spinning) > 0) {
+    if (!req || pool->stopping || qatomic_read(&pool->spinning) > 0) {
         return false;
     }
     w = QLIST_FIRST(&pool->idle_workers);
     if (w) {
-        QLIST_REMOVE(w, link);
-        pool->idle_threads--;
-        w->woken = true;
-        qemu_cond_signal(&w->cond);
+        /* Hand the head job over: the worker need not take the lock. */
+        QTAILQ_REMOVE(&pool->request_list, req, reqs);
+        qatomic_dec(&pool->queued);
+        qatomic_set(&req->state, THREAD_ACTIVE);
+        hand_locked(pool, w, req);
         return false;
     }
     if (pool->pending_spawns > 0 || pool->cur_threads >= pool->max_threads) {
@@ -237,9 +295,8 @@ static bool spin_for_work(ThreadPool *pool)
 static void *worker_thread(void *opaque)
 {
     ThreadPool *pool = opaque;
-    Worker w;
+    Worker w = { .park = PARK_ASLEEP };
 
-    qemu_cond_init(&w.cond);
     qemu_mutex_lock(&pool->lock);
     pool->pending_spawns--;
     pool->spawn_failed_since = 0;       /* spawning works (again) */
@@ -284,10 +341,10 @@ static void *worker_thread(void *opaque)
             continue;
         }
 
-        /* Sleep until a submitter picks us, the parameters change, or
-         * the idle timeout ends (waited in chunks: it may exceed what one
-         * timed wait takes). */
-        w.woken = false;
+        /* Park until a submitter hands us a job, the parameters change,
+         * or the idle timeout ends. */
+        w.job = NULL;
+        qatomic_set(&w.park, PARK_ASLEEP);
         QLIST_INSERT_HEAD(&pool->idle_workers, &w, link);
         pool->idle_threads++;
         gen = pool->params_gen;
@@ -298,31 +355,46 @@ static void *worker_thread(void *opaque)
             /* Saturate: the timeout may be as large as INT64_MAX. */
             deadline = idle > INT64_MAX - now ? INT64_MAX : now + idle;
         }
-        while (!w.woken && !timed_out && gen == pool->params_gen) {
-            int64_t left = deadline - aioloop__now_ns();
-            int64_t ms = left / 1000000 + 1;
-
-            if (left <= 0) {
-                timed_out = true;
+        for (;;) {
+            qemu_mutex_unlock(&pool->lock);
+            park_wait(&w, deadline);
+            if (qatomic_load_acquire(&w.park) == PARK_HANDED) {
                 break;
             }
-            qemu_cond_timedwait(&w.cond, &pool->lock,
-                                ms > INT_MAX ? INT_MAX : (int)ms);
-        }
-        if (!w.woken) {
-            QLIST_REMOVE(&w, link);
-            pool->idle_threads--;
-            if (!pool->stopping && QTAILQ_EMPTY(&pool->request_list) &&
-                ((timed_out && pool->cur_threads > pool->min_threads) ||
-                 pool->cur_threads > pool->max_threads)) {
-                break;                          /* retire */
+            qemu_mutex_lock(&pool->lock);
+            if (qatomic_read(&w.park) == PARK_HANDED) {
+                qemu_mutex_unlock(&pool->lock);
+                break;
             }
+            timed_out = aioloop__now_ns() >= deadline;
+            if (timed_out || gen != pool->params_gen) {
+                break;
+            }
+            qatomic_set(&w.park, PARK_ASLEEP);      /* a stale nudge */
+        }
+        if (qatomic_read(&w.park) == PARK_HANDED) {
+            /* Off the idle list already, the lock not held. */
+            req = w.job;
+            if (req) {
+                int ret = req->func(req->arg);
+
+                complete(pool, req, ret);
+            }
+            qemu_mutex_lock(&pool->lock);
+            continue;
+        }
+        /* Timed out or new parameters: still on the idle list, locked. */
+        QLIST_REMOVE(&w, link);
+        pool->idle_threads--;
+        if (!pool->stopping && QTAILQ_EMPTY(&pool->request_list) &&
+            ((timed_out && pool->cur_threads > pool->min_threads) ||
+             pool->cur_threads > pool->max_threads)) {
+            break;                              /* retire */
         }
     }
     pool->cur_threads--;
     qemu_cond_broadcast(&pool->workers_gone);
     qemu_mutex_unlock(&pool->lock);     /* last touch of the pool */
-    qemu_cond_destroy(&w.cond);
     return NULL;
 }
 
@@ -535,10 +607,7 @@ void aioloop__thread_pool_destroy(ThreadPool *pool)
         complete(pool, req, -ECANCELED);
     }
     while ((w = QLIST_FIRST(&pool->idle_workers))) {
-        QLIST_REMOVE(w, link);
-        pool->idle_threads--;
-        w->woken = true;
-        qemu_cond_signal(&w->cond);
+        hand_locked(pool, w, NULL);
     }
     while (pool->cur_threads > 0) {
         qemu_cond_wait(&pool->workers_gone, &pool->lock);
@@ -584,7 +653,7 @@ int thread_pool_set_params(ThreadPool *pool, int min_threads, int max_threads,
      * (beyond the new maximum) exit at once. */
     pool->params_gen++;
     QLIST_FOREACH(w, &pool->idle_workers, link) {
-        qemu_cond_signal(&w->cond);
+        unpark_locked(w, PARK_NUDGED);
     }
     qemu_mutex_unlock(&pool->lock);
     return 0;

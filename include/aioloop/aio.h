@@ -95,9 +95,14 @@ AIOLOOP_API void aio_context_ref(AioContext *ctx);
  * debug name in builds without NDEBUG), handler bookkeeping (the caller
  * still owns and closes its fds), timer lists and the thread pool (whose
  * pending completion callbacks run first). Block I/O states
- * (<aioloop/raw-aio.h>, <aioloop/block-backend.h>) are not freed: detach
- * them from @ctx before the last unref and free them yourself. No
- * aio_poll() on @ctx may be running.
+ * (<aioloop/raw-aio.h>, <aioloop/block-backend.h>) still attached are
+ * drained first, from inside this call: their queued and in-flight
+ * requests complete and their callbacks run (a notice names each such
+ * state on stderr in builds without NDEBUG); then they are detached.
+ * They are not freed: they belong to whoever created them, who frees
+ * them with their cleanup function (calling their detach function on
+ * the freed context is then harmless and does nothing). No aio_poll()
+ * on @ctx may be running.
  * Any thread (the last unref: not from inside @ctx's callbacks).
  */
 AIOLOOP_API void aio_context_unref(AioContext *ctx);

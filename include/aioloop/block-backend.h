@@ -50,10 +50,10 @@ AIOLOOP_API int aio_block_engine_parse(const char *name);
 /**
  * aio_block_backend_new - create a backend on @engine.
  * AIO_ENGINE_AUTO tries io_uring, then Linux AIO, then threads, and
- * fails only when memory runs out; a named engine fails if the kernel
- * refuses it (or memory runs out).
+ * fails only when memory runs out; a named engine also fails if the
+ * kernel refuses it.
  * Returns: the backend, not yet attached; NULL with @errp set when the
- * named engine is unavailable or on ENOMEM (nothing is leaked).
+ * named engine is unavailable or memory ran out (nothing is leaked).
  * Any thread.
  */
 AIOLOOP_API AioBlockBackend *aio_block_backend_new(AioBlockEngine engine,

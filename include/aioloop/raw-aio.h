@@ -43,8 +43,9 @@
  * per batch rather than one per request.
  *
  * Threads: a state belongs to the thread that runs its attached
- * context's aio_poll(); every function except *_init must be called from
- * there ("Loop thread only" below means that thread). Different states
+ * context's aio_poll(); every function except *_init and *_cleanup
+ * (which any thread may call once the state is detached) must be called
+ * from there ("Loop thread only" below means that thread). Different states
  * are independent and may be used from different threads.
  *
  * Completion callbacks may call aio_poll() on the attached context
@@ -120,7 +121,10 @@ AIOLOOP_API void laio_attach_aio_context(LinuxAioState *s,
 /**
  * laio_detach_aio_context - stop delivering @s's completions from
  * @old_context, the context it is attached to. Requests must not be in
- * flight (drain them first; assertion).
+ * flight (drain them first; assertion). Does nothing if @s is no longer
+ * attached: the last aio_context_unref() of a context detaches the
+ * states still attached to it (after completing their requests), and
+ * @old_context may then be a freed pointer, which is not used.
  * Loop thread of @old_context.
  */
 AIOLOOP_API void laio_detach_aio_context(LinuxAioState *s,

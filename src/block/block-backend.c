@@ -90,13 +90,13 @@ AioBlockBackend *aio_block_backend_new(AioBlockEngine engine, Error **errp)
     }
     if (automatic || engine == AIO_ENGINE_THREADS) {
         b->u.taio = aioloop__taio_try_init();
-        if (b->u.taio) {
-            b->engine = AIO_ENGINE_THREADS;
-            return b;
+        if (!b->u.taio) {
+            error_setg_errno(errp, ENOMEM, "thread I/O state");
+            free(b);
+            return NULL;
         }
-        error_setg_errno(errp, ENOMEM, "thread block backend");
-        free(b);
-        return NULL;
+        b->engine = AIO_ENGINE_THREADS;
+        return b;
     }
     if ((unsigned)engine > AIO_ENGINE_THREADS) {
         error_setg(errp, "unknown block I/O engine %d", (int)engine);

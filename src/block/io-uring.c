@@ -402,6 +402,11 @@ static void luring_probe_ops(LuringState *s)
     }
 }
 
+static void luring_detach_queue(RawQueue *q, AioContext *ctx)
+{
+    luring_detach_aio_context(luring_of(q), ctx);
+}
+
 LuringState *luring_init(Error **errp)
 {
     LuringState *s = aioloop__calloc(1, sizeof(*s));
@@ -432,7 +437,8 @@ LuringState *luring_init(Error **errp)
         return NULL;
     }
     luring_probe_ops(s);
-    aioloop__raw_queue_init(&s->q, luring_flush, luring_process, LURING_DEPTH, false);
+    aioloop__raw_queue_init(&s->q, luring_flush, luring_process, LURING_DEPTH,
+                            false, luring_detach_queue, "an io_uring state");
     return s;
 }
 
@@ -462,6 +468,9 @@ void luring_attach_aio_context(LuringState *s, AioContext *new_context)
 
 void luring_detach_aio_context(LuringState *s, AioContext *old_context)
 {
+    if (!s->q.ctx) {
+        return;     /* detached already, e.g. by its context's last unref */
+    }
     aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
     aioloop__sleep_hook_remove(old_context, &s->sleep_hook);

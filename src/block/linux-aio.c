@@ -259,6 +259,11 @@ static int laio_flush(RawQueue *q)
 
 /* ---- the state ---------------------------------------------------------- */
 
+static void laio_detach_queue(RawQueue *q, AioContext *ctx)
+{
+    laio_detach_aio_context(laio_of(q), ctx);
+}
+
 LinuxAioState *laio_init(void)
 {
     LinuxAioState *s = aioloop__calloc(1, sizeof(*s));
@@ -289,7 +294,8 @@ LinuxAioState *laio_init(void)
         s->ring = ring;
     }
     s->fdsync_ok = true;
-    aioloop__raw_queue_init(&s->q, laio_flush, laio_process, LAIO_DEPTH, true);
+    aioloop__raw_queue_init(&s->q, laio_flush, laio_process, LAIO_DEPTH, true,
+                            laio_detach_queue, "a Linux AIO state");
     return s;
 }
 
@@ -314,6 +320,9 @@ void laio_attach_aio_context(LinuxAioState *s, AioContext *new_context)
 
 void laio_detach_aio_context(LinuxAioState *s, AioContext *old_context)
 {
+    if (!s->q.ctx) {
+        return;     /* detached already, e.g. by its context's last unref */
+    }
     aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
     aioloop__raw_queue_detach(&s->q, old_context);

@@ -80,6 +80,11 @@ struct RawQueue {
     QEMUBH *process_bh;         /* continues completions in a nested loop */
     QEMUTimer retry_timer;
     bool timer_inited;
+    /* The backend's detach function, called with the context when the
+     * context ends first (AioAttachment); the backend's own detach must
+     * do nothing for a queue that is no longer attached. */
+    void (*detach)(RawQueue *q, AioContext *ctx);
+    AioAttachment attachment;
 };
 
 /* The AIOCBInfo shared by the backends' callback requests; @size is the
@@ -93,10 +98,14 @@ struct RawQueue {
 void aioloop__raw_cancel_async(BlockAIOCB *acb);
 AioContext *aioloop__raw_get_aio_context(BlockAIOCB *acb);
 
-/* Sets up @q (detached) for a backend with @depth kernel slots. */
+/* Sets up @q (detached) for a backend with @depth kernel slots, whose
+ * detach function is @detach and which the context's notice calls
+ * @what ("an io_uring state"). */
 void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
                              RawProcessFn *process, unsigned depth,
-                             bool may_fail_head);
+                             bool may_fail_head,
+                             void (*detach)(RawQueue *q, AioContext *ctx),
+                             const char *what);
 /* Frees what init allocated; @q must be detached and idle (assertion). */
 void aioloop__raw_queue_destroy(RawQueue *q);
 void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx);

@@ -409,8 +409,12 @@ int aioloop__raw_worker(void *opaque)
 
 void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
                              RawProcessFn *process, unsigned depth,
-                             bool may_fail_head)
+                             bool may_fail_head,
+                             void (*detach)(RawQueue *q, AioContext *ctx),
+                             const char *what)
 {
+    q->detach = detach;
+    q->attachment.what = what;
     q->ctx = NULL;
     q->flush = flush;
     q->process = process;
@@ -426,6 +430,20 @@ void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
     q->timer_inited = false;
 }
 
+/* The context ends with @q attached: finish every request (plugged
+ * ones too: nobody is left to unplug), then detach. */
+static void raw_drain_detach(AioAttachment *a, AioContext *ctx)
+{
+    RawQueue *q = container_of(a, RawQueue, attachment);
+
+    q->plugged = 0;
+    aioloop__raw_kick(q);
+    while (q->in_flight || q->in_queue || !QTAILQ_EMPTY(&q->done)) {
+        aio_poll(ctx, true);
+    }
+    q->detach(q, ctx);
+}
+
 void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx)
 {
     assert(!q->ctx);
@@ -439,6 +457,8 @@ void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx)
     aio_timer_init(ctx, &q->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    raw_retry_timer, q);
     q->timer_inited = true;
+    q->attachment.drain_detach = raw_drain_detach;
+    aioloop__attachment_add(ctx, &q->attachment);
 }
 
 void aioloop__raw_queue_detach(RawQueue *q, AioContext *ctx)
@@ -446,6 +466,7 @@ void aioloop__raw_queue_detach(RawQueue *q, AioContext *ctx)
     assert(q->ctx == ctx);
     (void)ctx;
     assert(!q->in_flight && !q->in_queue && QTAILQ_EMPTY(&q->done));
+    aioloop__attachment_remove(&q->attachment);
     qemu_bh_delete(q->done_bh);
     qemu_bh_delete(q->batch_bh);
     qemu_bh_delete(q->process_bh);

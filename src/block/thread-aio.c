@@ -30,6 +30,11 @@ static int taio_flush(RawQueue *q)
     return 0;
 }
 
+static void taio_detach_queue(RawQueue *q, AioContext *ctx)
+{
+    taio_detach_aio_context(container_of(q, ThreadAioState, q), ctx);
+}
+
 ThreadAioState *aioloop__taio_try_init(void)
 {
     ThreadAioState *s = aioloop__calloc(1, sizeof(*s));
@@ -37,7 +42,8 @@ ThreadAioState *aioloop__taio_try_init(void)
     if (!s) {
         return NULL;
     }
-    aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false);
+    aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false,
+                            taio_detach_queue, "a thread I/O state");
     return s;
 }
 
@@ -66,6 +72,9 @@ void taio_attach_aio_context(ThreadAioState *s, AioContext *new_context)
 
 void taio_detach_aio_context(ThreadAioState *s, AioContext *old_context)
 {
+    if (!s->q.ctx) {
+        return;     /* detached already, e.g. by its context's last unref */
+    }
     aioloop__raw_queue_detach(&s->q, old_context);
 }
 

@@ -1531,6 +1531,40 @@ static void test_engine_identity(void)
     CHECK_EQ(aio_block_engine_parse(NULL), -1);
 }
 
+/* The context goes first, with requests queued (plugged), in flight and
+ * completed-but-undelivered on an attached backend: its last unref
+ * delivers every one exactly once and detaches the backend, which its
+ * owner then detaches again (nothing happens) and frees. */
+static void test_context_unref_drains_attached(void)
+{
+    enum { N = 40 };
+    BlkReq reqs[N];
+    int completed = 0, i;
+    Blk t;
+
+    REQUIRE(blk_setup(&t));
+    REQUIRE(file_fill(t.fd, 0, N * 4096, 11));
+    for (i = 0; i < N; i++) {
+        if (i == N / 2) {
+            aio_block_plug(t.b);        /* never unplugged */
+        }
+        blk_req_init(&reqs[i], &completed, (uint64_t)i * 4096, 4096);
+        REQUIRE(blk_req_submit(&t, &reqs[i], QEMU_AIO_READ));
+    }
+    sleep_ms(20);                       /* let some complete in the kernel */
+    CHECK_EQ(completed, 0);
+    aio_context_unref(t.ctx);           /* the last reference */
+    CHECK_EQ(completed, N);
+    CHECK_EQ(blk_check_once(reqs, N, 0), 0);
+    for (i = 0; i < N; i++) {
+        CHECK(pattern_check(reqs[i].buf, 4096, 11, (uint64_t)i * 4096));
+        blk_req_free(&reqs[i]);
+    }
+    aio_block_backend_detach(t.b, t.ctx);   /* freed context: not used */
+    aio_block_backend_free(t.b);
+    close(t.fd);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
@@ -1559,6 +1593,7 @@ int main(void)
     RUN(test_cancel_in_flight);
     RUN(test_engine_api);
     RUN(test_unknown_type);
+    RUN(test_context_unref_drains_attached);
     /* Last, as a failure here may end the program: a plugged request's
      * cancellation that never completes (watchdog), a stale completion
      * delivered to a finished coroutine (abort). */
