@@ -77,3 +77,50 @@ clean-docs:
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release
+
+# ---- reliability: soak and valgrind ----------------------------------
+#   make soak            the torture program (tests/soak) for SOAK_TIME s
+#                        (default 60) in $(BUILD); soak-asan / soak-tsan:
+#                        the same in the sanitizer trees
+#   make check-valgrind  the unit tests under valgrind memcheck
+#                        (build-valgrind/, -O1 -g)
+.PHONY: soak soak-asan soak-tsan check-valgrind clean-valgrind
+
+SOAK_TIME ?= 60
+SOAK = tests/soak/aioloop-soak
+
+soak: all
+	cd $(BUILD) && nice -n 5 ./$(SOAK) $(SOAK_TIME)
+
+soak-asan: deps build-asan/build.ninja
+	ninja -C build-asan $(SOAK)
+	cd build-asan && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    nice -n 5 ./$(SOAK) $(SOAK_TIME)
+
+soak-tsan: deps build-tsan/build.ninja
+	ninja -C build-tsan $(SOAK)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    nice -n 5 ./$(SOAK) $(SOAK_TIME)
+
+# Valgrind memcheck over the unit tests: a plain -O1 -g tree, no
+# suppressions; definite leaks are errors. Threads run one at a time
+# under valgrind, hence the long timeouts.
+VALGRIND = valgrind --error-exitcode=1 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--num-callers=30 --fair-sched=yes
+
+build-valgrind/build.ninja:
+	CC=$(CC) meson setup build-valgrind -Doptimization=1 -Ddebug=true \
+	    -Dbench=false -Dexamples=false -Dtools=false $(MESON_FLAGS)
+
+check-valgrind: deps build-valgrind/build.ninja
+	ninja -C build-valgrind
+	meson test -C build-valgrind --print-errorlogs --num-processes 2 \
+	    --no-suite install --wrapper '$(VALGRIND)' --timeout-multiplier 10; \
+	rc=$$?; python3 scripts/test-summary build-valgrind testlog-valgrind || rc=1; \
+	exit $$rc
+
+clean: clean-valgrind
+clean-valgrind:
+	rm -rf build-valgrind

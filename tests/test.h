@@ -44,6 +44,19 @@
 #define UNDER_TSAN 0
 #endif
 
+/* UNDER_VALGRIND: true when the program runs under valgrind (make
+ * check-valgrind), where every thread runs many times slower and only
+ * one at a time; a check that cannot hold there skips with a reason. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND 0
+#endif
+
 static int test__count, test__passed, test__failed, test__skipped;
 static int test__case_failed;
 static const char *test__skip_reason;

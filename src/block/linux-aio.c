@@ -41,6 +41,7 @@
 #include "raw-aio-int.h"
 #include "../util/fault.h"
 #include "../util/alloc.h"
+#include "../util/valgrind-hints.h"
 
 #define LAIO_DEPTH AIOLOOP_RAW_QUEUE_DEPTH
 
@@ -292,6 +293,10 @@ LinuxAioState *laio_init(void)
     if (ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0 &&
         ring->header_length == sizeof(struct aio_ring) && ring->nr > 0) {
         s->ring = ring;
+        /* The kernel rounds the ring up; memcheck knows only the part
+         * io_setup's argument asked for. */
+        aioloop__vg_defined(ring, sizeof(*ring) +
+                            ring->nr * sizeof(struct io_event));
     }
     s->fdsync_ok = true;
     aioloop__raw_queue_init(&s->q, laio_flush, laio_process, LAIO_DEPTH, true,

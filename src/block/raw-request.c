@@ -18,6 +18,7 @@
 #include <aioloop/thread-pool.h>
 #include "raw-aio-int.h"
 #include "../util/fault.h"
+#include "../util/valgrind-hints.h"
 
 /* Refusals with nothing in flight are retried after a back-off that
  * doubles from the first to the last value; after REFUSAL_LIMIT_NS of them
@@ -32,6 +33,10 @@ int aioloop__raw_result(RawRequest *r, long long res)
 {
     if (res < 0) {
         return (int)res;
+    }
+    if (r->type == QEMU_AIO_READ) {
+        /* Filled through the kernel's ring: tell memcheck. */
+        aioloop__vg_iov_defined(r->qiov, (size_t)res);
     }
     if (r->type == QEMU_AIO_FLUSH || (size_t)res == r->qiov->size) {
         return 0;

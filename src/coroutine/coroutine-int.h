@@ -46,6 +46,7 @@ struct Coroutine {
     /* Sanitizer bookkeeping (unused unless built with ASan/TSan). */
     void *asan_fake_stack;
     void *tsan_fiber;
+    unsigned valgrind_stack_id; /* AIOLOOP_HAVE_VALGRIND builds */
 };
 
 /* What a switch reports back to the side that resumes. */

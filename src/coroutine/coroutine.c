@@ -41,7 +41,13 @@
  * ----------
  * ASan must know which stack is in use (__sanitizer_start/finish_switch_
  * fiber) and TSan which fiber runs (__tsan_switch_to_fiber); every switch
- * goes through aioloop__co_switch(), which tells them.
+ * goes through aioloop__co_switch(), which tells them. Valgrind must know
+ * where each coroutine stack lies (VALGRIND_STACK_REGISTER), or it takes
+ * a switch for a stack that grew by megabytes and reports bogus errors;
+ * the stack is registered when it is mapped and deregistered when it is
+ * unmapped, not per switch. The client requests are a few no-op
+ * instructions outside valgrind and are compiled in only when meson found
+ * <valgrind/valgrind.h> (AIOLOOP_HAVE_VALGRIND).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -78,6 +84,9 @@
 #endif
 #ifdef AIOLOOP_TSAN
 #include <sanitizer/tsan_interface.h>
+#endif
+#ifdef AIOLOOP_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
 #endif
 
 #define COROUTINE_STACK_SIZE (1 << 20)
@@ -259,6 +268,10 @@ static Coroutine *coroutine_new(void)
     }
     co->stack = mem + page;
     co->stack_size = COROUTINE_STACK_SIZE;
+#ifdef AIOLOOP_HAVE_VALGRIND
+    co->valgrind_stack_id = VALGRIND_STACK_REGISTER(
+        co->stack, (char *)co->stack + co->stack_size);
+#endif
     QSIMPLEQ_INIT(&co->co_queue_wakeup);
     co->backend = aioloop__co_backend_new(co);
 #ifdef AIOLOOP_TSAN
@@ -278,6 +291,9 @@ static void coroutine_delete(Coroutine *co)
 
 #ifdef AIOLOOP_TSAN
     __tsan_destroy_fiber(co->tsan_fiber);
+#endif
+#ifdef AIOLOOP_HAVE_VALGRIND
+    VALGRIND_STACK_DEREGISTER(co->valgrind_stack_id);
 #endif
     aioloop__co_backend_delete(co->backend);
     munmap((char *)co->stack - page, co->stack_size + page);

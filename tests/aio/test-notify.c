@@ -402,7 +402,8 @@ static unsigned stress_iters(void)
     if (env && *env) {
         return (unsigned)strtoul(env, NULL, 10);
     }
-    return UNDER_TSAN ? 250000 : 1000000;
+    /* Under valgrind threads take turns on one CPU, slowly. */
+    return UNDER_VALGRIND ? 20000 : UNDER_TSAN ? 250000 : 1000000;
 }
 
 static void test_stress_cross_thread_schedule(void)

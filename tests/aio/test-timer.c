@@ -1619,8 +1619,12 @@ static void test_realtime_timer_sub_ms_precision(void)
     CHECK_EQ(false_ret, 0);         /* the blocking poll ran the timer */
     CHECK_EQ(not_fired, 0);
     CHECK_EQ(early, 0);             /* never before the deadline */
-    /* Not rounded up to a whole millisecond. */
-    CHECK(late[PREC_RUNS / 2] < 700 * 1000);
+    /* Not rounded up to a whole millisecond. Not measurable under
+     * valgrind (skipped below): it lacks epoll_pwait2, so epoll waits in
+     * whole milliseconds, and it slows every wake-up down. */
+    if (!UNDER_VALGRIND) {
+        CHECK(late[PREC_RUNS / 2] < 700 * 1000);
+    }
 
     /* A longer one: never early either, and the poll sleeps (no spin
      * returning false). */
@@ -1637,6 +1641,10 @@ static void test_realtime_timer_sub_ms_precision(void)
     }
     timer_deinit(&ts);
     aio_context_unref(ctx);
+    if (UNDER_VALGRIND) {
+        SKIP_CASE("sub-millisecond lateness is not measurable under valgrind "
+                  "(no epoll_pwait2, slowed wake-ups); the other checks ran");
+    }
 }
 
 int main(void)

@@ -1009,7 +1009,7 @@ static void test_err_bad_fd(void)
  */
 static void test_err_bad_fd_co(void)
 {
-    uint8_t buf[SECTOR];
+    uint8_t buf[SECTOR] = { 0 };        /* written (to -EBADF) first */
     int ro, i;
     QEMUIOVector q;
     Blk t, bad;
