@@ -317,11 +317,20 @@ AioHandler *aioloop__handlers_first(AioContext *ctx);
 AioHandler *aioloop__handler_next(AioHandler *node);
 void aioloop__sleep_begin(AioContext *ctx);
 void aioloop__sleep_end(AioContext *ctx);
-void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
-                          bool internal, IOHandler *io_read,
-                          EventNotifierHandler *en_read, IOHandler *io_write,
-                          AioPollFn *io_poll, IOHandler *io_poll_ready,
-                          void *opaque);
+/* Adds, replaces or (all callbacks NULL) removes the handler of @fd.
+ * Returns 0, or -ENOMEM (nothing changed; only when adding or replacing).
+ * A descriptor the fd monitor refuses is not an error: the context moves
+ * to ppoll. The public setters abort on -ENOMEM. */
+int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                         bool internal, IOHandler *io_read,
+                         EventNotifierHandler *en_read, IOHandler *io_write,
+                         AioPollFn *io_poll, IOHandler *io_poll_ready,
+                         void *opaque);
+
+/* timer.c: timerlistgroup_init() that reports running out of memory
+ * (-ENOMEM, with @tlg left empty) instead of aborting. */
+int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
+                                     QEMUTimerListNotifyCB *cb, void *opaque);
 
 /*
  * Sleep hooks: for a backend whose completions can signal an fd the loop

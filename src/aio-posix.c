@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 /* revents marker for "io_poll() said ready" (not a poll(2) bit). */
 #define AIO_POLL_READY 0x40000000
@@ -163,26 +164,28 @@ static void kick(AioContext *ctx)
     aioloop__kick(ctx);
 }
 
-static void ensure_fd_table(AioContext *ctx, int fd)
+/* Makes ctx->fd_table cover @fd. Under list_lock. Returns 0, or -ENOMEM
+ * with the table unchanged. */
+static int ensure_fd_table(AioContext *ctx, int fd)
 {
     int size = ctx->fd_table_size;
     AioHandler **table;
 
     if (fd < size) {
-        return;
+        return 0;
     }
     while (size <= fd) {
         size = size ? size * 2 : 64;
     }
-    table = realloc(ctx->fd_table, size * sizeof(*table));
+    table = aioloop__realloc(ctx->fd_table, size * sizeof(*table));
     if (!table) {
-        fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
-        abort();
+        return -ENOMEM;
     }
     memset(table + ctx->fd_table_size, 0,
            (size - ctx->fd_table_size) * sizeof(*table));
     ctx->fd_table = table;
     ctx->fd_table_size = size;
+    return 0;
 }
 
 /* Switch the fd monitor (epoll -> poll fallback). Under list_lock. */
@@ -203,11 +206,26 @@ static int fdmon_switch_locked(AioContext *ctx, const FDMonOps *ops)
     return 0;
 }
 
-void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
-                          bool internal, IOHandler *io_read,
-                          EventNotifierHandler *en_read, IOHandler *io_write,
-                          AioPollFn *io_poll, IOHandler *io_poll_ready,
-                          void *opaque)
+/*
+ * The monitor refused a handler (epoll: EPERM for regular files, ENOSPC
+ * past the watch limit, ENOMEM): move the context to ppoll, which takes
+ * any descriptor and needs no registration. This cannot fail - the ppoll
+ * state was allocated with the context - so a handler is never left
+ * registered in the list but unwatched. Under list_lock.
+ */
+static void fdmon_fall_back_locked(AioContext *ctx)
+{
+    int ret = fdmon_switch_locked(ctx, &aioloop__fdmon_poll_ops);
+
+    assert(ret == 0);
+    (void)ret;
+}
+
+int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                         bool internal, IOHandler *io_read,
+                         EventNotifierHandler *en_read, IOHandler *io_write,
+                         AioPollFn *io_poll, IOHandler *io_poll_ready,
+                         void *opaque)
 {
     bool remove = !io_read && !en_read && !io_write && !io_poll;
     AioHandler *old_node, *new_node = NULL;
@@ -215,13 +233,12 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
 
     assert(fd >= 0);
     if (fd < 0) {
-        return;
+        return -EBADF;
     }
     if (!remove) {
-        new_node = calloc(1, sizeof(*new_node));
+        new_node = aioloop__calloc(1, sizeof(*new_node));
         if (!new_node) {
-            fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
-            abort();
+            return -ENOMEM;
         }
         new_node->fd = fd;
         new_node->events = ((io_read || en_read) ? POLLIN : 0) |
@@ -240,20 +257,23 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     old_node = fd < ctx->fd_table_size ? ctx->fd_table[fd] : NULL;
     if (!old_node && remove) {
         qemu_mutex_unlock(&ctx->list_lock);
-        return;
+        return 0;
+    }
+    /* Before anything changes, so that a failure changes nothing. */
+    if (new_node && ensure_fd_table(ctx, fd) < 0) {
+        qemu_mutex_unlock(&ctx->list_lock);
+        free(new_node);
+        return -ENOMEM;
     }
     ops = ctx->fdmon_ops;
     if (ops->update(ctx, old_node, new_node) < 0) {
-        /* epoll refuses regular files (EPERM) and can run out of watches
-         * (ENOSPC, ENOMEM): fall back to ppoll, which takes anything. */
         assert(ops != &aioloop__fdmon_poll_ops);
         if (old_node) {
             ops->update(ctx, old_node, NULL);
         }
-        fdmon_switch_locked(ctx, &aioloop__fdmon_poll_ops);
+        fdmon_fall_back_locked(ctx);
     }
     if (new_node) {
-        ensure_fd_table(ctx, fd);
         list_insert(ctx, new_node);
         ctx->fd_table[fd] = new_node;
         if (!new_node->io_poll) {
@@ -275,13 +295,31 @@ void aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         kick(ctx);
     }
     qemu_mutex_unlock(&ctx->list_lock);
+    return 0;
+}
+
+/* The public setters have no error channel: out of memory aborts (see
+ * the policy in util/alloc.h). */
+static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
+                               IOHandler *io_read, EventNotifierHandler *en_read,
+                               IOHandler *io_write, AioPollFn *io_poll,
+                               IOHandler *io_poll_ready, void *opaque)
+{
+    int ret = aioloop__set_handler(ctx, fd, is_external, false, io_read,
+                                   en_read, io_write, io_poll, io_poll_ready,
+                                   opaque);
+
+    if (ret == -ENOMEM) {
+        fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
+        abort();
+    }
 }
 
 void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
                         IOHandler *io_read, IOHandler *io_write, void *opaque)
 {
-    aioloop__set_handler(ctx, fd, is_external, false, io_read, NULL, io_write,
-                         NULL, NULL, opaque);
+    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, NULL,
+                       NULL, opaque);
 }
 
 void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
@@ -289,15 +327,15 @@ void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
                              AioPollFn *io_poll, IOHandler *io_poll_ready,
                              void *opaque)
 {
-    aioloop__set_handler(ctx, fd, is_external, false, io_read, NULL, io_write,
-                         io_poll, io_poll_ready, opaque);
+    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, io_poll,
+                       io_poll_ready, opaque);
 }
 
 void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
                             bool is_external, EventNotifierHandler *io_read)
 {
-    aioloop__set_handler(ctx, event_notifier_get_fd(notifier), is_external,
-                         false, NULL, io_read, NULL, NULL, NULL, notifier);
+    set_handler_or_die(ctx, event_notifier_get_fd(notifier), is_external,
+                       NULL, io_read, NULL, NULL, NULL, notifier);
 }
 
 /* ------------------------------------------------------------------ */
@@ -308,8 +346,11 @@ static void refresh_external_locked(AioContext *ctx)
     AioHandler *node;
 
     for (node = ctx->handlers; node; node = node->next) {
-        if (node->is_external) {
-            ctx->fdmon_ops->update(ctx, node, node);
+        /* Re-adding a handler can fail (epoll_ctl ENOMEM/ENOSPC): fall
+         * back to ppoll rather than leave it unwatched. */
+        if (node->is_external &&
+            ctx->fdmon_ops->update(ctx, node, node) < 0) {
+            fdmon_fall_back_locked(ctx);
         }
     }
     qatomic_inc(&ctx->handler_gen);
@@ -622,7 +663,12 @@ bool aio_pending(AioContext *ctx)
     fd = ops->get_poll_fd(ctx);
     if (fd >= 0) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        return poll(&pfd, 1, 0) > 0;
+        int n;
+
+        do {
+            n = poll(&pfd, 1, 0);
+        } while (n < 0 && errno == EINTR);
+        return n > 0;
     }
     aio_context_acquire(ctx);
     walk_begin(ctx);
@@ -676,14 +722,21 @@ int aioloop__handlers_init(AioContext *ctx, Error **errp)
         }
         ctx->fdmon_ops = &aioloop__fdmon_epoll_ops;
     }
-    ret = ctx->fdmon_ops->init(ctx);
-    if (ret < 0 && ctx->fdmon_ops == &aioloop__fdmon_epoll_ops) {
-        ctx->fdmon_ops = &aioloop__fdmon_poll_ops;   /* no epoll: poll */
+    /* The ppoll state first, whichever monitor starts: it is what a
+     * refused epoll registration falls back to, and that fallback must
+     * not be able to fail. */
+    ret = aioloop__fdmon_poll_ops.init(ctx);
+    if (ret == 0 && ctx->fdmon_ops != &aioloop__fdmon_poll_ops) {
         ret = ctx->fdmon_ops->init(ctx);
+        if (ret < 0) {
+            ctx->fdmon_ops = &aioloop__fdmon_poll_ops;   /* no epoll: poll */
+            ret = 0;
+        }
     }
     if (ret < 0) {
         error_setg_errno(errp, -ret, "aio_context_new: cannot set up the "
                          "fd monitor");
+        aioloop__fdmon_poll_ops.cleanup(ctx);
         return ret;
     }
     return 0;

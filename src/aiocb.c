@@ -16,6 +16,7 @@
 #include <aioloop/block-aio.h>
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
                    BlockCompletionFunc *cb, void *opaque)
@@ -26,7 +27,7 @@ void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
     if (size < sizeof(BlockAIOCB)) {
         size = sizeof(BlockAIOCB);
     }
-    acb = calloc(1, size);
+    acb = aioloop__calloc(1, size);
     if (!acb) {
         fprintf(stderr, "aioloop: out of memory allocating a %zu-byte "
                 "request\n", size);

@@ -45,6 +45,7 @@
 #include <aioloop/async-context.h>
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 int aioloop__async_depth;           /* atomic; written by the main loop */
 
@@ -123,7 +124,8 @@ void async_context_push(void)
 
         if (levels_made == levels_cap) {
             int cap = levels_cap ? levels_cap * 2 : 8;
-            AioContext **grown = realloc(levels, sizeof(*levels) * cap);
+            AioContext **grown = aioloop__realloc(levels,
+                                                   sizeof(*levels) * cap);
 
             if (!grown) {
                 die(__func__, "out of memory growing the stack to %d levels",

@@ -52,16 +52,22 @@
 #include <stdlib.h>
 
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 /* ------------------------------------------------------------------ */
 /* Bottom halves                                                       */
 
+/* A new BH on @ctx; NULL if out of memory and @may_fail, else that
+ * aborts (see the policy in util/alloc.h). */
 static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
-                        const char *name, unsigned flags)
+                        const char *name, unsigned flags, bool may_fail)
 {
-    QEMUBH *bh = malloc(sizeof(*bh));
+    QEMUBH *bh = aioloop__malloc(sizeof(*bh));
 
     if (!bh) {
+        if (may_fail) {
+            return NULL;
+        }
         fprintf(stderr, "aioloop: out of memory allocating BH '%s'\n",
                 name ? name : "?");
         abort();
@@ -93,7 +99,7 @@ QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                         const char *name)
 {
     assert(ctx && cb);
-    return bh_alloc(ctx, cb, opaque, name, 0);
+    return bh_alloc(ctx, cb, opaque, name, 0, false);
 }
 
 /*
@@ -124,7 +130,7 @@ static inline void bh_enqueue(QEMUBH *bh, unsigned new_flags, bool notify)
 QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
                                  void *opaque, const char *name)
 {
-    return bh_alloc(ctx, cb, opaque, name, BH_INTERNAL);
+    return bh_alloc(ctx, cb, opaque, name, BH_INTERNAL, false);
 }
 
 void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
@@ -133,7 +139,7 @@ void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
     QEMUBH *bh;
 
     assert(ctx && cb);
-    bh = bh_alloc(ctx, cb, opaque, name, BH_ONESHOT);
+    bh = bh_alloc(ctx, cb, opaque, name, BH_ONESHOT, false);
     bh_enqueue(bh, BH_SCHEDULED, true);
 }
 
@@ -380,13 +386,20 @@ static void aio_context_contention(void *opaque)
     aio_notify(opaque);
 }
 
+/*
+ * Every step can fail (descriptors, memory) and is reported through
+ * @errp; a failure undoes the steps before it, so nothing leaks. errno
+ * is left at the failure's errno (qemu_init_main_loop() returns it).
+ */
 AioContext *aio_context_new(Error **errp)
 {
-    AioContext *ctx = calloc(1, sizeof(*ctx));
+    AioContext *ctx = aioloop__calloc(1, sizeof(*ctx));
     int ret;
 
     if (!ctx) {
-        error_setg(errp, "aio_context_new: out of memory");
+        error_setg_errno(errp, ENOMEM, "aio_context_new: cannot allocate "
+                         "the context");
+        errno = ENOMEM;
         return NULL;
     }
     ctx->refcnt = 1;
@@ -406,24 +419,50 @@ AioContext *aio_context_new(Error **errp)
                          "context's event notifier");
         goto fail;
     }
-    if (aioloop__handlers_init(ctx, errp) < 0) {
-        event_notifier_cleanup(&ctx->notifier);
-        goto fail;
+    ret = aioloop__handlers_init(ctx, errp);
+    if (ret < 0) {
+        goto fail_notifier;
     }
-    timerlistgroup_init(&ctx->tlg, aio_timerlist_notify, ctx);
-    ctx->co_schedule_bh = aioloop__bh_new_internal(ctx, aioloop__co_schedule_bh,
-                                                   ctx, "co_schedule");
-    aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
-                         true, NULL, aioloop__notifier_read, NULL,
-                         aioloop__notifier_poll, aioloop__notifier_poll_ready,
-                         &ctx->notifier);
+    ret = aioloop__timerlistgroup_try_init(&ctx->tlg, aio_timerlist_notify,
+                                           ctx);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "aio_context_new: cannot create the "
+                         "timer lists");
+        goto fail_handlers;
+    }
+    ctx->co_schedule_bh = bh_alloc(ctx, aioloop__co_schedule_bh, ctx,
+                                   "co_schedule", BH_INTERNAL, true);
+    if (!ctx->co_schedule_bh) {
+        ret = -ENOMEM;
+        error_setg_errno(errp, ENOMEM, "aio_context_new: cannot allocate "
+                         "the coroutine BH");
+        goto fail_timers;
+    }
+    ret = aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier),
+                               false, true, NULL, aioloop__notifier_read,
+                               NULL, aioloop__notifier_poll,
+                               aioloop__notifier_poll_ready, &ctx->notifier);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "aio_context_new: cannot register the "
+                         "context's event notifier");
+        goto fail_bh;
+    }
     return ctx;
 
+fail_bh:
+    bh_free(ctx->co_schedule_bh);
+fail_timers:
+    timerlistgroup_deinit(&ctx->tlg);
+fail_handlers:
+    aioloop__handlers_cleanup(ctx);
+fail_notifier:
+    event_notifier_cleanup(&ctx->notifier);
 fail:
     rfifolock_destroy(&ctx->lock);
     qemu_mutex_destroy(&ctx->list_lock);
     qemu_mutex_destroy(&ctx->bh_lock);
     free(ctx);
+    errno = -ret;
     return NULL;
 }
 

@@ -18,6 +18,7 @@
 #include <aioloop/iothread.h>
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 struct IOThread {
     QemuThread thread;
@@ -62,12 +63,13 @@ static void iothread_stop_bh(void *opaque)
 
 IOThread *iothread_create(const char *id, Error **errp)
 {
-    IOThread *it = calloc(1, sizeof(*it));
+    IOThread *it = aioloop__calloc(1, sizeof(*it));
     int ret;
 
-    if (!it || (id && !(it->id = strdup(id)))) {
+    if (!it || (id && !(it->id = aioloop__strdup(id)))) {
         free(it);
-        error_setg(errp, "iothread_create: out of memory");
+        error_setg_errno(errp, ENOMEM, "iothread_create: cannot allocate "
+                         "the IOThread");
         return NULL;
     }
     it->ctx = aio_context_new(errp);

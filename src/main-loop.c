@@ -36,7 +36,7 @@ int qemu_init_main_loop(Error **errp)
     }
     ctx = aio_context_new(errp);
     if (!ctx) {
-        return -ENOMEM;
+        return errno > 0 ? -errno : -ENOMEM;    /* aio_context_new's errno */
     }
     if (qatomic_cmpxchg(&main_ctx, NULL, ctx) != NULL) {
         aio_context_unref(ctx);     /* lost a race with another init */

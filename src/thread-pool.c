@@ -37,6 +37,18 @@
  * times out exits. Workers are detached: thread_pool_free()
  * waits for cur_threads to reach 0 under the lock instead of joining.
  *
+ * A worker that cannot be started (pthread_create EAGAIN, or no memory
+ * for it) loses no job. If another worker is alive, it will take the
+ * queue: workers only retire with an empty queue, and a busy one comes
+ * back for the next job. If none is alive, the spawn is retried from a
+ * timer of the pool's context with a back-off (1 ms doubling to 100 ms),
+ * and a later submission also tries again; the first success runs the
+ * whole queue. Only when spawning has failed for SPAWN_GIVE_UP_NS (1 s)
+ * with no worker alive do the queued jobs complete, through their
+ * callbacks as usual, with the spawn's -errno (-EAGAIN, -ENOMEM) instead
+ * of running. So a transient refusal costs latency, a lasting one is
+ * reported, and nothing waits forever.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
@@ -51,6 +63,7 @@
 
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 enum { THREAD_QUEUED, THREAD_ACTIVE, THREAD_DONE };
 
@@ -107,11 +120,19 @@ struct ThreadPool {
     bool stopping;              /* atomic; written under lock */
     unsigned params_gen;        /* lock: bumped by thread_pool_set_params */
     int max_spinners;           /* CPUs - 1, at least 1 */
+
+    /* Failed spawns with no worker alive (see the essay above). */
+    QEMUTimer spawn_timer;      /* retries in ctx; armed under lock */
+    int64_t spawn_failed_since; /* lock: 0, or when the failures began */
+    int64_t spawn_backoff_ns;   /* lock: next retry delay */
 };
 
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_IDLE_TIMEOUT_NS (10LL * 1000 * 1000 * 1000)
 #define DEFAULT_SPIN_NS (10 * 1000)
+#define SPAWN_RETRY_FIRST_NS (1000 * 1000)
+#define SPAWN_RETRY_MAX_NS (100 * 1000 * 1000)
+#define SPAWN_GIVE_UP_NS (1000LL * 1000 * 1000)
 
 static void thread_pool_cancel(BlockAIOCB *acb);
 
@@ -278,6 +299,7 @@ static void *worker_thread(void *opaque)
 
     qemu_mutex_lock(&pool->lock);
     pool->pending_spawns--;
+    pool->spawn_failed_since = 0;       /* spawning works (again) */
     for (;;) {
         ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
         bool timed_out = false;
@@ -378,8 +400,9 @@ static void *worker_thread(void *opaque)
 
 
 /* Start one worker; cur_threads and pending_spawns were already counted
- * under the lock. On failure, jobs are not lost: if no worker is left to
- * run them, they complete with the error. */
+ * under the lock. On failure, jobs are not lost (see the essay above):
+ * with no worker alive, the spawn is retried later, and after
+ * SPAWN_GIVE_UP_NS of failures the queued jobs complete with the error. */
 static void spawn_worker(ThreadPool *pool)
 {
     QemuThread thread;
@@ -392,17 +415,49 @@ static void spawn_worker(ThreadPool *pool)
     qemu_mutex_lock(&pool->lock);
     pool->cur_threads--;
     pool->pending_spawns--;
-    if (pool->cur_threads == 0) {
-        ThreadPoolElement *req;
+    if (pool->cur_threads == 0 && !pool->stopping &&
+        !QTAILQ_EMPTY(&pool->request_list)) {
+        int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
-        while ((req = QTAILQ_FIRST(&pool->request_list))) {
-            QTAILQ_REMOVE(&pool->request_list, req, reqs);
-            qatomic_dec(&pool->queued);
-            complete(pool, req, ret);
+        if (!pool->spawn_failed_since) {
+            pool->spawn_failed_since = now;
+            pool->spawn_backoff_ns = SPAWN_RETRY_FIRST_NS;
+        }
+        if (now - pool->spawn_failed_since >= SPAWN_GIVE_UP_NS) {
+            ThreadPoolElement *req;
+
+            while ((req = QTAILQ_FIRST(&pool->request_list))) {
+                QTAILQ_REMOVE(&pool->request_list, req, reqs);
+                qatomic_dec(&pool->queued);
+                complete(pool, req, ret);
+            }
+            pool->spawn_failed_since = 0;   /* later jobs: a new window */
+        } else {
+            /* Under the lock: thread_pool_free() deletes the timer after
+             * taking it, so it is never armed after that. */
+            timer_mod_ns(&pool->spawn_timer, now + pool->spawn_backoff_ns);
+            pool->spawn_backoff_ns *= 2;
+            if (pool->spawn_backoff_ns > SPAWN_RETRY_MAX_NS) {
+                pool->spawn_backoff_ns = SPAWN_RETRY_MAX_NS;
+            }
         }
     }
     qemu_cond_broadcast(&pool->workers_gone);
     qemu_mutex_unlock(&pool->lock);
+}
+
+/* spawn_timer: try again, if the queue still needs a worker. */
+static void spawn_retry_cb(void *opaque)
+{
+    ThreadPool *pool = opaque;
+    bool spawn;
+
+    qemu_mutex_lock(&pool->lock);
+    spawn = kick_locked(pool);
+    qemu_mutex_unlock(&pool->lock);
+    if (spawn) {
+        spawn_worker(pool);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -488,11 +543,10 @@ static void thread_pool_cancel(BlockAIOCB *acb)
 
 static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
 {
-    ThreadPool *pool = calloc(1, sizeof(*pool));
+    ThreadPool *pool = aioloop__calloc(1, sizeof(*pool));
 
     if (!pool) {
-        fprintf(stderr, "aioloop: out of memory creating a thread pool\n");
-        abort();
+        aioloop__oom("creating a thread pool");
     }
     pool->ctx = ctx;
     pool->owns_ctx_ref = take_ref;
@@ -510,6 +564,8 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
     pool->max_threads = DEFAULT_MAX_THREADS;
     pool->idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
     pool->spin_ns = DEFAULT_SPIN_NS;
+    aio_timer_init(ctx, &pool->spawn_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
+                   spawn_retry_cb, pool);
     pool->max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
     if (pool->max_spinners < 1) {
         pool->max_spinners = 1;
@@ -556,7 +612,9 @@ void aioloop__thread_pool_destroy(ThreadPool *pool)
     while (pool->cur_threads > 0) {
         qemu_cond_wait(&pool->workers_gone, &pool->lock);
     }
+    timer_del(&pool->spawn_timer);
     qemu_mutex_unlock(&pool->lock);
+    timer_deinit(&pool->spawn_timer);
 
     /* Every job is on done_list now: run the callbacks here. */
     completion_bh(pool);

@@ -47,6 +47,7 @@
 #include <aioloop/main-loop.h>
 #include <aioloop/timer.h>
 #include "aio-internal.h"
+#include "util/alloc.h"
 
 #define HEAP_ROOT 3
 #define HEAP_CHILD(k) (4 * (k) - 8)
@@ -247,7 +248,8 @@ static void heap_grow(QEMUTimerList *tl)
     HeapEntry *heap = NULL;
 
     /* Cache-line aligned so that sibling groups share a line. */
-    if (posix_memalign((void **)&heap, 64, cap * sizeof(*heap)) != 0) {
+    if (aioloop__posix_memalign((void **)&heap, 64,
+                                cap * sizeof(*heap)) != 0) {
         fprintf(stderr, "aioloop: out of memory growing a timer list to "
                 "%d timers\n", cap);
         abort();
@@ -287,16 +289,17 @@ static inline int64_t root_expire(QEMUTimerList *tl)
 /* ------------------------------------------------------------------ */
 /* Timer lists                                                         */
 
-QEMUTimerList *timerlist_new(QEMUClockType type, QEMUTimerListNotifyCB *cb,
-                             void *opaque)
+/* A new list, or NULL when out of memory. */
+static QEMUTimerList *timerlist_try_new(QEMUClockType type,
+                                        QEMUTimerListNotifyCB *cb,
+                                        void *opaque)
 {
-    QEMUTimerList *tl = calloc(1, sizeof(*tl));
+    QEMUTimerList *tl = aioloop__calloc(1, sizeof(*tl));
     QEMUClock *clock = &qemu_clocks[type];
 
     assert(type >= 0 && type < QEMU_CLOCK_MAX);
     if (!tl) {
-        fprintf(stderr, "aioloop: out of memory creating a timer list\n");
-        abort();
+        return NULL;
     }
     tl->type = type;
     tl->end = HEAP_ROOT;
@@ -306,6 +309,18 @@ QEMUTimerList *timerlist_new(QEMUClockType type, QEMUTimerListNotifyCB *cb,
     pthread_mutex_lock(&clock->lock);
     QLIST_INSERT_HEAD(&clock->timerlists, tl, clock_link);
     pthread_mutex_unlock(&clock->lock);
+    return tl;
+}
+
+QEMUTimerList *timerlist_new(QEMUClockType type, QEMUTimerListNotifyCB *cb,
+                             void *opaque)
+{
+    QEMUTimerList *tl = timerlist_try_new(type, cb, opaque);
+
+    if (!tl) {
+        fprintf(stderr, "aioloop: out of memory creating a timer list\n");
+        abort();
+    }
     return tl;
 }
 
@@ -407,6 +422,22 @@ void timerlistgroup_init(QEMUTimerListGroup *tlg, QEMUTimerListNotifyCB *cb,
     }
 }
 
+int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
+                                     QEMUTimerListNotifyCB *cb, void *opaque)
+{
+    int type;
+
+    memset(tlg->tl, 0, sizeof(tlg->tl));
+    for (type = 0; type < QEMU_CLOCK_MAX; type++) {
+        tlg->tl[type] = timerlist_try_new(type, cb, opaque);
+        if (!tlg->tl[type]) {
+            timerlistgroup_deinit(tlg);     /* skips the NULL entries */
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 void timerlistgroup_deinit(QEMUTimerListGroup *tlg)
 {
     int type;
@@ -465,7 +496,7 @@ void timer_init_tl(QEMUTimer *ts, QEMUTimerList *timer_list, int scale,
 QEMUTimer *timer_new_tl(QEMUTimerList *timer_list, int scale,
                         QEMUTimerCB *cb, void *opaque)
 {
-    QEMUTimer *ts = malloc(sizeof(*ts));
+    QEMUTimer *ts = aioloop__malloc(sizeof(*ts));
 
     if (!ts) {
         fprintf(stderr, "aioloop: out of memory allocating a timer\n");

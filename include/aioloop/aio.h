@@ -70,10 +70,13 @@ typedef bool AioPollFn(void *opaque);
  *
  * The context starts with one reference. Its fd monitor is epoll on Linux;
  * setting the environment variable AIOLOOP_FDMON to "poll" (or "epoll")
- * before the call forces a backend (see aio_context_fdmon_name()).
+ * before the call forces a backend (see aio_context_fdmon_name()). If
+ * epoll cannot be set up (epoll_create1 fails, e.g. EMFILE), the context
+ * uses ppoll instead: that is not an error.
  *
- * Returns: the new context, or NULL with @errp set when a resource (memory,
- * file descriptors) could not be obtained.
+ * Returns: the new context, or NULL with @errp set (and errno set to the
+ * cause: ENOMEM, EMFILE...) when a resource (memory, file descriptors)
+ * could not be obtained; nothing is leaked then.
  * Any thread.
  */
 AIOLOOP_API AioContext *aio_context_new(Error **errp);
@@ -334,6 +337,12 @@ AIOLOOP_API bool aio_dispatch(AioContext *ctx);
  * Removal is safe from inside any handler, the fd's own included; once
  * removal returns on the loop thread the handlers are not called again.
  * A negative @fd is a programmer error (assertion; ignored with NDEBUG).
+ *
+ * It cannot fail in a way the caller must handle: if the epoll monitor
+ * refuses @fd (a regular file: EPERM; the watch limit: ENOSPC; ENOMEM),
+ * the context moves to the ppoll monitor for good and the handler is
+ * watched there, never dropped. Running out of memory for the handler
+ * itself aborts with a message (there is no error channel).
  * Any thread (the guarantee about late calls holds on the loop thread).
  */
 AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,

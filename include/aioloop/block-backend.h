@@ -53,7 +53,7 @@ AIOLOOP_API int aio_block_engine_parse(const char *name);
  * fails only when memory runs out; a named engine also fails if the
  * kernel refuses it.
  * Returns: the backend, not yet attached; NULL with @errp set when the
- * named engine is unavailable or memory ran out.
+ * named engine is unavailable or memory ran out (nothing is leaked).
  * Any thread.
  */
 AIOLOOP_API AioBlockBackend *aio_block_backend_new(AioBlockEngine engine,

@@ -47,7 +47,9 @@ typedef void coroutine_fn CoroutineEntry(void *opaque);
  * recycled from a coroutine that ended with another mode set; what it
  * sets later stays with it, and what its enterer sets stays with the
  * enterer.
- * Returns: the coroutine (out of memory aborts). Any thread.
+ * Returns: the coroutine, never NULL (as in QEMU): when a new stack is
+ * needed and cannot be mapped, the process aborts with "aioloop: cannot
+ * allocate a coroutine stack: <reason>". Any thread.
  */
 AIOLOOP_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
                                              void *opaque);

@@ -18,6 +18,14 @@
  * -ECANCELED without running; a running job completes normally; a
  * finished job is unaffected. Every job completes exactly once.
  *
+ * Workers that cannot be started (pthread_create fails with EAGAIN, or
+ * memory runs out) lose no job: an existing worker takes the queue, or,
+ * with no worker alive, the start is retried with a back-off from a
+ * timer of the pool's context (so that context must keep polling, as it
+ * does to get completions) and by later submissions. If starting has
+ * failed for one second with no worker alive, the queued jobs complete
+ * with that error (-EAGAIN, -ENOMEM) as their ret, without running.
+ *
  * Freeing a pool (thread_pool_free(), or the last unref of its context)
  * cancels the jobs still queued, waits for the running ones, and runs
  * every pending completion callback (with -ECANCELED for the cancelled

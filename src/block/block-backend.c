@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "raw-aio-int.h"
+#include "../util/alloc.h"
 
 struct AioBlockBackend {
     AioBlockEngine engine;
@@ -62,7 +63,7 @@ int aio_block_engine_parse(const char *name)
 
 AioBlockBackend *aio_block_backend_new(AioBlockEngine engine, Error **errp)
 {
-    AioBlockBackend *b = calloc(1, sizeof(*b));
+    AioBlockBackend *b = aioloop__calloc(1, sizeof(*b));
     bool automatic = engine == AIO_ENGINE_AUTO;
 
     if (!b) {
@@ -88,7 +89,7 @@ AioBlockBackend *aio_block_backend_new(AioBlockEngine engine, Error **errp)
         }
     }
     if (automatic || engine == AIO_ENGINE_THREADS) {
-        b->u.taio = taio_init();
+        b->u.taio = aioloop__taio_try_init();
         if (!b->u.taio) {
             error_setg_errno(errp, ENOMEM, "thread I/O state");
             free(b);

@@ -18,7 +18,13 @@
  * having reached the end of the file; a short read is therefore
  * resubmitted for the rest, and only a read that returns 0 bytes is the
  * end of the file (the rest is zero-filled). -EAGAIN and -EINTR
- * completions are resubmitted too.
+ * completions are resubmitted too, and so is -ECANCELED: this backend
+ * never cancels a request in the kernel, but the kernel cancels work it
+ * had punted to its io-wq when it cannot start an io-wq worker (recent
+ * kernels give up after three attempts, and an attempt fails while a
+ * signal is pending on the submitting thread: a signal storm is enough,
+ * see tests/faults/test-signals.c), so -ECANCELED means "not done, try
+ * again".
  *
  * Ring set-up: the state asks for the cheapest completion model the
  * kernel offers. Best is DEFER_TASKRUN (6.1): the kernel posts
@@ -60,6 +66,7 @@
 
 #include "raw-aio-int.h"
 #include "../util/fault.h"
+#include "../util/alloc.h"
 
 #define LURING_DEPTH AIOLOOP_RAW_QUEUE_DEPTH
 
@@ -105,7 +112,7 @@ static bool luring_complete(LuringState *s, LuringRequest *lr, int res,
 {
     RawRequest *r = &lr->req;
 
-    if (res == -EAGAIN || res == -EINTR) {
+    if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
         luring_requeue(s, lr);
         return false;
     }
@@ -139,7 +146,10 @@ static void luring_process_completions(LuringState *s)
 
     aioloop__raw_batch_begin(&s->q);
     if (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN) {
-        io_uring_get_events(&s->ring);      /* post what the kernel holds */
+        /* Post what the kernel holds. Retried on EINTR: the eventfd
+         * signal that brought us here is consumed already. */
+        while (io_uring_get_events(&s->ring) == -EINTR) {
+        }
     }
     while (io_uring_cq_ready(&s->ring) &&
            io_uring_peek_cqe(&s->ring, &cqe) == 0 && cqe) {
@@ -327,8 +337,11 @@ static int luring_ring_open(LuringState *s, bool enable)
         if (ret < 0) {
             return ret;
         }
-        ret = io_uring_register_eventfd(&s->ring,
-                                        event_notifier_get_fd(&s->e));
+        do {
+            /* Older kernels quiesce the ring here, interruptibly. */
+            ret = io_uring_register_eventfd(&s->ring,
+                                            event_notifier_get_fd(&s->e));
+        } while (ret == -EINTR);
         if (ret < 0) {
             io_uring_queue_exit(&s->ring);
             return ret;
@@ -356,8 +369,10 @@ static void luring_ring_bind(LuringState *s)
     if (!s->owner) {
         /* liburing 2.3 declares io_uring_enable_rings() but does not
          * export it: make the registration call directly. */
-        ret = (int)syscall(__NR_io_uring_register, s->ring.ring_fd,
-                           IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        do {
+            ret = (int)syscall(__NR_io_uring_register, s->ring.ring_fd,
+                               IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+        } while (ret < 0 && errno == EINTR);
         if (ret == 0) {
             s->owner = self;
             return;
@@ -394,7 +409,7 @@ static void luring_detach_queue(RawQueue *q, AioContext *ctx)
 
 LuringState *luring_init(Error **errp)
 {
-    LuringState *s = calloc(1, sizeof(*s));
+    LuringState *s = aioloop__calloc(1, sizeof(*s));
     int ret;
 
     if (!s) {

@@ -40,6 +40,7 @@
 
 #include "raw-aio-int.h"
 #include "../util/fault.h"
+#include "../util/alloc.h"
 #include "../util/valgrind-hints.h"
 
 #define LAIO_DEPTH AIOLOOP_RAW_QUEUE_DEPTH
@@ -104,8 +105,12 @@ static bool laio_next_event(LinuxAioState *s, struct io_event *ev)
     }
     if (s->ev_idx == s->ev_max) {
         struct timespec zero = { 0, 0 };
-        long n = syscall(__NR_io_getevents, s->kctx, 0L, (long)LAIO_DEPTH,
-                         s->events, &zero);
+        long n;
+
+        do {
+            n = syscall(__NR_io_getevents, s->kctx, 0L, (long)LAIO_DEPTH,
+                        s->events, &zero);
+        } while (n < 0 && errno == EINTR);
 
         s->ev_idx = 0;
         s->ev_max = n > 0 ? (int)n : 0;
@@ -262,7 +267,7 @@ static void laio_detach_queue(RawQueue *q, AioContext *ctx)
 
 LinuxAioState *laio_init(void)
 {
-    LinuxAioState *s = calloc(1, sizeof(*s));
+    LinuxAioState *s = aioloop__calloc(1, sizeof(*s));
     struct aio_ring *ring;
     int err;
 

@@ -193,6 +193,10 @@ void aioloop__raw_submit_to_pool(RawQueue *q, RawRequest *r);
  * result (as aioloop__raw_result() would). */
 int aioloop__raw_worker(void *opaque);
 
+/* taio_init() that returns NULL (errno ENOMEM) instead of aborting, for
+ * aio_block_backend_new(), which reports it through its Error. */
+ThreadAioState *aioloop__taio_try_init(void);
+
 /* Byte-offset callback submission of each backend (block-backend.c). */
 BlockAIOCB *aioloop__laio_submit_bytes(BlockDriverState *bs, LinuxAioState *s,
                                        int fd, uint64_t offset,

@@ -17,6 +17,7 @@
 
 #include <aioloop/thread-pool.h>
 #include "raw-aio-int.h"
+#include "../util/fault.h"
 #include "../util/valgrind-hints.h"
 
 /* Refusals with nothing in flight are retried after a back-off that
@@ -306,6 +307,20 @@ void aioloop__raw_submit_to_pool(RawQueue *q, RawRequest *r)
                                          raw_pool_done, r);
 }
 
+/* The test build's fault hook for the worker's system calls: -1 with
+ * errno set to behave as if the call failed, 0 to make it. */
+static inline ssize_t fault_io(RawRequest *r)
+{
+    int err = AIOLOOP_FAULT(AIOLOOP_FAULT_THREAD_IO);
+
+    (void)r;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
 /* Finishes a transfer that the first preadv/pwritev left short (a read
  * that stopped early, or either one interrupted before it transferred
  * anything), after @done bytes, one segment piece at a time. */
@@ -327,8 +342,12 @@ static int raw_worker_rest(RawRequest *r, size_t done)
         skip = 0;
         while (len > 0) {
             off_t pos = (off_t)(r->offset + done);
-            ssize_t n = r->type == QEMU_AIO_READ ? pread(r->fd, base, len, pos)
-                                                 : pwrite(r->fd, base, len, pos);
+            ssize_t n = fault_io(r);
+
+            if (!n) {
+                n = r->type == QEMU_AIO_READ ? pread(r->fd, base, len, pos)
+                                             : pwrite(r->fd, base, len, pos);
+            }
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -357,9 +376,22 @@ int aioloop__raw_worker(void *opaque)
     ssize_t n;
 
     if (r->type == QEMU_AIO_FLUSH) {
-        return fdatasync(r->fd) < 0 ? -errno : 0;
+        int ret;
+
+        /* EINTR: nothing was lost, the data is not known to be stable:
+         * ask again (a worker that unblocked signals can see it). */
+        do {
+            ret = (int)fault_io(r);
+            if (!ret) {
+                ret = fdatasync(r->fd);
+            }
+        } while (ret < 0 && errno == EINTR);
+        return ret < 0 ? -errno : 0;
     }
-    if (r->type == QEMU_AIO_READ) {
+    n = fault_io(r);
+    if (n) {
+        /* injected */
+    } else if (r->type == QEMU_AIO_READ) {
         n = preadv(r->fd, qiov->iov, qiov->niov, (off_t)r->offset);
     } else {
         n = pwritev(r->fd, qiov->iov, qiov->niov, (off_t)r->offset);

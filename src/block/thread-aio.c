@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "raw-aio-int.h"
+#include "../util/alloc.h"
 
 struct ThreadAioState {
     RawQueue q;
@@ -34,15 +35,25 @@ static void taio_detach_queue(RawQueue *q, AioContext *ctx)
     taio_detach_aio_context(container_of(q, ThreadAioState, q), ctx);
 }
 
-ThreadAioState *taio_init(void)
+ThreadAioState *aioloop__taio_try_init(void)
 {
-    ThreadAioState *s = calloc(1, sizeof(*s));
+    ThreadAioState *s = aioloop__calloc(1, sizeof(*s));
 
     if (!s) {
-        abort();
+        return NULL;
     }
     aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false,
                             taio_detach_queue, "a thread I/O state");
+    return s;
+}
+
+ThreadAioState *taio_init(void)
+{
+    ThreadAioState *s = aioloop__taio_try_init();
+
+    if (!s) {
+        aioloop__oom("creating a thread-backend state");
+    }
     return s;
 }
 

@@ -99,6 +99,7 @@
 
 #include <aioloop/main-loop.h>
 #include "coroutine-int.h"
+#include "../util/fault.h"
 
 #ifdef AIOLOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -321,8 +322,15 @@ static Coroutine *coroutine_new(void)
     if (!co) {
         goto oom;
     }
-    mem = mmap(NULL, COROUTINE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    int fault = AIOLOOP_FAULT(AIOLOOP_FAULT_CO_STACK);  /* test build */
+    if (fault) {
+        errno = fault;
+        mem = MAP_FAILED;
+    } else {
+        mem = mmap(NULL, COROUTINE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
+    }
     if (mem == MAP_FAILED) {
         free(co);
         goto oom;

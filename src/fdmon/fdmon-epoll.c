@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../aio-internal.h"
+#include "../util/fault.h"
 
 #ifndef __NR_epoll_pwait2
 #define __NR_epoll_pwait2 441
@@ -46,6 +47,11 @@ static int fdmon_epoll_init(AioContext *ctx)
     AioHandler *node;
 
     if (ctx->epollfd < 0) {
+        int err = AIOLOOP_FAULT(AIOLOOP_FAULT_EPOLL_CREATE);
+
+        if (err) {
+            return -err;
+        }
         ctx->epollfd = epoll_create1(EPOLL_CLOEXEC);
         if (ctx->epollfd < 0) {
             return -errno;
@@ -89,6 +95,10 @@ static int fdmon_epoll_update(AioContext *ctx, AioHandler *old_node,
     ev.events = ((events & POLLIN) ? EPOLLIN : 0) |
                 ((events & POLLOUT) ? EPOLLOUT : 0);
     ev.data.ptr = new_node;
+    r = AIOLOOP_FAULT(AIOLOOP_FAULT_EPOLL_CTL);
+    if (r) {
+        return -r;
+    }
     r = epoll_ctl(ctx->epollfd, old_node ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
                   new_node->fd, &ev);
     if (r < 0 && errno == ENOENT) {
@@ -138,11 +148,21 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
     if (unlock) {
         aioloop__sleep_begin(ctx);
     }
-    n = epoll_wait_ns(ctx->epollfd, events, EPOLL_MAX_EVENTS, timeout_ns);
+    n = AIOLOOP_FAULT(AIOLOOP_FAULT_FDMON_WAIT);
+    if (n) {
+        errno = n;
+        n = -1;
+    } else {
+        n = epoll_wait_ns(ctx->epollfd, events, EPOLL_MAX_EVENTS, timeout_ns);
+    }
     if (unlock) {
         aioloop__sleep_end(ctx);
     }
     if (n < 0) {
+        /* EINTR (a signal) is an early wake-up: aio_poll() looks at its
+         * work and, if it made no progress, waits again with the time
+         * that is left. Other errors are treated the same way; they do
+         * not lose events, which stay pending in the epoll set. */
         return errno == EINTR ? 0 : -errno;
     }
     for (i = 0; i < n; i++) {

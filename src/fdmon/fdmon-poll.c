@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "../aio-internal.h"
+#include "../util/alloc.h"
 
 typedef struct FDMonPollState {
     struct pollfd *pfds;
@@ -36,7 +37,7 @@ typedef struct FDMonPollState {
 static int fdmon_poll_init(AioContext *ctx)
 {
     if (!ctx->poll_state) {
-        ctx->poll_state = calloc(1, sizeof(*ctx->poll_state));
+        ctx->poll_state = aioloop__calloc(1, sizeof(*ctx->poll_state));
         if (!ctx->poll_state) {
             return -ENOMEM;
         }
@@ -84,13 +85,15 @@ static void build(AioContext *ctx, FDMonPollState *st)
         }
         if (n == st->cap) {
             int cap = st->cap ? st->cap * 2 : 16;
-            struct pollfd *pfds = realloc(st->pfds, cap * sizeof(*pfds));
+            struct pollfd *pfds = aioloop__realloc(st->pfds,
+                                                   cap * sizeof(*pfds));
             AioHandler **nodes;
 
             if (pfds) {
                 st->pfds = pfds;
             }
-            nodes = pfds ? realloc(st->nodes, cap * sizeof(*nodes)) : NULL;
+            nodes = pfds ? aioloop__realloc(st->nodes, cap * sizeof(*nodes))
+                         : NULL;
             if (!nodes) {
                 fprintf(stderr, "aioloop: out of memory in ppoll set\n");
                 abort();
@@ -137,7 +140,13 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
     if (unlock) {
         aioloop__sleep_begin(ctx);
     }
-    ret = ppoll(st->pfds, st->n, tsp, NULL);
+    ret = AIOLOOP_FAULT(AIOLOOP_FAULT_FDMON_WAIT);
+    if (ret) {
+        errno = ret;
+        ret = -1;
+    } else {
+        ret = ppoll(st->pfds, st->n, tsp, NULL);
+    }
     if (unlock) {
         aioloop__sleep_end(ctx);
     }
@@ -150,6 +159,8 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
             }
         }
     } else if (ret < 0) {
+        /* EINTR: an early wake-up, as in fdmon-epoll.c; the set is
+         * polled again by the next iteration, so nothing is lost. */
         ret = errno == EINTR ? 0 : -errno;
     }
 

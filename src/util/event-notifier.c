@@ -35,6 +35,7 @@
 #include <aioloop/atomic.h>
 #include <aioloop/event-notifier.h>
 #include "event-notifier-internal.h"
+#include "fault.h"
 
 /* Test hook: pretend eventfd does not exist. Atomic: tests flip it while
  * other threads may create notifiers. */
@@ -58,7 +59,13 @@ int event_notifier_init(EventNotifier *e, int active)
 
     mark_uninitialised(e);
     if (!qatomic_read(&force_pipe)) {
-        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        int err = AIOLOOP_FAULT(AIOLOOP_FAULT_EVENTFD);
+
+        if (err) {
+            errno = err;
+        } else {
+            fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        }
         if (fd < 0 && errno != ENOSYS && errno != EINVAL) {
             return -errno;      /* EMFILE, ENFILE, ENOMEM: a real failure */
         }
@@ -67,7 +74,11 @@ int event_notifier_init(EventNotifier *e, int active)
         e->rfd = e->wfd = fd;
     } else {
         int fds[2];
+        int err = AIOLOOP_FAULT(AIOLOOP_FAULT_PIPE);
 
+        if (err) {
+            return -err;
+        }
         if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
             return -errno;
         }

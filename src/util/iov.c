@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include <aioloop/iov.h>
+#include "alloc.h"
 
 /* A programming error in the caller: say which rule and stop. */
 static AIOLOOP_NORETURN void iov_misuse(const char *func, const char *what)
@@ -50,7 +51,7 @@ void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
     if (alloc_hint < 1) {
         alloc_hint = 1;
     }
-    qiov->iov = malloc((size_t)alloc_hint * sizeof(struct iovec));
+    qiov->iov = aioloop__malloc((size_t)alloc_hint * sizeof(struct iovec));
     if (!qiov->iov) {
         iov_misuse("qemu_iovec_init", "out of memory");
     }
@@ -90,7 +91,8 @@ void qemu_iovec_add(QEMUIOVector *qiov, void *base, size_t len)
             iov_misuse("qemu_iovec_add", "too many elements");
         }
         nalloc = qiov->nalloc * 2;
-        grown = realloc(qiov->iov, (size_t)nalloc * sizeof(struct iovec));
+        grown = aioloop__realloc(qiov->iov,
+                                 (size_t)nalloc * sizeof(struct iovec));
         if (!grown) {
             iov_misuse("qemu_iovec_add", "out of memory");
         }

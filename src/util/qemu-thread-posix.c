@@ -68,6 +68,7 @@
 
 #include <aioloop/atomic.h>
 #include <aioloop/thread.h>
+#include "alloc.h"
 
 /* A pthread call failed where failure means a programming error. */
 static AIOLOOP_NORETURN void thread_die(const char *func, int err)
@@ -454,7 +455,7 @@ int qemu_thread_create(QemuThread *thread, const char *name,
     sigset_t all, old;
     int err;
 
-    start = malloc(sizeof(*start));
+    start = aioloop__malloc(sizeof(*start));
     if (!start) {
         return -ENOMEM;
     }
@@ -481,7 +482,10 @@ int qemu_thread_create(QemuThread *thread, const char *name,
      * duration of the call, then put our own mask back. */
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    err = pthread_create(&thread->thread, &attr, thread_trampoline, start);
+    err = AIOLOOP_FAULT(AIOLOOP_FAULT_THREAD_CREATE);
+    if (!err) {
+        err = pthread_create(&thread->thread, &attr, thread_trampoline, start);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     pthread_attr_destroy(&attr);
