@@ -19,12 +19,12 @@
  * SPDX-License-Identifier: MIT
  */
 #include <aioloop.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 
 #include "aio-test.h"
 #include "util/death-test.h"
+#include "fd-count.h"
 
 #define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
@@ -68,24 +68,6 @@ static void rec_cb(void *opaque)
     }
 }
 
-/* Number of open file descriptors of this process. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (!d) {
-        return -1;
-    }
-    while ((e = readdir(d))) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n - 1;       /* the directory's own descriptor */
-}
 
 /* ------------------------------------------------------------------ */
 /* Misuse aborts with a clear message (death tests: run first)          */
@@ -1214,7 +1196,7 @@ static void test_other_threads_see_the_root(void)
 
 static void test_many_push_pop_cycles(void)
 {
-    int fds_before = count_fds(), fds_warm, fds_after;
+    int fds_before = test_count_fds(), fds_warm, fds_after;
     Rec r = { 0 };
 
     REQUIRE(fds_before >= 0);
@@ -1225,7 +1207,7 @@ static void test_many_push_pop_cycles(void)
     for (int depth = 5; depth >= 1; depth--) {
         async_context_pop();
     }
-    fds_warm = count_fds();
+    fds_warm = test_count_fds();
 
     for (int i = 0; i < 2000; i++) {
         int depth = 1 + i % 5;
@@ -1246,9 +1228,9 @@ static void test_many_push_pop_cycles(void)
     }
     CHECK_EQ(r.runs, 2000);
     /* Levels are reused: no context (nor fd) per push. */
-    CHECK_EQ(count_fds(), fds_warm);
+    CHECK_EQ(test_count_fds(), fds_warm);
     end();
-    fds_after = count_fds();
+    fds_after = test_count_fds();
     CHECK_EQ(fds_after, fds_before);
 }
 

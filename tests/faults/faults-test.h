@@ -8,7 +8,7 @@
  *                       and disarms every site
  *   fault_summary()     main(): the program's totals, per site, with the
  *                       calls that reached each site
- *   open_fds()          descriptors open in the process (leak checks)
+ *   test_count_fds()          descriptors open in the process (leak checks)
  *   poll_until()        blocking aio_poll() until a counter reaches a
  *                       value or a time limit passes (a ticker timer keeps
  *                       the loop turning), so no case can hang
@@ -23,10 +23,10 @@
 #ifndef AIOLOOP_FAULT_INJECTION
 #define AIOLOOP_FAULT_INJECTION 1
 #endif
-#include <dirent.h>
 
 #include "fault.h"
 #include "aio/aio-test.h"
+#include "fd-count.h"
 
 #define MS 1000000LL
 
@@ -84,24 +84,6 @@ static inline void fault_summary(void)
     printf("\n");
 }
 
-/* Number of open descriptors of the process. */
-static inline int open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (!d) {
-        return -1;
-    }
-    while ((e = readdir(d))) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n - 1;               /* opendir's own descriptor */
-}
 
 /* A timer that re-arms itself every 10 ms, so that a blocking aio_poll()
  * returns now and then even when nothing else happens. */

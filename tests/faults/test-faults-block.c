@@ -131,7 +131,7 @@ static int flush_once(Blk *t)
 
 static void test_eventfd_fails(void)
 {
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     Error *err = NULL;
     AioBlockBackend *b;
 
@@ -171,12 +171,12 @@ static void test_eventfd_fails(void)
         aio_block_backend_free(b);
     }
     aioloop__fault_clear();
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 static void test_alloc_sweep(void)
 {
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
 
     for (unsigned n = 0; n < 100; n++) {
         AioloopFaultPlan plan = { .skip = n, .count = 1, .err = ENOMEM,
@@ -194,12 +194,12 @@ static void test_alloc_sweep(void)
                    aio_block_engine_name(blk_engine), n);
             CHECK(n >= 2);
             aio_block_backend_free(b);
-            CHECK_EQ(open_fds(), fds0);
+            CHECK_EQ(test_count_fds(), fds0);
             return;
         }
         CHECK(b == NULL);
         CHECK(err && error_says(err, ENOMEM));
-        CHECK_EQ(open_fds(), fds0);
+        CHECK_EQ(test_count_fds(), fds0);
         error_free(err);
         if (b) {
             aio_block_backend_free(b);

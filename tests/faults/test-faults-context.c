@@ -101,7 +101,7 @@ static bool error_says(Error *err, int errnum)
 static void test_notifier_eventfd_emfile(void)
 {
     unsigned long hits0 = aioloop__fault_hits(AIOLOOP_FAULT_EVENTFD);
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     EventNotifier e;
 
     aioloop__fault_inject(AIOLOOP_FAULT_EVENTFD, 0, 1, EMFILE);
@@ -113,20 +113,20 @@ static void test_notifier_eventfd_emfile(void)
     CHECK_EQ(event_notifier_get_fd(&e), -1);
     CHECK_EQ(event_notifier_set(&e), -EBADF);
     event_notifier_cleanup(&e);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 
     /* Only one call failed: the next works. */
     REQUIRE(event_notifier_init(&e, 1) == 0);
     CHECK(e.rfd == e.wfd);
     CHECK(event_notifier_test_and_clear(&e));
     event_notifier_cleanup(&e);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 /* ENOSYS (no eventfd) is not a failure: the pipe fallback is used. */
 static void test_notifier_eventfd_enosys_uses_pipe(void)
 {
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     EventNotifier e;
 
     aioloop__fault_inject(AIOLOOP_FAULT_EVENTFD, 0, 1, ENOSYS);
@@ -136,13 +136,13 @@ static void test_notifier_eventfd_enosys_uses_pipe(void)
     CHECK_EQ(event_notifier_set(&e), 0);
     CHECK(event_notifier_test_and_clear(&e));
     event_notifier_cleanup(&e);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 static void test_notifier_pipe_fails_too(void)
 {
     unsigned long hits0 = aioloop__fault_hits(AIOLOOP_FAULT_PIPE);
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     EventNotifier e;
 
     aioloop__fault_inject(AIOLOOP_FAULT_EVENTFD, 0, 1, EINVAL);
@@ -151,7 +151,7 @@ static void test_notifier_pipe_fails_too(void)
     CHECK_EQ(aioloop__fault_hits(AIOLOOP_FAULT_PIPE) - hits0, 1);
     CHECK_EQ(e.rfd, -1);
     event_notifier_cleanup(&e);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -159,7 +159,7 @@ static void test_notifier_pipe_fails_too(void)
 
 static void test_ctx_eventfd_fails(void)
 {
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     Error *err = NULL;
     AioContext *ctx;
 
@@ -172,24 +172,24 @@ static void test_ctx_eventfd_fails(void)
     printf("#   %s\n", error_get_pretty(err));
     CHECK(error_says(err, EMFILE));
     error_free(err);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 
     /* errp may be NULL. */
     aioloop__fault_inject(AIOLOOP_FAULT_EVENTFD, 0, 1, ENFILE);
     CHECK(aio_context_new(NULL) == NULL);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 
     ctx = aio_context_new(&error_abort);
     CHECK(ctx_works(ctx));
     aio_context_unref(ctx);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 /* No epoll: the context falls back to ppoll and works. */
 static void test_ctx_epoll_create_fails(void)
 {
     unsigned long hits0 = aioloop__fault_hits(AIOLOOP_FAULT_EPOLL_CREATE);
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     AioContext *ctx;
 
     if (!using_epoll()) {
@@ -201,7 +201,7 @@ static void test_ctx_epoll_create_fails(void)
     CHECK(strcmp(aio_context_fdmon_name(ctx), "poll") == 0);
     CHECK(ctx_works(ctx));
     aio_context_unref(ctx);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 /* epoll_ctl refusing the context's own notifier at creation: ppoll. */
@@ -235,7 +235,7 @@ static int alloc_sweep(CtorFn *ctor, bool (*ok)(void *obj),
         AioloopFaultPlan plan = { .skip = n, .count = 1, .err = ENOMEM,
                                   .this_thread = true };
         unsigned long hits0 = aioloop__fault_hits(AIOLOOP_FAULT_ALLOC);
-        int fds0 = open_fds(), saved;
+        int fds0 = test_count_fds(), saved;
         Error *err = NULL;
         void *obj;
 
@@ -255,11 +255,11 @@ static int alloc_sweep(CtorFn *ctor, bool (*ok)(void *obj),
             return (int)n;
         }
         if (obj || !err || !error_says(err, ENOMEM) ||
-            (want_errno && saved != ENOMEM) || open_fds() != fds0) {
+            (want_errno && saved != ENOMEM) || test_count_fds() != fds0) {
             printf("#   allocation %u failed: object %p, error '%s', errno "
                    "%d, fds %d -> %d\n", n, obj,
                    err ? error_get_pretty(err) : "(none)", saved, fds0,
-                   open_fds());
+                   test_count_fds());
             CHECK(0);
             if (obj) {
                 dtor(obj);
@@ -352,7 +352,7 @@ static void test_iothread_thread_create_fails(void)
 {
     unsigned long hits0 = aioloop__fault_hits(AIOLOOP_FAULT_THREAD_CREATE);
     unsigned long calls0;
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     Error *err = NULL;
     IOThread *it;
 
@@ -364,7 +364,7 @@ static void test_iothread_thread_create_fails(void)
     printf("#   %s\n", error_get_pretty(err));
     CHECK(error_says(err, EAGAIN));
     error_free(err);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 
     /* The IOThread's notifier cannot be made: same, no thread started. */
     calls0 = aioloop__fault_calls(AIOLOOP_FAULT_THREAD_CREATE);
@@ -375,7 +375,7 @@ static void test_iothread_thread_create_fails(void)
     CHECK(err && error_says(err, EMFILE));
     error_free(err);
     CHECK_EQ(aioloop__fault_calls(AIOLOOP_FAULT_THREAD_CREATE), calls0);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 
     it = iothread_create("faults-io", &error_abort);
     CHECK(io_ok(it));
@@ -387,7 +387,7 @@ static void test_iothread_thread_create_fails(void)
 
 static void test_main_loop_init_fails(void)
 {
-    int fds0 = open_fds();
+    int fds0 = test_count_fds();
     Error *err = NULL;
     AioContext *ctx;
 
@@ -403,14 +403,14 @@ static void test_main_loop_init_fails(void)
     CHECK(qemu_get_aio_context() == NULL);
     CHECK(err && error_says(err, ENOMEM));
     error_free(err);
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 
     REQUIRE(qemu_init_main_loop(&error_abort) == 0);
     ctx = qemu_get_aio_context();
     REQUIRE(ctx != NULL);
     CHECK(ctx_works(ctx));
     qemu_cleanup_main_loop();
-    CHECK_EQ(open_fds(), fds0);
+    CHECK_EQ(test_count_fds(), fds0);
 }
 
 int main(void)

@@ -33,7 +33,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +42,7 @@
 #include <unistd.h>
 
 #include "soak.h"
+#include "fd-count.h"
 
 #define NDRIVERS 2
 #define NHOPPERS 16
@@ -130,23 +130,6 @@ void soak_expect_loop(Loop *l, const char *where)
     qatomic_inc(&l->progress);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (!d) {
-        return -1;
-    }
-    while ((e = readdir(d))) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n - 1;               /* the directory's own fd */
-}
 
 /* Resident set size now, in KiB. */
 static long rss_kib(void)
@@ -312,7 +295,7 @@ static void inject(void)
 
 static void sample(int64_t now)
 {
-    int fds = count_fds();
+    int fds = test_count_fds();
 
     if (fds > res.fd_max) {
         res.fd_max = fds;
@@ -493,7 +476,7 @@ int main(int argc, char **argv)
     cfg.inject = getenv("SOAK_INJECT") && *getenv("SOAK_INJECT") ?
                  getenv("SOAK_INJECT") : NULL;
 
-    res.fd_start = count_fds();
+    res.fd_start = test_count_fds();
     res.rss_start = rss_kib();
     soak_account_init();
     qemu_init_main_loop(&error_abort);
@@ -531,7 +514,7 @@ int main(int argc, char **argv)
     }
 
     /* Drained: nothing in flight, nothing will start. */
-    res.fd_end_run = count_fds();
+    res.fd_end_run = test_count_fds();
     watchdog_set_phase("teardown");
     for (int i = 0; i < NDRIVERS; i++) {
         qemu_thread_join(&drivers[i]);
@@ -551,7 +534,7 @@ int main(int argc, char **argv)
     watchdog_set_phase("teardown: main loop");
     qemu_cleanup_main_loop();
     watchdog_stop();
-    res.fd_final = count_fds();
+    res.fd_final = test_count_fds();
 
     /* The report. */
     printf("\nsoak: ran %.1f s, drained in %.2f s; %d block engines\n",

@@ -4,16 +4,7 @@
 #   stderr; a block corrupted on purpose makes --verify exit with 1.
 #   test-cli.sh PATH-TO-aioloop-bench
 set -u
-tool=$1
-case $tool in /*) ;; *) tool=$PWD/$tool ;; esac
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-n=0
-failed=0
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+. "$(dirname "$0")/tap.sh"
 
 # expect_usage NAME PATTERN ARGS...: status 2, exactly one stderr line,
 # starting "aioloop-bench: " and containing PATTERN; nothing on stdout.
@@ -120,5 +111,4 @@ for cmd in micro compare; do
     fi
 done
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

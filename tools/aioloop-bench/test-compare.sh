@@ -5,17 +5,7 @@
 # removed), not speed.
 #   test-compare.sh PATH-TO-aioloop-bench
 set -u
-tool=$1
-case $tool in /*) ;; *) tool=$PWD/$tool ;; esac
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-n=0
-failed=0
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+. "$(dirname "$0")/tap.sh"
 
 # micro: one program's figures, "name: value unit" lines only.
 "$tool" micro --quick --only bh >out 2>err
@@ -85,5 +75,4 @@ else
     skip "compare --micro-only" "benchmark programs not built"
 fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

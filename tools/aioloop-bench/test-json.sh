@@ -3,14 +3,8 @@
 # "aioloop-bench io --help" documents (TAP lines).
 #   test-json.sh PATH-TO-aioloop-bench PATH-TO-python3
 set -u
-tool=$1
-case $tool in /*) ;; *) tool=$PWD/$tool ;; esac
 python=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work" || exit 1
-n=0
-failed=0
+. "$(dirname "$0")/tap.sh"
 
 # The checks; argv[1] is the output file, argv[2] "key=value ..." pairs
 # that must also hold.
@@ -79,5 +73,4 @@ check "threads engine, buffered" "engine_requested=threads direct=0" \
 check "verify" "verify=true verify_errors=0" --verify
 check "polling" "poll_max_ns=32768 poll_max_ns=32768" --poll-max-ns 32768
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done
