@@ -217,6 +217,7 @@ void aioloop__notifier_poll_ready(void *opaque);
 int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
 bool aioloop__bh_scheduled(AioContext *ctx);
 void aioloop__kick(AioContext *ctx);
+bool aioloop__notify_accept(AioContext *ctx);
 QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
                                  void *opaque, const char *name);
 static inline void aioloop__report_progress(AioContext *ctx)
