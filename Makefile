@@ -6,6 +6,7 @@
 #   make check-sanitize  tests under ASan+UBSan (build-asan/), and the
 #                        multi-threaded tests under TSan (build-tsan/)
 #   make bench           the benchmarks, peers side by side (build-bench/)
+#   make check-model     only the Spin model checks (part of make check)
 #   make install         install into PREFIX (default /usr/local)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
@@ -17,6 +18,7 @@ MESON_FLAGS ?=
 DEPS = scripts/install-deps
 
 .PHONY: all check check-sanitize check-asan check-tsan bench install clean deps
+.PHONY: check-model
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -29,6 +31,9 @@ $(BUILD)/build.ninja:
 
 check: all
 	sh scripts/run-tests $(BUILD)
+
+check-model: all
+	sh scripts/run-tests $(BUILD) --suite model
 
 build-asan/build.ninja:
 	CC=$(CC) meson setup build-asan -Db_sanitize=address,undefined \
