@@ -505,14 +505,19 @@ AioContext *aioloop__poll_ctx(void)
  * Would this thread sleep holding the context while another thread is
  * queued for it? aio_poll() releases one level around its sleep; a caller
  * that holds the context itself (the seed-002 loop: acquire, then "while
- * (aio_poll(ctx, true))") keeps it. The contention callback wakes such a
- * sleeper once per wait, but that wake-up can be consumed by an iteration
- * that also made progress, after which the caller polls again: so an
- * outermost aio_poll() checks the queue itself before sleeping, and
- * returns instead. Called after notify_me += 2; the seq_cst load of
- * waiters pairs with the waiter's seq_cst increment that precedes its
- * contention callback's aio_notify(): either we see the waiter here, or
- * its notify_me load sees our announcement and writes the eventfd.
+ * (aio_poll(ctx, true))", release) keeps it. The contention callback wakes
+ * such a sleeper once per wait, but that wake-up can be consumed by an
+ * iteration that also made progress: aio_poll() returns true, the caller
+ * polls again, and would sleep with the waiter queued. So an outermost
+ * aio_poll() checks the queue itself before sleeping and returns instead,
+ * until it has returned false to its caller while someone was queued
+ * (ctx->contention_reported): a caller that keeps polling after that,
+ * holding the context on purpose, sleeps instead of spinning.
+ * Called after notify_me += 2; the seq_cst load of waiters pairs with the
+ * waiter's seq_cst increment that precedes its contention callback's
+ * aio_notify(): either we see the waiter here, or its notify_me load sees
+ * our announcement and writes the eventfd. Model-checked in
+ * tests/model/aio-notify.pml.
  */
 static bool held_by_caller_and_contended(AioContext *ctx)
 {
@@ -572,7 +577,8 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
         }
         /* Not for nested polls: the context stays held by their caller's
          * callback anyway, and returning would make them spin. */
-        if (timeout != 0 && !nested && held_by_caller_and_contended(ctx)) {
+        if (timeout != 0 && !nested && !ctx->contention_reported &&
+            held_by_caller_and_contended(ctx)) {
             timeout = 0;
             *woken = true;
         }
@@ -613,6 +619,10 @@ bool aio_poll(AioContext *ctx, bool blocking)
         if (progress || woken || ran_idle || !blocking) {
             break;
         }
+    }
+    if (outer_ctx != ctx) {
+        ctx->contention_reported = !progress &&
+                                   held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
     aio_context_release(ctx);

@@ -496,6 +496,45 @@ static void test_acquire_when_wakeup_also_runs_bh(void)
     aio_context_unref(ctx);
 }
 
+/* The other side of the case above: a caller that holds the context and
+ * polls on whatever aio_poll() returns (waiting for its own event while
+ * another thread is queued for the context) gets one early false return,
+ * then sleeps until its event; it must not spin. Found by the Spin model
+ * (BUG_LEVEL_CONTENTION: a contention check with no memory makes every
+ * aio_poll() return at once). */
+static void set_flag_cb(void *opaque)
+{
+    qatomic_mb_set((int *)opaque, 1);
+}
+
+static void test_held_wait_sleeps_while_contended(void)
+{
+    AioContext *ctx = new_ctx();
+    int done = 0, polls = 0;
+    QEMUTimer *t = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                 set_flag_cb, &done);
+    Acquirer a;
+
+    aio_context_acquire(ctx);
+    acquirer_start(&a, ctx);
+    CHECK(wait_until_blocked(a.tid));
+    timer_mod(t, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 100);
+    while (!qatomic_mb_read(&done)) {
+        aio_poll(ctx, true);
+        polls++;
+        if (polls > 1000) {
+            break;
+        }
+    }
+    printf("#   %d polls while waiting 100 ms\n", polls);
+    CHECK(polls <= 3);
+    aio_context_release(ctx);
+    CHECK_EQ(qemu_sem_timedwait(&a.got, 2000), 0);
+    acquirer_finish(&a);
+    timer_free(t);
+    aio_context_unref(ctx);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_DEADLOCK);
@@ -509,5 +548,6 @@ int main(void)
     RUN(test_acquire_while_unheld_poll_sleeps);
     RUN(test_two_pollers_share_context);
     RUN(test_acquire_when_wakeup_also_runs_bh);
+    RUN(test_held_wait_sleeps_while_contended);
     return test_done();
 }

@@ -18,14 +18,17 @@
  *                       notified, BH list); then either a zero-timeout
  *                       look (no eventfd read if every handler has io_poll)
  *                       or: notify_me += 2; BH list again; load notified;
- *                       the contention check (held_by_caller_and_contended);
+ *                       the contention check (caller holds the context,
+ *                       someone is queued, and the caller has not had a
+ *                       false return since: ctx->contention_reported);
  *                       release one level, epoll_wait, reacquire;
  *                       notify_me -= 2. Then aio_notify_accept (relaxed
  *                       load, exchange) giving woken; the exchange of
  *                       bh_list and one fetch_and per BH taken (the BH runs
  *                       if it was scheduled); the notifier's read handler
  *                       draining the eventfd if it was reported. Repeats
- *                       while no progress and not woken.
+ *                       while no progress and not woken; on return sets
+ *                       contention_reported.
  *   the context lock    src/util/rfifolock.c: recursion; fast path (load
  *                       waiters, CAS owner); slow path (mutex, waiters++,
  *                       ticket, CAS, contention callback = aio_notify(),
@@ -36,9 +39,11 @@
  * Threads: a poller running the IOThread loop of tests/aio/test-acquire.c,
  * either way: holding the context around "while (!stop && aio_poll(ctx,
  * true));" (QEMU 2.4's IOThread, seed 002) or calling aio_poll(ctx, true)
- * bare; NSCHED threads scheduling a BH each (the first one twice); a
- * thread that takes the context once; a stopper that, once that work is
- * done, sets stop and calls aio_notify(), like the test's main thread.
+ * bare; with HOLD=3 it first holds the context and polls until BH 0 ran,
+ * whatever aio_poll() returns (an AIO_WAIT_WHILE with the context held).
+ * NSCHED threads schedule a BH each (the first one twice); a thread takes
+ * the context once; a stopper, once that work is done, sets stop and calls
+ * aio_notify(), like the test's main thread.
  *
  * Not modelled: timers and kicks (handler-set changes; they use the same
  * notify_me handshake through aioloop__kick), idle BHs, cancel/delete,
@@ -55,15 +60,17 @@
  *             to wake it, while it has work it must see - a published
  *             scheduled BH, an aio_notify() made since aio_poll() last
  *             returned (a notify is never lost), or a thread queued for the
- *             context this poller still holds (seed 002);
+ *             context this poller still holds (seed 002), unless aio_poll()
+ *             already returned false to the caller while it waited;
  *             assert(runs <= schedules) for each BH (nothing runs twice);
  *             no invalid end state (no deadlock: every thread finishes,
  *             which needs every BH run and the acquirer served).
  *   liveness  under weak fairness: ltl all_done (<> everything finished),
  *             ltl acquire ([] (acquirer waiting -> <> it holds)),
- *             ltl bh_runs ([] (BH 0 scheduled -> <> a run of it started)),
- *             and no non-progress cycle (a livelock: a cycle that runs no
- *             BH; every correct run here terminates).
+ *             ltl bh_runs ([] (BH 0 scheduled -> <> a run of it started));
+ *             and, without fairness, no non-progress cycle: no cycle runs
+ *             no BH, even while the other threads stand still (no
+ *             busy-wait, no livelock; every correct run terminates).
  *
  * Variants that must FAIL (-D at spin -a time; run-spin's "bugs" mode):
  *   BUG_FORGETFUL_NOTIFY    QEMU 2.4's aio_notify() before seed 002's fix:
@@ -84,6 +91,11 @@
  *                           consumed by an aio_poll() that also ran a BH,
  *                           the held loop polls again and sleeps with the
  *                           waiter queued.
+ *   BUG_LEVEL_CONTENTION    the contention check without
+ *                           contention_reported: a caller that keeps the
+ *                           context and polls on (HOLD=3) spins while the
+ *                           waiter waits - Spin finds the busy-wait as a
+ *                           non-progress cycle.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -96,7 +108,7 @@
  *           BH twice when TWICE is 1
  *   ACQ     1: a thread takes the context once (aio_context_acquire)
  *   HOLD    0: aio_poll() bare, 1: held around the inner loop, 2: either,
- *           chosen each round */
+ *           chosen each round, 3: as 2 after a held wait for BH 0 */
 #ifndef NSCHED
 #define NSCHED 2
 #endif
@@ -130,6 +142,7 @@ byte next_ticket;           /* mod 4: at most 2 threads queue */
 byte serving;
 bool cwait[3];              /* in cond_wait, until a broadcast */
 
+bool reported;              /* ctx->contention_reported */
 bool can_poll;              /* every handler has io_poll (no user fds) */
 bool stop;
 
@@ -144,20 +157,24 @@ bool asleep;                /* poller blocked in epoll_wait(-1) */
 bool undelivered;           /* an aio_notify() began after the poller last
                                returned from aio_poll() */
 bool acq_wants, acq_has, acq_condwait;
+bool acq_told;              /* an aio_poll() returned false to the
+                               poller's caller while the acquirer waited */
 bool acq_done = !ACQ;
 bool poller_done, stopper_done;
 
 /* The poller is asleep with nothing left to wake it although it has work
  * it must see: a published scheduled BH, a notification that no
  * aio_poll() has returned since, or a thread queued for the context that
- * the poller still holds. Asserted false at every step that can make it
- * true: the poller falling asleep, a thread ending its notify, the
- * acquirer starting to wait. */
+ * the poller still holds, unless the caller was already told (an
+ * aio_poll() returned false to it while that thread waited: a caller that
+ * keeps the context then chose to). Asserted false at every step that can
+ * make it true: the poller falling asleep, a thread ending its notify,
+ * the acquirer starting to wait. */
 #define LOST_WAKEUP \
     (asleep && !efd && inflight == 0 && \
      ((onlist[0] && (bh_flags[0] & F_SCHED)) || \
       (onlist[1] && (bh_flags[1] & F_SCHED)) || \
-      undelivered || (acq_condwait && owner == POLLER)))
+      undelivered || (acq_condwait && owner == POLLER && !acq_told)))
 
 /* ---------------------------------------------------------------- */
 /* aio_notify() (src/async.c); also the contention callback          */
@@ -341,9 +358,11 @@ inline aio_poll_once()
         zero = zero || notified;                 /* notified load */
 #ifndef BUG_EDGE_CONTENTION
         /* The context stays held by this thread while it sleeps and
-         * someone is queued for it: do not sleep, return. */
+         * someone is queued for it, and no aio_poll() has returned false
+         * to the caller since: do not sleep, return. */
         if
-        :: atomic { !zero && nest[POLLER] > 1 && waiters > 0 -> zero = 1; contended = 1 }
+        :: atomic { !zero && !reported && nest[POLLER] > 1 && waiters > 0 ->
+                    zero = 1; contended = 1 }
         :: else
         fi;
 #endif
@@ -385,6 +404,7 @@ inline aio_poll_once()
 /* aio_poll(ctx, true): iterate until progress or woken. */
 inline aio_poll()
 {
+    progress = 0;
     lock(POLLER, ticket, got);
     do
     :: aio_poll_once();
@@ -393,7 +413,15 @@ inline aio_poll()
         :: else
         fi
     od;
-    atomic { undelivered = 0; woken = 0 };       /* returns to the caller */
+#if !defined(BUG_EDGE_CONTENTION) && !defined(BUG_LEVEL_CONTENTION)
+    /* Tell the next call whether the caller has seen a false return
+     * while someone was queued (it may then sleep). */
+    reported = (!progress && nest[POLLER] > 1 && waiters > 0);
+#endif
+    atomic {                                     /* returns to the caller */
+        undelivered = 0; woken = 0;
+        acq_told = acq_told || (!progress && acq_wants)
+    };
     unlock(POLLER, got)
 }
 
@@ -409,10 +437,21 @@ active proctype poller()
     :: can_poll = 1
     :: can_poll = 0
     fi;
+#if HOLD == 3
+    /* First the caller holds the context and waits for BH 0 with
+     * "while (!ran) aio_poll(ctx, true);" (an AIO_WAIT_WHILE with the
+     * context held): with the acquirer queued it must sleep, not spin. */
+    lock(POLLER, ticket, got);
+    do
+    :: runs[0] > 0 -> break
+    :: else -> aio_poll()
+    od;
+    unlock(POLLER, got);
+#endif
     do
     :: stop -> break
     :: else ->
-#if HOLD == 2
+#if HOLD >= 2
         if
         :: hold = 1
         :: hold = 0
@@ -426,7 +465,6 @@ active proctype poller()
             do                                   /* while (!stop && */
             :: stop -> break
             :: else ->
-                progress = 0;
                 aio_poll();                      /*   aio_poll(ctx, true)) */
                 if
                 :: !progress -> break
