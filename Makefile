@@ -7,6 +7,9 @@
 #                        multi-threaded tests under TSan (build-tsan/)
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make check-model     only the Spin model checks (part of make check)
+#   make fuzz            libFuzzer on tests/fuzz/fuzz-aio for FUZZ_TIME
+#                        seconds (default 60), clang, ASan+UBSan (build-fuzz/)
+#   make fuzz-merge      minimise what make fuzz found into tests/fuzz/corpus
 #   make install         install into PREFIX (default /usr/local)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
@@ -16,9 +19,10 @@ BUILD ?= build
 PREFIX ?= /usr/local
 MESON_FLAGS ?=
 DEPS = scripts/install-deps
+FUZZ_TIME ?= 60
 
 .PHONY: all check check-sanitize check-asan check-tsan bench install clean deps
-.PHONY: check-model
+.PHONY: check-model fuzz fuzz-merge
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -34,6 +38,21 @@ check: all
 
 check-model: all
 	sh scripts/run-tests $(BUILD) --suite model
+
+build-fuzz/build.ninja:
+	CC=clang meson setup build-fuzz -Dfuzz=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false \
+	    -Dtools=false -Dexamples=false $(MESON_FLAGS)
+
+fuzz: deps build-fuzz/build.ninja
+	ninja -C build-fuzz tests/fuzz/fuzz-aio
+	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
+	    build-fuzz/fuzz-run $(FUZZ_TIME)
+
+fuzz-merge: deps build-fuzz/build.ninja
+	ninja -C build-fuzz tests/fuzz/fuzz-aio
+	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
+	    build-fuzz/fuzz-run merge
 
 build-asan/build.ninja:
 	CC=$(CC) meson setup build-asan -Db_sanitize=address,undefined \
@@ -70,4 +89,5 @@ install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf build build-asan build-tsan build-bench build-clang build-release
+	rm -rf build build-asan build-tsan build-bench build-clang build-release \
+	    build-fuzz
