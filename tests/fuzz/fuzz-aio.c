@@ -34,7 +34,8 @@
  *                     dispatch); the job completes once, in the loop
  *                     thread, with its function's value, or -ECANCELED
  *                     only if a cancel was asked and the function never
- *                     ran. Any callback runs only inside aio_poll().
+ *                     ran. Any callback runs only inside aio_poll() (ours,
+ *                     or the one bdrv_aio_cancel() runs).
  *   at each aio_poll  (any depth) everything that was ready when it began
  *   return            and was not touched since has run during it: a
  *                     scheduled (or idle-scheduled) BH, a one-shot, a due
@@ -48,6 +49,13 @@
  *
  * Thread-pool completions are asynchronous: the model only requires
  * "exactly once, eventually". Everything else is deterministic.
+ *
+ * The harness never waits for what cannot come: a blocking aio_poll()
+ * runs only with work ready, a notification pending or a job in flight
+ * with the gate open; the gate closes only at the top level; the
+ * synchronous cancel runs only at the top level, gate open. A failing
+ * input replays with FUZZ_AIO_TRACE=1 fuzz-aio-replay FILE, which prints
+ * each operation and callback.
  *
  * The same LLVMFuzzerTestOneInput() is linked with libFuzzer (make fuzz,
  * clang) and with replay-main.c (make check replays tests/fuzz/corpus/).
