@@ -8,6 +8,10 @@
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make check-aarch64   cross-build for aarch64 and run the tests under
 #                        qemu-user (build-aarch64/; scripts/check-aarch64)
+#   make check-model     only the Spin model checks (part of make check)
+#   make fuzz            libFuzzer on tests/fuzz/fuzz-aio for FUZZ_TIME
+#                        seconds (default 60), clang, ASan+UBSan (build-fuzz/)
+#   make fuzz-merge      minimise what make fuzz found into tests/fuzz/corpus
 #   make install         install into PREFIX (default /usr/local)
 #   make docs            API reference + design pages (build-docs/html)
 #
@@ -18,9 +22,11 @@ BUILD ?= build
 PREFIX ?= /usr/local
 MESON_FLAGS ?=
 DEPS = scripts/install-deps
+FUZZ_TIME ?= 60
 
 .PHONY: all check check-sanitize check-asan check-tsan bench install clean deps \
 	check-aarch64
+.PHONY: check-model fuzz fuzz-merge
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -33,6 +39,24 @@ $(BUILD)/build.ninja:
 
 check: all
 	sh scripts/run-tests $(BUILD)
+
+check-model: all
+	sh scripts/run-tests $(BUILD) --suite model
+
+build-fuzz/build.ninja:
+	CC=clang meson setup build-fuzz -Dfuzz=true \
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false \
+	    -Dtools=false -Dexamples=false $(MESON_FLAGS)
+
+fuzz: deps build-fuzz/build.ninja
+	ninja -C build-fuzz tests/fuzz/fuzz-aio
+	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
+	    build-fuzz/fuzz-run $(FUZZ_TIME)
+
+fuzz-merge: deps build-fuzz/build.ninja
+	ninja -C build-fuzz tests/fuzz/fuzz-aio
+	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
+	    build-fuzz/fuzz-run merge
 
 build-asan/build.ninja:
 	CC=$(CC) meson setup build-asan -Db_sanitize=address,undefined \
@@ -83,7 +107,7 @@ clean-docs:
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release \
-	    build-aarch64
+	    build-aarch64 build-fuzz
 
 # ---- reliability: soak and valgrind ----------------------------------
 #   make soak            the torture program (tests/soak) for SOAK_TIME s

@@ -173,6 +173,10 @@ struct AioContext {
     bool has_deleted;               /* atomic: deleted_handlers != NULL */
     int sleepers;                   /* aio_poll()s asleep; list_lock */
     int poll_depth;                 /* nested walks; context holder only */
+    /* An outermost aio_poll() returned false while its caller held the
+     * context and another thread was queued for it (see
+     * held_by_caller_and_contended() in aio-posix.c). Context holder. */
+    bool contention_reported;
     int poll_disable_cnt;           /* atomic: live handlers without io_poll */
     unsigned handler_gen;           /* atomic: bumped on every change */
     int external_disable_cnt;       /* atomic */
@@ -226,6 +230,7 @@ void aioloop__notifier_poll_ready(void *opaque);
 int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
 bool aioloop__bh_scheduled(AioContext *ctx);
 void aioloop__kick(AioContext *ctx);
+bool aioloop__notify_accept(AioContext *ctx);
 QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
                                  void *opaque, const char *name);
 static inline void aioloop__report_progress(AioContext *ctx)

@@ -548,9 +548,33 @@ static inline AioContext *set_poll_ctx(AioContext *ctx)
     return old;
 }
 
-/* One iteration; see the diagram at the top. */
-static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
-                          bool *ran_idle)
+/*
+ * Would this thread sleep holding the context while another thread is
+ * queued for it? aio_poll() releases one level around its sleep; a caller
+ * that holds the context itself (the seed-002 loop: acquire, then "while
+ * (aio_poll(ctx, true))", release) keeps it. The contention callback wakes
+ * such a sleeper once per wait, but that wake-up can be consumed by an
+ * iteration that also made progress: aio_poll() returns true, the caller
+ * polls again, and would sleep with the waiter queued. So an outermost
+ * aio_poll() checks the queue itself before sleeping and returns instead,
+ * until it has returned false to its caller while someone was queued
+ * (ctx->contention_reported): a caller that keeps polling after that,
+ * holding the context on purpose, sleeps instead of spinning.
+ * Called after notify_me += 2; the seq_cst load of waiters pairs with the
+ * waiter's seq_cst increment that precedes its contention callback's
+ * aio_notify(): either we see the waiter here, or its notify_me load sees
+ * our announcement and writes the eventfd. Model-checked in
+ * tests/model/aio-notify.pml.
+ */
+static bool held_by_caller_and_contended(AioContext *ctx)
+{
+    return ctx->lock.nesting > 1 && qatomic_mb_read(&ctx->lock.waiters) > 0;
+}
+
+/* One iteration; see the diagram at the top. @nested: this thread is
+ * already inside aio_poll()/aio_dispatch() of @ctx (a callback polls). */
+static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
+                          bool *woken, bool *ran_idle)
 {
     AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
     const FDMonOps *ops;
@@ -601,14 +625,24 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool *woken,
         if (qatomic_mb_read(&ctx->notified)) {
             timeout = 0;
         }
+        /* Not for nested polls: the context stays held by their caller's
+         * callback anyway, and returning would make them spin. */
+        if (timeout != 0 && !nested && !ctx->contention_reported &&
+            held_by_caller_and_contended(ctx)) {
+            timeout = 0;
+            *woken = true;
+        }
         ops = qatomic_mb_read(&ctx->fdmon_ops);
         ops->wait(ctx, &ready_list, timeout, timeout != 0);
         aioloop__sleep_hooks_finish(ctx);
         qatomic_sub(&ctx->notify_me, 2);
     }
 
-    *woken = qatomic_read(&ctx->notified);
-    aio_notify_accept(ctx);
+    /* One exchange: a notification arriving between a separate look and
+     * clear would be cleared without being reported. */
+    if (aioloop__notify_accept(ctx)) {
+        *woken = true;
+    }
 
     if (max_ns) {
         adjust_polling_time(ctx, aioloop__now_ns() - start, max_ns);
@@ -631,10 +665,15 @@ bool aio_poll(AioContext *ctx, bool blocking)
     for (;;) {
         bool woken = false, ran_idle = false;
 
-        progress = aio_poll_once(ctx, blocking, &woken, &ran_idle);
+        progress = aio_poll_once(ctx, blocking, outer_ctx == ctx, &woken,
+                                 &ran_idle);
         if (progress || woken || ran_idle || !blocking) {
             break;
         }
+    }
+    if (outer_ctx != ctx) {
+        ctx->contention_reported = !progress &&
+                                   held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
     aio_context_release(ctx);

@@ -40,9 +40,11 @@
  * (aio-posix.c) and aio_ctx_prepare()'s notify_me |= 1 (aio-glib.c).
  * notified stays set until aio_notify_accept(), so a notification that
  * arrives while nobody polls makes the next blocking aio_poll() return.
- * aio_notify_accept() clears notified with a seq_cst store before the BH
- * list is exchanged (also seq_cst), so a BH whose notification it
- * consumed is always seen by the aio_bh_poll() that follows.
+ * aio_notify_accept() clears notified with a seq_cst exchange before the
+ * BH list is exchanged (also seq_cst), so a BH whose notification it
+ * consumed is always seen by the aio_bh_poll() that follows; aio_poll()
+ * returns when that exchange consumed a notification. The handshake is
+ * model-checked: tests/model/aio-notify.pml.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -321,14 +323,22 @@ void aio_notify(AioContext *ctx)
     }
 }
 
-void aio_notify_accept(AioContext *ctx)
+bool aioloop__notify_accept(AioContext *ctx)
 {
     /* seq_cst: ordered before the exchange of ctx->bh_list that follows in
      * aio_poll(); pairs with the store in aio_notify(). When notified is
-     * already clear there is nothing to consume (and no store to pay). */
-    if (qatomic_read(&ctx->notified)) {
-        qatomic_mb_set(&ctx->notified, false);
-    }
+     * already clear there is nothing to consume (and no store to pay); a
+     * notification that arrives after that load stays for the next look.
+     * Otherwise one exchange clears and reports it: a load followed by a
+     * separate store could clear a notification that arrived in between
+     * without reporting it (found by tests/model/aio-notify.pml). */
+    return qatomic_read(&ctx->notified) &&
+           qatomic_xchg(&ctx->notified, false);
+}
+
+void aio_notify_accept(AioContext *ctx)
+{
+    (void)aioloop__notify_accept(ctx);
 }
 
 /* Wake a sleeping or busy-polling loop so that it looks again at its

@@ -211,7 +211,7 @@ static void test_acquire_fifo_order(void)
  *
  *     while (!stop) {
  *         aio_context_acquire(ctx);
- *         while (aio_poll(ctx, true)) { }
+ *         while (aio_poll(ctx, true) && !stop) { }
  *         aio_context_release(ctx);
  *     }
  *
@@ -235,10 +235,13 @@ static void *poll_loop_fn(void *opaque)
     while (!qatomic_mb_read(&l->stop)) {
         if (l->hold) {
             aio_context_acquire(l->ctx);
+            /* Check stop in the inner loop too (QEMU 2.4's IOThread did):
+             * the stop notification may be consumed by an aio_poll() that
+             * also ran a BH and so returns true. */
             do {
                 qatomic_inc(&l->entering);
                 qatomic_inc(&l->polls);
-            } while (aio_poll(l->ctx, true));
+            } while (aio_poll(l->ctx, true) && !qatomic_mb_read(&l->stop));
             aio_context_release(l->ctx);
         } else {
             qatomic_inc(&l->entering);
@@ -422,6 +425,116 @@ static void test_two_pollers_share_context(void)
     aio_context_unref(ctx);
 }
 
+/* A BH scheduled right before aio_context_acquire(): the schedule wakes
+ * the held loop, and the acquire's contention wake-up lands in the same
+ * loop iteration, which also runs the BH. That aio_poll() returns true
+ * (progress), so the held loop polls again - it must not sleep while the
+ * acquirer is queued, since nothing else would wake it. aio_poll() used
+ * to sleep: the one contention wake-up had been consumed. Found by the
+ * Spin model (tests/model/aio-notify.pml, BUG_EDGE_CONTENTION). A rescuer
+ * notifies the context if an acquire takes too long, so a regression
+ * fails the case instead of hanging it. */
+
+typedef struct {
+    AioContext *ctx;
+    int64_t started;        /* atomic: when the pending acquire began, 0 */
+    int stop;               /* atomic */
+    int rescues;            /* atomic */
+    QemuThread thread;
+} Rescuer;
+
+static void *rescuer_fn(void *opaque)
+{
+    Rescuer *r = opaque;
+
+    while (!qatomic_mb_read(&r->stop)) {
+        int64_t t0 = qatomic_mb_read(&r->started);
+
+        if (t0 && test_now_ns() - t0 > PROMPT_NS) {
+            qatomic_inc(&r->rescues);
+            qatomic_mb_set(&r->started, 0);
+            aio_notify(r->ctx);
+        }
+        sleep_ms(10);
+    }
+    return NULL;
+}
+
+static void test_acquire_when_wakeup_also_runs_bh(void)
+{
+    AioContext *ctx = new_ctx();
+    PollLoop l;
+    Rescuer r = { .ctx = ctx };
+    int count = 0;
+    QEMUBH *bh = aio_bh_new(ctx, atomic_count_cb, &count);
+    int i, iters = UNDER_TSAN ? 50 : 200;
+    int64_t worst = 0;
+
+    start_thread(&r.thread, "rescuer", rescuer_fn, &r);
+    poll_loop_start(&l, ctx, true);
+    for (i = 0; i < iters && !qatomic_read(&r.rescues); i++) {
+        int64_t took;
+
+        /* Let the loop go back to sleep in its held aio_poll(). */
+        sleep_us(i % 2 ? 200 : 2000);
+        qemu_bh_schedule(bh);
+        qatomic_mb_set(&r.started, test_now_ns());
+        took = timed_acquire(ctx);
+        qatomic_mb_set(&r.started, 0);
+        worst = took > worst ? took : worst;
+        aio_context_release(ctx);
+    }
+    poll_loop_stop(&l);
+    qatomic_mb_set(&r.stop, 1);
+    qemu_thread_join(&r.thread);
+    printf("#   %d acquires, worst %lld us, %d rescued, %d BH runs\n", i,
+           (long long)(worst / 1000), qatomic_read(&r.rescues),
+           qatomic_read(&count));
+    CHECK_EQ(qatomic_read(&r.rescues), 0);
+    CHECK(worst < PROMPT_NS);
+    qemu_bh_delete(bh);
+    aio_context_unref(ctx);
+}
+
+/* The other side of the case above: a caller that holds the context and
+ * polls on whatever aio_poll() returns (waiting for its own event while
+ * another thread is queued for the context) gets one early false return,
+ * then sleeps until its event; it must not spin. Found by the Spin model
+ * (BUG_LEVEL_CONTENTION: a contention check with no memory makes every
+ * aio_poll() return at once). */
+static void set_flag_cb(void *opaque)
+{
+    qatomic_mb_set((int *)opaque, 1);
+}
+
+static void test_held_wait_sleeps_while_contended(void)
+{
+    AioContext *ctx = new_ctx();
+    int done = 0, polls = 0;
+    QEMUTimer *t = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
+                                 set_flag_cb, &done);
+    Acquirer a;
+
+    aio_context_acquire(ctx);
+    acquirer_start(&a, ctx);
+    CHECK(wait_until_blocked(a.tid));
+    timer_mod(t, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 100);
+    while (!qatomic_mb_read(&done)) {
+        aio_poll(ctx, true);
+        polls++;
+        if (polls > 1000) {
+            break;
+        }
+    }
+    printf("#   %d polls while waiting 100 ms\n", polls);
+    CHECK(polls <= 3);
+    aio_context_release(ctx);
+    CHECK_EQ(qemu_sem_timedwait(&a.got, 2000), 0);
+    acquirer_finish(&a);
+    timer_free(t);
+    aio_context_unref(ctx);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_DEADLOCK);
@@ -434,5 +547,7 @@ int main(void)
     RUN(test_acquire_race_with_poll_entry);
     RUN(test_acquire_while_unheld_poll_sleeps);
     RUN(test_two_pollers_share_context);
+    RUN(test_acquire_when_wakeup_also_runs_bh);
+    RUN(test_held_wait_sleeps_while_contended);
     return test_done();
 }

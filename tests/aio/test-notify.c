@@ -517,6 +517,97 @@ static void test_stress_concurrent_notify(void)
     aio_context_unref(ctx);
 }
 
+/* ------------------------------------------------------------------ */
+/* A notification that arrives while aio_poll() is already awake (woken
+ * by a kick: a timer moved earlier from another thread) must still make
+ * it return. aio_poll() used to load 'notified' for its result and then
+ * clear it in a second step: an aio_notify() landing between the two was
+ * cleared without being reported, and the blocking aio_poll() slept on.
+ * Found by the Spin model (tests/model/aio-notify.pml, BUG_WOKEN_RACE).
+ * The window is a few instructions wide: this is a stress test that
+ * catches the bug in some runs, not in every one. */
+
+typedef struct {
+    AioContext *ctx;
+    QEMUTimer *timer;
+    int stop;               /* atomic */
+    unsigned returns;       /* atomic: aio_poll() calls that returned */
+    QemuThread poller, kicker;
+} KickedLoop;
+
+static void *kicked_poller_fn(void *opaque)
+{
+    KickedLoop *k = opaque;
+
+    while (!qatomic_mb_read(&k->stop)) {
+        aio_poll(k->ctx, true);
+        qatomic_inc(&k->returns);
+    }
+    return NULL;
+}
+
+static void never_cb(void *opaque)
+{
+    (void)opaque;
+}
+
+/* Keeps the loop iterating without progress: each timer_mod() moves the
+ * far-away deadline earlier, which kicks the sleeping loop. */
+static void *kicker_fn(void *opaque)
+{
+    KickedLoop *k = opaque;
+    int64_t deadline = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+                       3600LL * 1000 * 1000 * 1000;
+
+    while (!qatomic_mb_read(&k->stop)) {
+        timer_mod_ns(k->timer, deadline--);
+    }
+    return NULL;
+}
+
+static void test_notify_while_awake_not_lost(void)
+{
+    AioContext *ctx = new_ctx();
+    KickedLoop k = { .ctx = ctx };
+    int64_t end = test_now_ns() + (UNDER_TSAN ? 1000 : 2000) * 1000000LL;
+    unsigned long notifies = 0;
+    int lost = 0;
+
+    k.timer = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_NS, never_cb,
+                            NULL);
+    start_thread(&k.poller, "poller", kicked_poller_fn, &k);
+    start_thread(&k.kicker, "kicker", kicker_fn, &k);
+    while (test_now_ns() < end && lost == 0) {
+        unsigned before = qatomic_mb_read(&k.returns);
+        int64_t deadline = test_now_ns() + (int64_t)(rand() % 20000);
+
+        /* Land at a random point of the loop's kicked iterations. */
+        while (test_now_ns() < deadline) {
+            /* spin */
+        }
+        aio_notify(ctx);
+        notifies++;
+        deadline = test_now_ns() + 2000LL * 1000000;
+        while (qatomic_mb_read(&k.returns) == before) {
+            if (test_now_ns() > deadline) {
+                lost++;
+                aio_notify(ctx);        /* rescue the loop */
+                break;
+            }
+            sched_yield();
+        }
+    }
+    qatomic_mb_set(&k.stop, 1);
+    qemu_thread_join(&k.kicker);
+    aio_notify(ctx);
+    qemu_thread_join(&k.poller);
+    printf("#   %lu notifications, %u returns\n", notifies,
+           qatomic_read(&k.returns));
+    CHECK_EQ(lost, 0);
+    timer_free(k.timer);
+    aio_context_unref(ctx);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_LOST_WAKEUP);
@@ -530,5 +621,6 @@ int main(void)
     RUN(test_bh_schedule_from_signal_handler);
     RUN(test_stress_cross_thread_schedule);
     RUN(test_stress_concurrent_notify);
+    RUN(test_notify_while_awake_not_lost);
     return test_done();
 }
