@@ -239,6 +239,12 @@ static int laio_flush(RawQueue *q)
             }
             q->in_flight += (unsigned)ret;
             aioloop__raw_accepted(q);
+            if (laio_poll_cb(s)) {
+                /* Completed inside io_submit() (page cache, tmpfs): have
+                 * the next aio_poll() deliver it from the ring without
+                 * waiting in the fd monitor and reading the eventfd. */
+                qemu_bh_schedule(q->process_bh);
+            }
             continue;
         }
         if (ret == -EINTR) {
