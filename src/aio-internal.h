@@ -233,6 +233,10 @@ void aioloop__kick(AioContext *ctx);
 bool aioloop__notify_accept(AioContext *ctx);
 QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
                                  void *opaque, const char *name);
+/* qemu_bh_schedule() without waking the loop: only for the loop's own
+ * thread at a point where it has yet to look at its BHs before it sleeps
+ * (a sleep hook's prepare()), so that no eventfd write is needed. */
+void aioloop__bh_schedule_local(QEMUBH *bh);
 static inline void aioloop__report_progress(AioContext *ctx)
 {
     ctx->user_progress++;
@@ -348,7 +352,9 @@ int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
  *   prepare(opaque)  arm the signal, then (after a full barrier) look
  *                    whether work is already waiting that no signal
  *                    announced; if so, schedule a bottom half that
- *                    handles it, so that the wait does not sleep.
+ *                    handles it (aioloop__bh_schedule_local(): the loop
+ *                    looks at its BHs after the hooks, before it
+ *                    sleeps), so that the wait does not sleep.
  *   finish(opaque)   disarm the signal: the loop is awake and will see
  *                    the work through its own calls.
  *

@@ -145,6 +145,11 @@ void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
     bh_enqueue(bh, BH_SCHEDULED, true);
 }
 
+void aioloop__bh_schedule_local(QEMUBH *bh)
+{
+    bh_enqueue(bh, BH_SCHEDULED, false);
+}
+
 void qemu_bh_schedule(QEMUBH *bh)
 {
     bh_enqueue(bh, BH_SCHEDULED, true);

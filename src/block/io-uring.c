@@ -203,7 +203,7 @@ static void luring_sleep_prepare(void *opaque)
     if ((IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN) ||
         io_uring_cq_ready(&s->ring)) {
         /* Queued while the signal was off: handle it now. */
-        qemu_bh_schedule(s->q.process_bh);
+        aioloop__bh_schedule_local(s->q.process_bh);
     }
 }
 
