@@ -236,6 +236,11 @@ static inline CoroutineAction co_switch(Coroutine *from, Coroutine *to,
 #else
     CoroutineAction ret;
     CoroutineThread *t = co_thread_get_fresh();
+
+    /* A switch never changes threads: the resumed side finds it in t.
+     * Written before the sanitizer hand-over below: from there on, TSan
+     * attributes this thread's accesses to the fiber we switch to. */
+    t->release = release;
 #ifdef AIOLOOP_ASAN
     const void *bottom = to->stack ? (char *)to->stack : t->leader_stack_bottom;
     size_t size = to->stack ? to->stack_size : t->leader_stack_size;
@@ -248,8 +253,6 @@ static inline CoroutineAction co_switch(Coroutine *from, Coroutine *to,
 #ifdef AIOLOOP_TSAN
     __tsan_switch_to_fiber(to->tsan_fiber, 0);
 #endif
-    /* A switch never changes threads: the resumed side finds it in t. */
-    t->release = release;
     ret = aioloop__co_backend_switch(from, to, action);
     /* Possibly another thread than before the switch: fresh t. */
     t = co_thread_get_fresh();
