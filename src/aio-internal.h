@@ -369,8 +369,16 @@ typedef struct AioSleepHook {
     QLIST_ENTRY(AioSleepHook) next;
 } AioSleepHook;
 
-void aioloop__sleep_hook_add(AioContext *ctx, AioSleepHook *hook);
-void aioloop__sleep_hook_remove(AioContext *ctx, AioSleepHook *hook);
+static inline void aioloop__sleep_hook_add(AioContext *ctx,
+                                           AioSleepHook *hook)
+{
+    QLIST_INSERT_HEAD(&ctx->sleep_hooks, hook, next);
+}
+
+static inline void aioloop__sleep_hook_remove(AioSleepHook *hook)
+{
+    QLIST_REMOVE(hook, next);
+}
 
 static inline void aioloop__sleep_hooks_prepare(AioContext *ctx)
 {

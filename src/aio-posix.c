@@ -507,17 +507,6 @@ static void adjust_polling_time(AioContext *ctx, int64_t block_ns,
     ctx->poll_ns = poll_ns;
 }
 
-void aioloop__sleep_hook_add(AioContext *ctx, AioSleepHook *hook)
-{
-    QLIST_INSERT_HEAD(&ctx->sleep_hooks, hook, next);
-}
-
-void aioloop__sleep_hook_remove(AioContext *ctx, AioSleepHook *hook)
-{
-    (void)ctx;
-    QLIST_REMOVE(hook, next);
-}
-
 /* Loop thread: release the context around a system call that sleeps. */
 void aioloop__sleep_begin(AioContext *ctx)
 {

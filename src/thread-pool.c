@@ -192,6 +192,40 @@ static void completion_bh(void *opaque)
 /* ------------------------------------------------------------------ */
 /* Workers                                                             */
 
+/* Takes queued @req off the request list. Under pool->lock. */
+static void dequeue_locked(ThreadPool *pool, ThreadPoolElement *req)
+{
+    QTAILQ_REMOVE(&pool->request_list, req, reqs);
+    qatomic_dec(&pool->queued);
+}
+
+/* Completes every queued job with @err (never started). Under lock. */
+static void fail_queued_locked(ThreadPool *pool, int err)
+{
+    ThreadPoolElement *req;
+
+    while ((req = QTAILQ_FIRST(&pool->request_list))) {
+        dequeue_locked(pool, req);
+        complete(pool, req, err);
+    }
+}
+
+/* Takes the head job for a worker: it is running from now on, so no
+ * longer cancellable. Under pool->lock; the list must not be empty. */
+static ThreadPoolElement *take_head_locked(ThreadPool *pool)
+{
+    ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
+
+    dequeue_locked(pool, req);
+    qatomic_set(&req->state, THREAD_ACTIVE);
+    return req;
+}
+
+static void run_job(ThreadPool *pool, ThreadPoolElement *req)
+{
+    complete(pool, req, req->func(req->arg));
+}
+
 /* Sets a parked worker's word to @state and wakes it. Under pool->lock. */
 static void unpark_locked(Worker *w, int state)
 {
@@ -239,19 +273,16 @@ static void park_wait(Worker *w, int64_t deadline_ns)
  */
 static bool kick_locked(ThreadPool *pool)
 {
-    ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
     Worker *w;
 
-    if (!req || pool->stopping || qatomic_read(&pool->spinning) > 0) {
+    if (QTAILQ_EMPTY(&pool->request_list) || pool->stopping ||
+        qatomic_read(&pool->spinning) > 0) {
         return false;
     }
     w = QLIST_FIRST(&pool->idle_workers);
     if (w) {
         /* Hand the head job over: the worker need not take the lock. */
-        QTAILQ_REMOVE(&pool->request_list, req, reqs);
-        qatomic_dec(&pool->queued);
-        qatomic_set(&req->state, THREAD_ACTIVE);
-        hand_locked(pool, w, req);
+        hand_locked(pool, w, take_head_locked(pool));
         return false;
     }
     if (pool->pending_spawns > 0 || pool->cur_threads >= pool->max_threads) {
@@ -311,20 +342,14 @@ static void *worker_thread(void *opaque)
         }
         if (req) {
             bool spawn;
-            int ret;
 
-            QTAILQ_REMOVE(&pool->request_list, req, reqs);
-            qatomic_dec(&pool->queued);
-            qatomic_set(&req->state, THREAD_ACTIVE);
+            take_head_locked(pool);
             spawn = kick_locked(pool);
             qemu_mutex_unlock(&pool->lock);
             if (spawn) {
                 spawn_worker(pool);
             }
-
-            ret = req->func(req->arg);
-            complete(pool, req, ret);
-
+            run_job(pool, req);
             qemu_mutex_lock(&pool->lock);
             continue;
         }
@@ -374,11 +399,8 @@ static void *worker_thread(void *opaque)
         }
         if (qatomic_read(&w.park) == PARK_HANDED) {
             /* Off the idle list already, the lock not held. */
-            req = w.job;
-            if (req) {
-                int ret = req->func(req->arg);
-
-                complete(pool, req, ret);
+            if (w.job) {
+                run_job(pool, w.job);
             }
             qemu_mutex_lock(&pool->lock);
             continue;
@@ -424,13 +446,7 @@ static void spawn_worker(ThreadPool *pool)
             pool->spawn_backoff_ns = SPAWN_RETRY_FIRST_NS;
         }
         if (now - pool->spawn_failed_since >= SPAWN_GIVE_UP_NS) {
-            ThreadPoolElement *req;
-
-            while ((req = QTAILQ_FIRST(&pool->request_list))) {
-                QTAILQ_REMOVE(&pool->request_list, req, reqs);
-                qatomic_dec(&pool->queued);
-                complete(pool, req, ret);
-            }
+            fail_queued_locked(pool, ret);
             pool->spawn_failed_since = 0;   /* later jobs: a new window */
         } else {
             /* Under the lock: thread_pool_free() deletes the timer after
@@ -531,8 +547,7 @@ static void thread_pool_cancel(BlockAIOCB *acb)
 
     qemu_mutex_lock(&pool->lock);
     if (qatomic_read(&req->state) == THREAD_QUEUED) {
-        QTAILQ_REMOVE(&pool->request_list, req, reqs);
-        qatomic_dec(&pool->queued);
+        dequeue_locked(pool, req);
         complete(pool, req, -ECANCELED);
     }
     qemu_mutex_unlock(&pool->lock);
@@ -596,16 +611,11 @@ ThreadPool *aio_get_thread_pool(AioContext *ctx)
 
 void aioloop__thread_pool_destroy(ThreadPool *pool)
 {
-    ThreadPoolElement *req;
     Worker *w;
 
     qemu_mutex_lock(&pool->lock);
     qatomic_set(&pool->stopping, true);
-    while ((req = QTAILQ_FIRST(&pool->request_list))) {
-        QTAILQ_REMOVE(&pool->request_list, req, reqs);
-        qatomic_dec(&pool->queued);
-        complete(pool, req, -ECANCELED);
-    }
+    fail_queued_locked(pool, -ECANCELED);
     while ((w = QLIST_FIRST(&pool->idle_workers))) {
         hand_locked(pool, w, NULL);
     }

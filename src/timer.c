@@ -318,8 +318,7 @@ QEMUTimerList *timerlist_new(QEMUClockType type, QEMUTimerListNotifyCB *cb,
     QEMUTimerList *tl = timerlist_try_new(type, cb, opaque);
 
     if (!tl) {
-        fprintf(stderr, "aioloop: out of memory creating a timer list\n");
-        abort();
+        aioloop__oom("creating a timer list");
     }
     return tl;
 }
@@ -499,8 +498,7 @@ QEMUTimer *timer_new_tl(QEMUTimerList *timer_list, int scale,
     QEMUTimer *ts = aioloop__malloc(sizeof(*ts));
 
     if (!ts) {
-        fprintf(stderr, "aioloop: out of memory allocating a timer\n");
-        abort();
+        aioloop__oom("allocating a timer");
     }
     timer_init_tl(ts, timer_list, scale, cb, opaque);
     return ts;

@@ -473,7 +473,7 @@ void luring_detach_aio_context(LuringState *s, AioContext *old_context)
     }
     aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
-    aioloop__sleep_hook_remove(old_context, &s->sleep_hook);
+    aioloop__sleep_hook_remove(&s->sleep_hook);
     luring_evfd_arm(s, true);           /* the default, for the next one */
     aioloop__raw_queue_detach(&s->q, old_context);
 }

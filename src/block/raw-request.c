@@ -309,11 +309,10 @@ void aioloop__raw_submit_to_pool(RawQueue *q, RawRequest *r)
 
 /* The test build's fault hook for the worker's system calls: -1 with
  * errno set to behave as if the call failed, 0 to make it. */
-static inline ssize_t fault_io(RawRequest *r)
+static inline ssize_t fault_io(void)
 {
     int err = AIOLOOP_FAULT(AIOLOOP_FAULT_THREAD_IO);
 
-    (void)r;
     if (err) {
         errno = err;
         return -1;
@@ -342,7 +341,7 @@ static int raw_worker_rest(RawRequest *r, size_t done)
         skip = 0;
         while (len > 0) {
             off_t pos = (off_t)(r->offset + done);
-            ssize_t n = fault_io(r);
+            ssize_t n = fault_io();
 
             if (!n) {
                 n = r->type == QEMU_AIO_READ ? pread(r->fd, base, len, pos)
@@ -381,14 +380,14 @@ int aioloop__raw_worker(void *opaque)
         /* EINTR: nothing was lost, the data is not known to be stable:
          * ask again (a worker that unblocked signals can see it). */
         do {
-            ret = (int)fault_io(r);
+            ret = (int)fault_io();
             if (!ret) {
                 ret = fdatasync(r->fd);
             }
         } while (ret < 0 && errno == EINTR);
         return ret < 0 ? -errno : 0;
     }
-    n = fault_io(r);
+    n = fault_io();
     if (n) {
         /* injected */
     } else if (r->type == QEMU_AIO_READ) {

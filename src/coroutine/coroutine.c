@@ -99,6 +99,7 @@
 
 #include <aioloop/main-loop.h>
 #include "coroutine-int.h"
+#include "../util/alloc.h"
 #include "../util/fault.h"
 
 #ifdef AIOLOOP_ASAN
@@ -193,8 +194,7 @@ static __attribute__((noinline)) CoroutineThread *co_thread_init(void)
     CoroutineThread *t = calloc(1, sizeof(*t));
 
     if (!t) {
-        fprintf(stderr, "aioloop: out of memory (coroutine thread state)\n");
-        abort();
+        aioloop__oom("the coroutine thread state");
     }
     pthread_once(&co_thread_once, co_thread_key_init);
     pthread_setspecific(co_thread_key, t);

@@ -95,8 +95,7 @@ static void build(AioContext *ctx, FDMonPollState *st)
             nodes = pfds ? aioloop__realloc(st->nodes, cap * sizeof(*nodes))
                          : NULL;
             if (!nodes) {
-                fprintf(stderr, "aioloop: out of memory in ppoll set\n");
-                abort();
+                aioloop__oom("growing the ppoll set");
             }
             st->nodes = nodes;
             st->cap = cap;
