@@ -163,6 +163,13 @@ AioContext *aioloop__raw_get_aio_context(BlockAIOCB *acb)
 
 /* ---- submission policy ---------------------------------------------------- */
 
+/* Requests not yet accepted by the kernel: in the local queue, or (io_uring)
+ * in the ring behind a refused submission. */
+static inline bool raw_waiting(const RawQueue *q)
+{
+    return q->in_queue || q->unsubmitted;
+}
+
 static void raw_flush(RawQueue *q)
 {
     int err = q->flush(q);
@@ -174,7 +181,7 @@ static void raw_flush(RawQueue *q)
 
 void aioloop__raw_kick(RawQueue *q)
 {
-    if ((!q->in_queue && !q->unsubmitted) || q->blocked) {
+    if (!raw_waiting(q) || q->blocked) {
         return;
     }
     if ((q->plugged || q->batching) && q->in_queue < aioloop__raw_room(q)) {
@@ -192,7 +199,7 @@ static void raw_batch_bh(void *opaque)
 {
     RawQueue *q = opaque;
 
-    if ((q->in_queue || q->unsubmitted) && !q->blocked && !q->plugged) {
+    if (raw_waiting(q) && !q->blocked && !q->plugged) {
         raw_flush(q);
     }
 }
@@ -215,11 +222,13 @@ void aioloop__raw_batch_end(RawQueue *q)
     assert(q->batching > 0);
     qemu_bh_cancel(q->process_bh);     /* everything posted was delivered */
     if (--q->batching == 0) {
-        if (q->in_queue) {
+        /* A completion cleared a refusal: retry what waits, including
+         * ring entries with nothing queued locally behind them. */
+        if (raw_waiting(q)) {
             qemu_bh_cancel(q->batch_bh);
             aioloop__raw_kick(q);
         }
-    } else if (q->in_queue && !q->plugged && !q->blocked) {
+    } else if (raw_waiting(q) && !q->plugged && !q->blocked) {
         /* A nested loop ended its processing while an outer one is still
          * in a callback: slots may have freed up for queued requests that
          * this nested loop (or a deeper one) waits for. */

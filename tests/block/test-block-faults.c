@@ -12,6 +12,8 @@
  *     context): the requests wait and then all succeed;
  *   - a single refusal of a small plugged batch (nothing left in the
  *     local queue afterwards);
+ *   - a single refusal of one request behind requests in flight, with
+ *     nothing else queued: the completions retry it;
  *   - a refusal that persists: Linux AIO fails the first waiting request
  *     after about a second and goes on; io_uring keeps retrying;
  *   - cancelling requests that wait in the local queue behind refusals;
@@ -201,6 +203,51 @@ static void test_one_refusal_few_requests(void)
     }
     /* else: the requests are stranded; leak the state rather than
      * free it with requests in flight (an assertion). */
+}
+
+/*
+ * Requests in flight, then one more whose submission is refused while
+ * the local queue is otherwise empty (io_uring: it waits in the ring,
+ * unsubmitted). The refusal waits for a completion; the completions of
+ * the requests in flight must retry it even though nothing is queued
+ * locally, or the last request is stranded (found by test-faults-mixed:
+ * a coroutine's write that never completed).
+ */
+static void test_refusal_behind_in_flight(void)
+{
+    enum { N = 9 };
+    unsigned long hits0 = aioloop__fault_hits(submit_site);
+    int completed = 0, i;
+    BlkReq reqs[N];
+    Blk t;
+
+    REQUIRE(blk_setup(&t));
+    for (i = 0; i < N; i++) {
+        blk_req_init(&reqs[i], &completed, (uint64_t)i * 4096, 4096);
+        pattern_fill(reqs[i].buf, 4096, 46, reqs[i].off);
+    }
+    /* Submitted at once; completions come only from aio_poll(). */
+    for (i = 0; i < N - 1; i++) {
+        REQUIRE(blk_req_submit(&t, &reqs[i], QEMU_AIO_WRITE));
+    }
+    aioloop__fault_inject(submit_site, 0, 1, EAGAIN);
+    REQUIRE(blk_req_submit(&t, &reqs[N - 1], QEMU_AIO_WRITE));
+    CHECK_EQ(aioloop__fault_hits(submit_site) - hits0, 1);
+    CHECK_EQ(completed, 0);
+    /* Bounded: a stranded request fails the case. */
+    CHECK(blk_wait_ms(t.ctx, &completed, N, 5000));
+    aioloop__fault_clear();
+    if (completed < N) {
+        printf("#   %d of %d completed in 5 s\n", completed, N);
+        return;                 /* stranded: leak (see above) */
+    }
+    poll_idle(t.ctx, 10);
+    CHECK_EQ(blk_check_once(reqs, N, 0), 0);
+    CHECK(file_has_pattern(t.fd, 0, N * 4096, 46));
+    for (i = 0; i < N; i++) {
+        blk_req_free(&reqs[i]);
+    }
+    blk_teardown(&t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -622,6 +669,7 @@ int main(void)
     RUN(test_enomem_idle);
     RUN(test_enomem_busy);
     RUN(test_one_refusal_few_requests);
+    RUN(test_refusal_behind_in_flight);
     RUN(test_refused_idle_then_cleared);
     RUN(test_refused_busy_then_cleared);
     RUN(test_persistent_refusal);

@@ -66,6 +66,7 @@ typedef struct WCo {
     int job_ret;
     int io_ret;
     bool in_io;                 /* ran in the IOThread */
+    int stage;                  /* atomic: how far it got (for reports) */
     int runs;                   /* atomic: finished */
 } WCo;
 
@@ -182,17 +183,23 @@ static void coroutine_fn w_co_entry(void *opaque)
     uint8_t *buf = aligned_buf(SECTOR);
     QEMUIOVector q;
 
+    qatomic_set(&c->stage, 1);
     qemu_co_sleep_ns(QEMU_CLOCK_REALTIME, 20 * 1000);
+    qatomic_set(&c->stage, 2);
     c->job_ret = thread_pool_submit_co(aio_get_thread_pool(m->ctx), w_job_fn,
                                        &c->job);
+    qatomic_set(&c->stage, 3);
     aio_co_schedule(m->io_ctx, qemu_coroutine_self());
     qemu_coroutine_yield();
+    qatomic_set(&c->stage, 4);
     c->in_io = qemu_get_current_aio_context() == m->io_ctx;
     w_hook(m);
     aio_co_schedule(m->ctx, qemu_coroutine_self());
     qemu_coroutine_yield();
 
+    qatomic_set(&c->stage, 5);
     qemu_co_mutex_lock(&m->co_lock);
+    qatomic_set(&c->stage, 6);
     if (++m->cos_in_lock != 1) {
         m->bad++;
     }
@@ -201,6 +208,7 @@ static void coroutine_fn w_co_entry(void *opaque)
     qemu_co_mutex_unlock(&m->co_lock);
 
     c->io_ret = 0;
+    qatomic_set(&c->stage, 7);
     if (be) {
         /* Past the callback requests' blocks: blocks W_BLK + index. */
         pattern_fill(buf, SECTOR, 1000 + m->round, (W_BLK + c->index) *
@@ -211,6 +219,7 @@ static void coroutine_fn w_co_entry(void *opaque)
                                         &q, QEMU_AIO_WRITE);
     }
     free(buf);
+    qatomic_set(&c->stage, 8);
     qatomic_inc(&c->runs);
 }
 
@@ -496,6 +505,9 @@ static inline int mixed_round(Mixed *m, uint32_t round)
 
         if (qatomic_read(&c->runs) != 1 || !c->in_io) {
             w_fail(m, "coroutine finished", i, qatomic_read(&c->runs));
+            printf("#   coroutine %d stopped at stage %d of 8 (engine %s)\n",
+                   i, qatomic_read(&c->stage), m->nbe ?
+                   aio_block_engine_name(m->be[i % m->nbe].engine) : "-");
         } else if (c->io_ret == -EAGAIN) {
             m->eagain++;
         } else if (c->io_ret != 0) {
