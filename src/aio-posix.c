@@ -621,8 +621,17 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
             timeout = 0;
             *woken = true;
         }
-        ops = qatomic_mb_read(&ctx->fdmon_ops);
-        ops->wait(ctx, &ready_list, timeout, timeout != 0);
+        if (timeout == 0 && can_poll) {
+            /* Work turned up while we announced the sleep (a hook found
+             * completions, a BH or a notification came): as when the
+             * iteration starts with no timeout, every handler can say
+             * by polling whether it is ready, so the fd monitor's system
+             * call would find nothing the poll handlers do not. */
+            run_poll_handlers_once(ctx, &ready_list, true);
+        } else {
+            ops = qatomic_mb_read(&ctx->fdmon_ops);
+            ops->wait(ctx, &ready_list, timeout, timeout != 0);
+        }
         aioloop__sleep_hooks_finish(ctx);
         qatomic_sub(&ctx->notify_me, 2);
     }
