@@ -78,6 +78,9 @@ IOThread *iothread_create(const char *id, Error **errp)
         free(it);
         return NULL;
     }
+    /* QEMU's IOThread default: adaptive polling, off again while idle. */
+    aio_context_set_poll_params(it->ctx, IOTHREAD_POLL_MAX_NS_DEFAULT, 0, 0,
+                                &error_abort);
     qemu_sem_init(&it->started, 0);
     ret = qemu_thread_create(&it->thread, id ? id : "iothread", iothread_run,
                              it, QEMU_THREAD_JOINABLE);

@@ -149,7 +149,8 @@ AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
  * aio_set_fd_handler_poll()) and checks for scheduled BHs instead of
  * entering epoll/ppoll, so a cross-thread wake-up costs no system call.
  * Polling is used only while every registered handler has a poll
- * function. Default: 0 (off).
+ * function. Default: 0 (off) for aio_context_new(); an IOThread's context
+ * starts with IOTHREAD_POLL_MAX_NS_DEFAULT (see iothread_create()).
  * Any thread.
  */
 AIOLOOP_API void aio_context_set_poll_params(AioContext *ctx, int64_t max_ns,

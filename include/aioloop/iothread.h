@@ -20,10 +20,24 @@ extern "C" {
  * freed by iothread_destroy(). */
 typedef struct IOThread IOThread;
 
+/* The adaptive polling limit an IOThread's context starts with, in ns
+ * (QEMU's poll-max-ns default); see aio_context_set_poll_params(). */
+#define IOTHREAD_POLL_MAX_NS_DEFAULT 32768
+
 /**
  * iothread_create - start a thread running a new AioContext.
  * @id: a name for the thread (copied; may be NULL).
  * @errp: error object, may be NULL.
+ *
+ * As in QEMU, the new context polls adaptively: after a short wait the
+ * loop busy-polls its handlers (up to IOTHREAD_POLL_MAX_NS_DEFAULT ns,
+ * grown and shrunk by the defaults of aio_context_set_poll_params())
+ * before it sleeps, so that work arriving within microseconds costs no
+ * wake-up; long waits turn polling off again, so an idle IOThread does
+ * not spin. Polling applies only while every handler of the context has
+ * an io_poll function. Call aio_context_set_poll_params() on
+ * iothread_get_aio_context() to change or disable it.
+ *
  * Returns: the IOThread, or NULL with @errp set if the context or the
  * thread could not be created.
  * Any thread.

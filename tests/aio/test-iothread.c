@@ -2,8 +2,9 @@
  * test-iothread.c - IOThreads: create/destroy, work handed to an
  * IOThread's context runs in that thread, qemu_get_current_aio_context()
  * inside and outside, destroy runs the BHs already scheduled, fd handlers
- * on an IOThread, acquiring an IOThread's context, and repeated
- * create/destroy without leaking memory or descriptors.
+ * on an IOThread, acquiring an IOThread's context, repeated
+ * create/destroy without leaking memory or descriptors, and adaptive
+ * polling on by default.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -11,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 
 #include "aio-test.h"
 
@@ -266,6 +268,68 @@ static void test_iothreads_concurrently(void)
     }
 }
 
+/*
+ * IOThreads poll adaptively by default (QEMU's poll-max-ns of 32768 ns):
+ * when the IOThread's waits are short, aio_poll() busy-polls the handlers'
+ * io_poll before it sleeps. Ping-pong BHs with this thread (short waits)
+ * and count the io_poll calls of a pollable handler that never has work,
+ * with the default and then with polling switched off. Off, io_poll is
+ * only asked when work turns up while the loop announces a sleep; on, it
+ * is asked over and over within each poll window.
+ */
+typedef struct {
+    int efd;
+    int poll_calls;             /* atomic */
+} IdlePoll;
+
+static bool idle_poll_cb(void *opaque)
+{
+    qatomic_inc(&((IdlePoll *)opaque)->poll_calls);
+    return false;
+}
+
+static void idle_read_cb(void *opaque)
+{
+    (void)opaque;
+}
+
+static int ping_pong(AioContext *ctx, IdlePoll *p, int rounds)
+{
+    int done = 0;
+
+    qatomic_set(&p->poll_calls, 0);
+    for (int i = 0; i < rounds; i++) {
+        aio_bh_schedule_oneshot(ctx, atomic_count_cb, &done);
+        while (qatomic_read(&done) != i + 1) {
+            /* spin: the IOThread's wait for the next BH stays short */
+        }
+    }
+    return qatomic_read(&p->poll_calls);
+}
+
+static void test_iothread_polls_by_default(void)
+{
+    enum { ROUNDS = UNDER_TSAN ? 2000 : 20000 };
+    IOThread *io = iothread_create("io-poll", &error_abort);
+    AioContext *ctx = iothread_get_aio_context(io);
+    IdlePoll p = { .efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) };
+    int on, off;
+
+    REQUIRE(p.efd >= 0);
+    aio_set_fd_handler_poll(ctx, p.efd, false, idle_read_cb, NULL,
+                            idle_poll_cb, NULL, &p);
+    on = ping_pong(ctx, &p, ROUNDS);
+    aio_context_set_poll_params(ctx, 0, 0, 0, &error_abort);
+    off = ping_pong(ctx, &p, ROUNDS);
+    printf("#   io_poll calls in %d round trips: %d polling by default, "
+           "%d with polling off\n", ROUNDS, on, off);
+    CHECK(on > ROUNDS);
+    CHECK(on > 2 * off);
+    aio_set_fd_handler(ctx, p.efd, false, NULL, NULL, NULL);
+    iothread_destroy(io);
+    close(p.efd);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
@@ -277,5 +341,6 @@ int main(void)
     RUN(test_iothread_acquire_context);
     RUN(test_iothread_create_destroy_many);
     RUN(test_iothreads_concurrently);
+    RUN(test_iothread_polls_by_default);
     return test_done();
 }
