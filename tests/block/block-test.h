@@ -515,6 +515,25 @@ static inline void co_start(AioContext *ctx, CoroutineEntry *fn, void *opaque)
     aio_co_enter(ctx, qemu_coroutine_create(fn, opaque));
 }
 
+/* Starts @n coroutines of @t's context; coroutine i writes one sector of
+ * pattern @seed at sector i from @bufs[i] (allocated here; the caller
+ * frees them) through @qs[i], and counts itself in *@finished when its
+ * request returned (result in @cs[i].ret). */
+static inline void co_writes_start(Blk *t, CoIo *cs, uint8_t **bufs,
+                                   QEMUIOVector *qs, int n, uint32_t seed,
+                                   int *finished)
+{
+    for (int i = 0; i < n; i++) {
+        bufs[i] = aligned_buf(SECTOR);
+        pattern_fill(bufs[i], SECTOR, seed, (uint64_t)i * SECTOR);
+        qemu_iovec_init_buf(&qs[i], bufs[i], SECTOR);
+        cs[i] = (CoIo){ .b = t->b, .fd = t->fd, .off = (uint64_t)i * SECTOR,
+                        .qiov = &qs[i], .type = QEMU_AIO_WRITE, .ret = 1,
+                        .completed = finished };
+        co_start(t->ctx, co_io_entry, &cs[i]);
+    }
+}
+
 /* aio_block_co_submit() from a coroutine of @t's context, polling until
  * it returns. Returns its result. */
 static inline int co_io_run(Blk *t, uint64_t off, QEMUIOVector *qiov,

@@ -476,15 +476,7 @@ static void test_co_through_refusals(void)
 
     REQUIRE(blk_setup(&t));
     aioloop__fault_inject(submit_site, 0, 3, EAGAIN);
-    for (i = 0; i < NCO; i++) {
-        bufs[i] = aligned_buf(SECTOR);
-        pattern_fill(bufs[i], SECTOR, 43, (uint64_t)i * SECTOR);
-        qemu_iovec_init_buf(&qs[i], bufs[i], SECTOR);
-        cs[i] = (CoIo){ .b = t.b, .fd = t.fd, .off = (uint64_t)i * SECTOR,
-                        .qiov = &qs[i], .type = QEMU_AIO_WRITE, .ret = 1,
-                        .completed = &finished };
-        co_start(t.ctx, co_io_entry, &cs[i]);
-    }
+    co_writes_start(&t, cs, bufs, qs, NCO, 43, &finished);
     CHECK(blk_wait_ms(t.ctx, &finished, NCO, 10000));
     aioloop__fault_clear();
 

@@ -359,15 +359,7 @@ static void test_co_random_faults(void)
     aioloop__fault_inject_random(AIOLOOP_FAULT_THREAD_CREATE, 300000, 13,
                                  EAGAIN);
     aioloop__fault_inject_random(AIOLOOP_FAULT_FDMON_WAIT, 100000, 14, EINTR);
-    for (int i = 0; i < NCO; i++) {
-        bufs[i] = aligned_buf(SECTOR);
-        pattern_fill(bufs[i], SECTOR, 55, (uint64_t)i * SECTOR);
-        qemu_iovec_init_buf(&qs[i], bufs[i], SECTOR);
-        cs[i] = (CoIo){ .b = t.b, .fd = t.fd, .off = (uint64_t)i * SECTOR,
-                        .qiov = &qs[i], .type = QEMU_AIO_WRITE, .ret = 1,
-                        .completed = &finished };
-        co_start(t.ctx, co_io_entry, &cs[i]);
-    }
+    co_writes_start(&t, cs, bufs, qs, NCO, 55, &finished);
     CHECK(blk_wait_ms(t.ctx, &finished, NCO, 20000));
     aioloop__fault_clear();
     poll_idle(t.ctx, 10);
