@@ -3,18 +3,16 @@
  * in tests/aio/, on top of the harness in tests/test.h.
  *
  *   UNDER_TSAN             (from test.h) 1 under ThreadSanitizer, else 0
- *   WATCHDOG_SECS_THREADED the watchdog bound of the threaded programs
- *   watchdog_install(msg)  SIGALRM fails the program, naming the case
- *   RUN(fn)                TEST(fn) under an alarm(WATCHDOG_SECS)
+ *   watchdog_install(msg)  what a hang most likely means, for the
+ *                          harness's no-progress watchdog (test.h)
+ *   RUN(fn)                TEST(fn): the case in its own process
  *   new_ctx()              a new AioContext (aborts on failure)
  *   sleep_ms(), sleep_us() sleep the whole time, despite signals
  *   start_thread()         a joinable QemuThread, or abort
  *   count_cb, atomic_count_cb   BH callbacks that count their runs
  *   make_pipe(), write_byte(), drain_fd()   non-blocking pipe helpers
  *
- * A program defines WATCHDOG_SECS (used by RUN) after including this and
- * calls watchdog_install() first thing in main(). Unused static inline
- * helpers cost nothing.
+ * Unused static inline helpers cost nothing.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -33,50 +31,21 @@
 
 #include "test.h"
 
-/* The per-case watchdog bound of the threaded programs (the single-
- * threaded ones use a plain 20). */
-#define WATCHDOG_SECS_THREADED (UNDER_TSAN ? 100 : 30)
+/* What the watchdog prints after "# watchdog: <case> hung". */
+#define WATCHDOG_HUNG         ""
+#define WATCHDOG_LOST_WAKEUP  " (lost wake-up?)"
+#define WATCHDOG_DEADLOCK     " (deadlock?)"
 
-/* What the watchdog prints after "# watchdog: <case>". */
-#define WATCHDOG_HUNG         " hung, aborting the program\n"
-#define WATCHDOG_LOST_WAKEUP  " hung (lost wake-up?), aborting\n"
-#define WATCHDOG_DEADLOCK     " hung (deadlock?), aborting\n"
-
-/* The case RUN() is running, and the watchdog's message. */
-static const char *watchdog_name = "?";
-static const char *watchdog_why = WATCHDOG_HUNG;
-
-/* SIGALRM handler: reports the hung case and exits (async-signal-safe). */
-static inline void watchdog_fired(int sig)
-{
-    static const char pre[] = "# watchdog: ";
-    ssize_t r;
-
-    (void)sig;
-    r = write(STDOUT_FILENO, pre, sizeof(pre) - 1);
-    r = write(STDOUT_FILENO, watchdog_name, strlen(watchdog_name));
-    r = write(STDOUT_FILENO, watchdog_why, strlen(watchdog_why));
-    (void)r;
-    _exit(1);
-}
-
-/* Installs the watchdog; 'why' is one of the WATCHDOG_* messages. */
+/* Names what a hang of this program most likely is (one of WATCHDOG_*);
+ * the harness's progress watchdog (test.h) prints it. */
 static inline void watchdog_install(const char *why)
 {
-    watchdog_why = why;
-    signal(SIGALRM, watchdog_fired);
+    test__stall_why = why;
 }
 
-/* Runs one case under an alarm(WATCHDOG_SECS) watchdog, so that a hang
- * fails the program with the case's name. WATCHDOG_SECS is the
- * program's own; under valgrind it is ten times longer, as are the
- * meson timeouts there (make check-valgrind). */
-#define RUN(fn) do { \
-    watchdog_name = #fn; \
-    alarm((WATCHDOG_SECS) * (UNDER_VALGRIND ? 10 : 1)); \
-    TEST(fn); \
-    alarm(0); \
-} while (0)
+/* A case: TEST() runs it in its own process under the harness's
+ * no-progress watchdog (test.h). */
+#define RUN(fn) TEST(fn)
 
 /* A new AioContext; aborts if it cannot be made. */
 static inline AioContext *new_ctx(void)

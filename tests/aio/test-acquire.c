@@ -17,7 +17,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 #define PROMPT_NS (2LL * 1000 * 1000 * 1000)   /* "promptly": 2 s */
 
 /* Acquires in another thread and reports through a semaphore. */

@@ -26,7 +26,6 @@
 #include "util/death-test.h"
 #include "fd-count.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */

@@ -15,7 +15,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS 20
 
 /* Runs non-blocking iterations until one makes no progress; returns how
  * many made progress (bounded so that a bug cannot spin forever). */

@@ -24,7 +24,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 static AioContext *main_ctx;
 

@@ -27,7 +27,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS 20
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1

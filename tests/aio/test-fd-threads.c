@@ -19,7 +19,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 typedef struct {
     AioContext *ctx;

@@ -19,7 +19,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS 20
 
 /* The backend this run asked for ("epoll" when AIOLOOP_FDMON is unset). */
 static const char *requested_fdmon(void)

@@ -15,7 +15,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* An AioContext attached to a private GMainContext. */
 typedef struct {

@@ -16,7 +16,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 static int count_open_fds(void)
 {

@@ -13,7 +13,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS 20
 
 /* ------------------------------------------------------------------ */
 
@@ -34,8 +33,10 @@ static void test_main_loop_init(void)
 static void test_main_loop_bh(void)
 {
     int count = 0;
-    QEMUBH *bh = qemu_bh_new(count_cb, &count);
+    QEMUBH *bh;
 
+    REQUIRE(qemu_init_main_loop(&error_abort) == 0);
+    bh = qemu_bh_new(count_cb, &count);
     REQUIRE(bh != NULL);
     main_loop_wait(true);               /* non-blocking: nothing to do */
     CHECK_EQ(count, 0);
@@ -78,6 +79,7 @@ static void test_main_loop_fd_handler(void)
 {
     int p[2];
 
+    REQUIRE(qemu_init_main_loop(&error_abort) == 0);
     REQUIRE(pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0);
     pipe_fd = p[0];
     pipe_reads = 0;

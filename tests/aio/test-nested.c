@@ -14,7 +14,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS 20
 
 /* ------------------------------------------------------------------ */
 /* Nested aio_poll from a BH                                           */

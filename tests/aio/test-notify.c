@@ -16,7 +16,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* A helper thread that waits, raises 'acted', then does one thing. */
 enum {

@@ -25,7 +25,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 #define MS 1000000LL                    /* nanoseconds per millisecond */
 #define BLOCK_TIMEOUT_MS 10000          /* a blocked job gives up after */

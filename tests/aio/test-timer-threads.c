@@ -19,7 +19,6 @@
 
 #include "aio-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* How late a woken loop may be before we call the wake-up lost. */
 #define SCALE_S_NS 1000000000LL

@@ -16,7 +16,6 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#define WATCHDOG_SECS 90
 #include "block-test.h"
 #if AIOLOOP_HAVE_GLIB
 #include <glib.h>

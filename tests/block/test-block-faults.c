@@ -35,7 +35,6 @@
 #include "fault.h"
 #include "block-test.h"
 
-#define WATCHDOG_SECS 60
 
 #define NREQ 500
 #define MS 1000000LL

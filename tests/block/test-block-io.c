@@ -35,7 +35,6 @@
 
 #include "block-test.h"
 
-#define WATCHDOG_SECS 60
 
 #define KiB 1024
 

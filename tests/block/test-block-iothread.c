@@ -14,7 +14,6 @@
  */
 #include "block/block-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 #define CHUNK   (16 * 1024)
 #define NCHUNKS 32                      /* per round */

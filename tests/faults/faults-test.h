@@ -7,7 +7,7 @@
  *                       per site ("#   injected: epoll_ctl=1 alloc=3"),
  *                       and disarms every site
  *   fault_summary()     main(): the program's totals, per site, with the
- *                       calls that reached each site
+ *                       calls that reached each site (AIOLOOP_TEST_FORK=0)
  *   test_count_fds()          descriptors open in the process (leak checks)
  *   poll_until()        blocking aio_poll() until a counter reaches a
  *                       value or a time limit passes (a ticker timer keeps
@@ -59,18 +59,28 @@ static inline void faults_print_case(void)
     printf("%s%s\n", line, any ? "" : " none");
 }
 
-/* RUN() with the case's injections printed and every site disarmed
- * afterwards, so that a case that leaves early arms nothing for the next. */
+/* After a case, in its process: prints its injections and disarms every
+ * site (a case that leaves early arms nothing for the code after it). */
+static inline void faults_case_after(void)
+{
+    aioloop__fault_clear();
+    faults_print_case();
+}
+
+/* RUN() with the case's injections printed. */
 #define FRUN(fn) do { \
-    faults_snapshot(); \
+    test_set_case_hooks(faults_snapshot, faults_case_after); \
     RUN(fn); \
-    aioloop__fault_clear(); \
-    faults_print_case(); \
 } while (0)
 
-/* The program's totals: "# fault totals: site=hits/calls ...". */
+/* The program's totals: "# fault totals: site=hits/calls ...". Only
+ * when the cases ran in this process (AIOLOOP_TEST_FORK=0); otherwise
+ * each case's own line says what it injected. */
 static inline void fault_summary(void)
 {
+    if (test__fork_enabled()) {
+        return;
+    }
     printf("# fault totals (injected/calls):");
     for (int i = 0; i < AIOLOOP_FAULT_SITE_MAX; i++) {
         unsigned long h = aioloop__fault_hits((AioloopFaultSite)i);

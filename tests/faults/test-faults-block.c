@@ -26,7 +26,6 @@
 #include "faults-test.h"
 #include "block/block-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 #define NREQ 200
 

@@ -20,7 +20,6 @@
  */
 #include "faults-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 /* ------------------------------------------------------------------ */
 /* A context that works                                                */

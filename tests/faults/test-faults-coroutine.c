@@ -18,7 +18,6 @@
 #include "faults-test.h"
 #include "util/death-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 static void coroutine_fn nop_entry(void *opaque)
 {

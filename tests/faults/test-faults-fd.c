@@ -17,7 +17,6 @@
  */
 #include "faults-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 static bool using_epoll(void)
 {

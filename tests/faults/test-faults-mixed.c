@@ -24,7 +24,6 @@
  */
 #include "workload.h"
 
-#define WATCHDOG_SECS (UNDER_TSAN ? 400 : 120)
 #define ROUNDS (UNDER_TSAN ? 3 : 10)
 
 static uint64_t base_seed = 0x5eed;

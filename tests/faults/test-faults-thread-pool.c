@@ -18,7 +18,6 @@
 
 #include "faults-test.h"
 
-#define WATCHDOG_SECS WATCHDOG_SECS_THREADED
 
 typedef struct Job {
     int value;

@@ -32,7 +32,6 @@
 
 #include "workload.h"
 
-#define WATCHDOG_SECS (UNDER_TSAN ? 400 : 120)
 #define STORM_US (UNDER_TSAN ? 500 : 50)
 #define ROUNDS (UNDER_TSAN ? 2 : 6)
 #define MIN_STORM_MS (UNDER_TSAN ? 1000 : 3000)
