@@ -315,6 +315,23 @@ RETURNS_ANY = re.compile(r"(?<![\w\\])Returns:\s*")
 RETURNS_START = re.compile(r"^Returns\s")
 
 
+def first_clause(text):
+    """The NAME line's summary: text up to the first ". ", "; " or ": "
+    outside parentheses (not the dots of "i.e." and "e.g.")."""
+    depth = 0
+    for k, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+        elif ch in ".;:" and depth == 0 and \
+                (k + 1 == len(text) or text[k + 1] == " "):
+            if ch == "." and re.search(r"(\bi\.e|\be\.g|\betc)$", text[:k]):
+                continue
+            return text[:k]
+    return text.rstrip(".;:")
+
+
 def split_comment(kdf, doc):
     text = list(doc.text)
     # The "name - " prefix.
@@ -376,13 +393,14 @@ def split_comment(kdf, doc):
         if not line.strip() or re.match(kdf.PARAM, line.strip()):
             break
         para.append(line.strip())
-    first = " ".join(para)
-    m = re.match(r"^(.*?[.;:])(\s|$)", first)
-    summary = m.group(1) if m else first
-    if summary.endswith((".", ";", ":")):
-        summary = summary[:-1]
+    doc.summary = first_clause(" ".join(para))
+    summary = doc.summary
     if not summary and returns:
         summary = "return " + returns[0].rstrip(".")
+    # NAME lines start in lower case: a comment without a "name - " prefix
+    # starts a sentence ("Pass &error_abort ..." -> "pass ...").
+    if not doc.prefix_names and re.match(r"^[A-Z][a-z]+\b", summary):
+        summary = summary[0].lower() + summary[1:]
     doc.summary = summary
 
 
@@ -711,7 +729,7 @@ def render_page(kdf, doc, pages, siblings, date, version, prev_in_section):
             "%s \\- %s" % (", ".join(esc(n) for n in doc.names),
                            Markup(pages)(doc.summary or "(undocumented)")
                            .replace("\\fB", "").replace("\\fI", "")
-                           .replace("\\fP", ""))]
+                           .replace("\\fP", "").replace("\\%", ""))]
     # SYNOPSIS
     out += [".SH SYNOPSIS", ".nf", ".B #include <%s>" % doc.header, ".PP"]
     for name, proto in doc.protos:
