@@ -235,7 +235,7 @@ def self_test(srcdir):
         out = os.path.join(tmp, "out")
         r = subprocess.run([sys.executable,
                             os.path.join(srcdir, "scripts", "gen-man.py"),
-                            "--srcdir", tmp, "--outdir", out],
+                            "--srcdir", tmp, "--outdir", out, "--strict"],
                            capture_output=True, text=True)
         saved = list(results)
         missing = check_coverage(out, api_symbols(os.path.join(tmp,

@@ -46,8 +46,10 @@ reference documents them.
 Usage:
   gen-man.py [--srcdir DIR] --outdir DIR [--version V]
       writes DIR/man3/*.3 and DIR/man7/aioloop.7 (both directories are
-      emptied first); warnings on stderr, exit 1 if a public function has
-      no documentation comment
+      emptied first); warnings on stderr, among them every public symbol
+      without a documentation comment (no page: the man-pages test of
+      make check fails); with --strict such a symbol makes the exit
+      status 1
   gen-man.py [--srcdir DIR] --list
       prints "page name kind header" for every name that gets a page or
       a link (page == name for a page, the target page for a link)
@@ -902,6 +904,8 @@ def main():
     ap.add_argument("--version", default="")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--inputs", action="store_true")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a public symbol has no comment")
     args = ap.parse_args()
     srcdir = os.path.abspath(args.srcdir)
     if args.inputs:
@@ -920,10 +924,11 @@ def main():
         ap.error("--outdir, --list or --inputs is required")
     status = 0
     for path, line, name in undocumented:
-        sys.stderr.write("%s:%d: error: public symbol '%s' has no "
+        sys.stderr.write("%s:%d: %s: public symbol '%s' has no "
                          "documentation comment, so no man page\n"
-                         % (path, line, name))
-        status = 1
+                         % (path, line, "error" if args.strict else "warning",
+                            name))
+        status = 1 if args.strict else 0
     date = page_date(srcdir)
     man3 = os.path.join(args.outdir, "man3")
     man7 = os.path.join(args.outdir, "man7")
