@@ -179,7 +179,8 @@ def clean_proto(text):
     text = re.sub(r"\bAIOLOOP_(PRINTF|FORMAT)\s*\([^)]*\)", "", text)
     text = re.sub(r"\bAIOLOOP_(WARN_UNUSED|NORETURN)\b", "", text)
     text = re.sub(r"__attribute__\s*\(\(.*?\)\)", "", text)
-    text = re.sub(r"\bstatic\s+inline\b", "static inline", text)
+    text = re.sub(r"\bG_GNUC_\w+(\s*\([^)]*\))?", "", text)
+    text = re.sub(r"^\s*static\s+inline\b", "", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\(\s+", "(", text)
     text = re.sub(r"\s+\)", ")", text)
@@ -188,8 +189,10 @@ def clean_proto(text):
 
 
 def exports_functions(lines):
-    return any(re.match(r"^\s*AIOLOOP_API\b(?!\s+extern\b)", l) or
-               re.match(r"^\s*static\s+inline\b", l) for l in lines)
+    """Whether the header declares library functions (AIOLOOP_API): then
+    its call-like macros (aio_bh_new, error_setg) get pages too."""
+    return any(re.match(r"^\s*AIOLOOP_API\b(?!\s+extern\b)", l)
+               for l in lines)
 
 
 def parse_header(kdf, path, rel):
@@ -733,13 +736,15 @@ def render_page(kdf, doc, pages, siblings, date, version, prev_in_section):
                            .replace("\\fB", "").replace("\\fI", "")
                            .replace("\\fP", "").replace("\\%", ""))]
     # SYNOPSIS
-    out += [".SH SYNOPSIS", ".nf", ".B #include <%s>" % doc.header, ".PP"]
+    out += [".SH SYNOPSIS", ".nf", ".B #include <%s>" % include_name(doc.header),
+            ".PP"]
     for name, proto in doc.protos:
         out += synopsis_line(proto, name, doc.kind)
     out += [".fi"]
     out += [".SH LIBRARY",
             "aioloop (\\fIlibaioloop\\fP, \\fI\\-laioloop\\fP;"
-            " \\fBpkg\\-config \\-\\-cflags \\-\\-libs aioloop\\fP)"]
+            " \\fBpkg\\-config \\-\\-cflags \\-\\-libs %s\\fP)"
+            % esc(pc_module(doc.header)).replace("-", "\\-")]
     if doc.kind == "macro":
         out.append(".PP")
         out.append("This is a macro: it needs the header, not the library."
@@ -764,14 +769,19 @@ def render_page(kdf, doc, pages, siblings, date, version, prev_in_section):
     elif void:
         out.append("None.")
     elif doc.kind == "function":
+        # A getter's summary names what it returns ("the context @co last
+        # ran in", "whether @ts is armed"); "as laio_submit()" refers on.
         s = doc.summary
         m = re.match(r"^[Aa]s (%s)\(\)$" % IDENT, s)
         if m:
             out.append(line_start(mk("As for %s()." % m.group(1))))
-        else:
+        elif re.match(r"^(the|a|an|whether|name|current|nanoseconds|how|"
+                      r"which|what)\b|^%s\(\)" % IDENT, s, re.I):
             out.append(line_start(mk("Returns %s." % (s[:1].lower() + s[1:]
                                                      if re.match(r"^[A-Z][a-z]", s)
                                                      else s))))
+        else:
+            out.append("See DESCRIPTION.")
     else:
         out.append("See DESCRIPTION.")
     # ERRORS: the errno values the return-value text names. Values the
@@ -815,6 +825,10 @@ def render_page(kdf, doc, pages, siblings, date, version, prev_in_section):
                 break
     elif doc.kind == "variable":
         out.append("Reading the variable's address is safe from any thread.")
+    elif doc.kind == "macro":
+        # (The docs build requires a tag of functions only.)
+        out.append("Not stated for this macro; see DESCRIPTION and the "
+                   "pages of the functions it uses.")
     else:
         out.append("Not documented.")
     # SEE ALSO
@@ -842,7 +856,7 @@ def headers_section(all_docs, summaries, pages):
         docs = [d for d in all_docs if d.header == header]
         if not docs:
             continue
-        out.append(".SS <%s>" % header)
+        out.append(".SS <%s>" % include_name(header))
         out.append(line_start(Markup(pages)(capitalise(summaries[header]))))
         out += [".PP", ".ad l"]
         names = []
@@ -853,37 +867,98 @@ def headers_section(all_docs, summaries, pages):
     return "\n".join(out)
 
 
+def doxygen_excludes(srcdir):
+    """EXCLUDE and EXCLUDE_PATTERNS of docs/Doxyfile: the man pages cover
+    the headers the docs build checks, no more."""
+    path = os.path.join(srcdir, "docs", "Doxyfile")
+    if not os.path.exists(path):
+        return [], []
+    with open(path, encoding="utf-8") as f:
+        text = f.read().replace("\\\n", " ")
+    values = {}
+    for m in re.finditer(r"^(EXCLUDE|EXCLUDE_PATTERNS)\s*\+?=(.*)$", text,
+                         re.M):
+        values.setdefault(m.group(1), []).extend(m.group(2).split())
+    return ([os.path.normpath(os.path.join(srcdir, p))
+             for p in values.get("EXCLUDE", [])],
+            values.get("EXCLUDE_PATTERNS", []))
+
+
+def public_headers(srcdir):
+    import fnmatch
+    excl, patterns = doxygen_excludes(srcdir)
+    out = []
+    for path in sorted(glob.glob(os.path.join(srcdir, "include", "**", "*.h"),
+                                 recursive=True)):
+        if any(path == e or path.startswith(e + os.sep) for e in excl):
+            continue
+        if any(fnmatch.fnmatch(path, p) for p in patterns):
+            continue
+        out.append(path)
+    return out
+
+
+# The QEMU-named include tree is used with its own pkg-config module, and
+# its headers are included by their QEMU names.
+COMPAT_DIR = "aioloop/qemu-compat/"
+
+
+def include_name(rel):
+    return rel[len(COMPAT_DIR):] if rel.startswith(COMPAT_DIR) else rel
+
+
+def pc_module(rel):
+    return "aioloop-qemu" if rel.startswith(COMPAT_DIR) else "aioloop"
+
+
 def collect(srcdir):
     kdf = load_filter(srcdir)
     incdir = os.path.join(srcdir, "include")
     all_docs = []
     summaries = {}
     undocumented = []
-    for path in sorted(glob.glob(os.path.join(incdir, "**", "*.h"),
-                                 recursive=True)):
+    for path in public_headers(srcdir):
         rel = os.path.relpath(path, incdir)
         docs, summary, undoc = parse_header(kdf, path, rel)
         all_docs += docs
         summaries[rel] = summary
         undocumented += undoc
+    # Who gets a name: a library function or variable before a macro of
+    # the same name (the QEMU-named tree spells some functions of other
+    # eras as macros), the aioloop headers before the QEMU-named tree,
+    # then the first comment.
+    def rank(d):
+        return (d.kind == "macro", d.header.startswith(COMPAT_DIR))
     pages = {}
-    for d in all_docs:
+    for d in sorted(all_docs, key=rank):
         for n in d.names:
-            if n in pages and pages[n] != d.page:
-                sys.stderr.write("%s:%d: warning: '%s' is documented twice "
-                                 "(also on page %s)\n"
-                                 % (d.path, d.line, n, pages[n]))
+            if n in pages:
+                other = pages[n][1]
+                if rank(other) == rank(d):
+                    sys.stderr.write("%s:%d: warning: '%s' is documented "
+                                     "twice (also on page %s)\n"
+                                     % (d.path, d.line, n, other.page))
                 continue
-            pages[n] = d.page
+            pages[n] = (d.names[0], d)
+    kept = []
+    for d in all_docs:
+        names = [n for n in d.names if pages[n][1] is d]
+        if not names:
+            continue
+        d.protos = [p for p in d.protos if p[0] in names]
+        d.names = names
+        kept.append(d)
+    all_docs = kept
+    pages = {n: d.page for n, (_, d) in pages.items()}
     return kdf, all_docs, summaries, undocumented, pages
 
 
 def input_files(srcdir):
-    files = sorted(glob.glob(os.path.join(srcdir, "include", "**", "*.h"),
-                             recursive=True))
+    files = public_headers(srcdir)
     files += [os.path.join(srcdir, "docs", "kerneldoc-filter.py"),
+              os.path.join(srcdir, "docs", "Doxyfile"),
               os.path.join(srcdir, "man", "aioloop.7.in")]
-    return files
+    return [f for f in files if os.path.exists(f)]
 
 
 def page_date(srcdir):
