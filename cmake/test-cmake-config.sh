@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the build into a scratch directory, then builds cmake/example
 # with CMake's find_package(aioloop) against it (shared and static
-# targets) and runs both programs (TAP). Also checks that the version file
+# targets; with the QEMU-named tree installed, the qemu component too) and
+# runs the programs (TAP, plan at the end). Also checks that the version file
 # turns down a version the installation cannot satisfy.
 #   test-cmake-config.sh BUILD_DIR EXAMPLE_DIR
 # Skips without cmake, unless we are root (scripts/install-deps installs
@@ -25,13 +26,17 @@ fail=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; fail=1; }
 
-echo "1..6"
 meson install -C "$build" --destdir "$stage/root" --no-rebuild >/dev/null
+# The QEMU-named tree (component "qemu"), when the build installed it.
+qemu=OFF
+if [ -n "$(find "$stage/root" -path '*/aioloop/qemu-compat/qemu/osdep.h' | head -n 1)" ]; then
+  qemu=ON
+fi
 config=$(find "$stage/root" -name aioloopConfig.cmake | head -n 1)
 if [ -n "$config" ]; then
   ok "aioloopConfig.cmake installed (${config#"$stage/root"})"
 else
-  notok "aioloopConfig.cmake installed"; exit 1
+  notok "aioloopConfig.cmake installed"; echo "1..$n"; exit 1
 fi
 # <prefix>/<libdir>/cmake/aioloop/aioloopConfig.cmake -> the prefix, from
 # the library next to it.
@@ -41,12 +46,14 @@ while [ ! -f "$prefix/include/aioloop.h" ] && [ "$prefix" != "$stage/root" ]; do
 done
 
 if cmake -S "$example" -B "$stage/b" -DCMAKE_PREFIX_PATH="$prefix" \
-     -DCMAKE_BUILD_TYPE=Release >"$stage/configure.log" 2>&1 &&
+     -DCMAKE_BUILD_TYPE=Release -DAIOLOOP_EXAMPLE_QEMU=$qemu \
+     >"$stage/configure.log" 2>&1 &&
    cmake --build "$stage/b" >"$stage/build.log" 2>&1; then
   ok "cmake configures and builds the example with find_package(aioloop 0.1)"
 else
   notok "cmake configures and builds the example"
   sed 's/^/# /' "$stage/configure.log" "$stage/build.log" 2>/dev/null | tail -40
+  echo "1..$n"
   exit 1
 fi
 
@@ -62,6 +69,14 @@ if [ "$out" = ok ]; then
   ok "hello-static (aioloop::aioloop-static) runs"
 else
   notok "hello-static (aioloop::aioloop-static) runs: $out"
+fi
+if [ "$qemu" = ON ]; then
+  out=$(LD_LIBRARY_PATH=$libdir "$stage/b/hello-qemu" 2>&1)
+  if [ "$out" = ok ]; then
+    ok "hello-qemu (aioloop::aioloop-qemu, QEMU-named headers) runs"
+  else
+    notok "hello-qemu (aioloop::aioloop-qemu) runs: $out"
+  fi
 fi
 # The shared program needs the soname, the static one does not.
 if readelf -d "$stage/b/hello-shared" | grep -q 'NEEDED.*libaioloop\.so\.' &&
@@ -87,4 +102,5 @@ if cmake -S "$stage/v" -B "$stage/vb" -DCMAKE_PREFIX_PATH="$prefix" \
 else
   notok "version checks"; sed 's/^/# /' "$stage/v.log" | tail -20
 fi
+echo "1..$n"
 exit $fail
