@@ -29,10 +29,36 @@
  * aio_poll() walks the list, else put on ctx->deleted_handlers and freed
  * by the outermost walk that ends with nobody asleep. A walker is any
  * aio_poll()/aio_dispatch() between walk_begin() and walk_end(); the
- * sleeping phase is inside a walk, so epoll's data.ptr and ppoll's node
- * array stay valid. A walk costs no atomic operation of its own: it is
- * covered by holding the context, or by ctx->sleepers while asleep (see
+ * sleeping phase is inside a walk, so ppoll's node array stays valid. A
+ * walk costs no atomic operation of its own: it is covered by holding the
+ * context, or by ctx->sleepers while asleep (see
  * walk_in_progress_locked() for the orderings).
+ *
+ * The kernel never holds a pointer to a node. epoll's registrations carry
+ * (fd, generation tag) and a reported event is resolved through
+ * ctx->fd_table under list_lock: a registration that outlived its handler
+ * (its descriptor was closed while a dup kept the open file alive, so
+ * EPOLL_CTL_DEL could not reach it) names no live node and is dropped,
+ * never dereferenced; see fdmon-epoll.c for how it is then made to stop
+ * firing.
+ *
+ * Descriptors that are not open
+ * -----------------------------
+ * Adding or updating a handler on a descriptor that is not open is the
+ * caller's bug and aborts with a message naming the descriptor, on both
+ * monitors (epoll_ctl says EBADF; the ppoll monitor asks fcntl). It never
+ * moves the context to ppoll: only refusals of an open descriptor do
+ * (regular files, the watch limit, memory). A descriptor closed while its
+ * handler is registered goes quiet instead: epoll forgets it, and ppoll,
+ * which sees POLLNVAL, parks the handler (AioHandler.fd_closed), so that
+ * neither monitor calls the handler again or wakes the loop for it until
+ * the handler is removed or replaced.
+ *
+ * The context's own descriptors (its notifier, its epoll set) are not the
+ * caller's: registering a handler on one of those numbers (a stale number
+ * the caller closed, which the context then got) aborts with a message;
+ * removing one is a no-op, as for any descriptor without a handler of the
+ * caller's. Either would otherwise cut the context off from its wake-ups.
  *
  * The dispatch skips deleted nodes, so once removal returns on the loop
  * thread the handler is not called again, even if an earlier wait had
@@ -213,7 +239,7 @@ static int fdmon_switch_locked(AioContext *ctx, const FDMonOps *ops)
  * state was allocated with the context - so a handler is never left
  * registered in the list but unwatched. Under list_lock.
  */
-static void fdmon_fall_back_locked(AioContext *ctx)
+void aioloop__fdmon_fall_back_locked(AioContext *ctx)
 {
     int ret = fdmon_switch_locked(ctx, &aioloop__fdmon_poll_ops);
 
@@ -230,10 +256,10 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     bool remove = !io_read && !en_read && !io_write && !io_poll;
     AioHandler *old_node, *new_node = NULL;
     const FDMonOps *ops;
+    int ret;
 
-    assert(fd >= 0);
     if (fd < 0) {
-        return -EBADF;
+        return remove ? 0 : -EBADF;
     }
     if (!remove) {
         new_node = aioloop__calloc(1, sizeof(*new_node));
@@ -254,7 +280,15 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     }
 
     qemu_mutex_lock(&ctx->list_lock);
-    old_node = fd < ctx->fd_table_size ? ctx->fd_table[fd] : NULL;
+    old_node = aioloop__handler_of_fd_locked(ctx, fd);
+    if (!internal && ((old_node && old_node->internal) ||
+                      fd == ctx->epollfd)) {
+        /* The context's own descriptor: see "Descriptors that are not
+         * open" above. */
+        qemu_mutex_unlock(&ctx->list_lock);
+        free(new_node);
+        return remove ? 0 : -EEXIST;
+    }
     if (!old_node && remove) {
         qemu_mutex_unlock(&ctx->list_lock);
         return 0;
@@ -265,13 +299,24 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         free(new_node);
         return -ENOMEM;
     }
+    if (new_node) {
+        new_node->tag = ++ctx->next_tag;
+    }
     ops = ctx->fdmon_ops;
-    if (ops->update(ctx, old_node, new_node) < 0) {
+    ret = ops->update(ctx, old_node, new_node);
+    if (ret == -EBADF && new_node) {
+        /* Not an open descriptor: the caller's bug, reported by the
+         * caller. Nothing changed (a failed ADD/MOD leaves the set). */
+        qemu_mutex_unlock(&ctx->list_lock);
+        free(new_node);
+        return -EBADF;
+    }
+    if (ret < 0) {
         assert(ops != &aioloop__fdmon_poll_ops);
         if (old_node) {
             ops->update(ctx, old_node, NULL);
         }
-        fdmon_fall_back_locked(ctx);
+        aioloop__fdmon_fall_back_locked(ctx);
     }
     if (new_node) {
         list_insert(ctx, new_node);
@@ -298,10 +343,12 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     return 0;
 }
 
-/* The public setters have no error channel: out of memory aborts (see
- * the policy in util/alloc.h). */
-static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
-                               IOHandler *io_read, EventNotifierHandler *en_read,
+/* The public setters have no error channel: every refusal aborts with a
+ * message that names the descriptor (out of memory: see the policy in
+ * util/alloc.h). @who is the public function's name. */
+static void set_handler_or_die(AioContext *ctx, const char *who, int fd,
+                               bool is_external, IOHandler *io_read,
+                               EventNotifierHandler *en_read,
                                IOHandler *io_write, AioPollFn *io_poll,
                                IOHandler *io_poll_ready, void *opaque)
 {
@@ -309,17 +356,35 @@ static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
                                    en_read, io_write, io_poll, io_poll_ready,
                                    opaque);
 
-    if (ret == -ENOMEM) {
+    switch (ret) {
+    case 0:
+        return;
+    case -ENOMEM:
         fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
-        abort();
+        break;
+    case -EBADF:
+        fprintf(stderr, "aioloop: %s: fd %d is not an open file descriptor "
+                "(AioContext %p); remove a handler before closing its "
+                "descriptor\n", who, fd, (void *)ctx);
+        break;
+    case -EEXIST:
+        fprintf(stderr, "aioloop: %s: fd %d belongs to AioContext %p itself "
+                "(its event notifier or epoll set), not to the caller: a "
+                "stale descriptor number?\n", who, fd, (void *)ctx);
+        break;
+    default:
+        fprintf(stderr, "aioloop: %s: cannot register fd %d: %s\n", who, fd,
+                strerror(-ret));
+        break;
     }
+    abort();
 }
 
 void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
                         IOHandler *io_read, IOHandler *io_write, void *opaque)
 {
-    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, NULL,
-                       NULL, opaque);
+    set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
+                       io_write, NULL, NULL, opaque);
 }
 
 void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
@@ -327,15 +392,27 @@ void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
                              AioPollFn *io_poll, IOHandler *io_poll_ready,
                              void *opaque)
 {
-    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, io_poll,
-                       io_poll_ready, opaque);
+    set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
+                       io_write, io_poll, io_poll_ready, opaque);
 }
 
 void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
                             bool is_external, EventNotifierHandler *io_read)
 {
-    set_handler_or_die(ctx, event_notifier_get_fd(notifier), is_external,
-                       NULL, io_read, NULL, NULL, NULL, notifier);
+    int fd = event_notifier_get_fd(notifier);
+
+    if (fd < 0) {
+        if (!io_read) {
+            return;     /* never registered: event_notifier_cleanup()
+                         * refuses a registered notifier */
+        }
+        fprintf(stderr, "aioloop: aio_set_event_notifier: EventNotifier %p "
+                "is not initialised (AioContext %p)\n", (void *)notifier,
+                (void *)ctx);
+        abort();
+    }
+    set_handler_or_die(ctx, __func__, fd, is_external, NULL, io_read, NULL,
+                       NULL, NULL, notifier);
 }
 
 /* ------------------------------------------------------------------ */
@@ -346,11 +423,18 @@ static void refresh_external_locked(AioContext *ctx)
     AioHandler *node;
 
     for (node = ctx->handlers; node; node = node->next) {
+        int ret;
+
+        if (!node->is_external) {
+            continue;
+        }
         /* Re-adding a handler can fail (epoll_ctl ENOMEM/ENOSPC): fall
-         * back to ppoll rather than leave it unwatched. */
-        if (node->is_external &&
-            ctx->fdmon_ops->update(ctx, node, node) < 0) {
-            fdmon_fall_back_locked(ctx);
+         * back to ppoll rather than leave it unwatched. EBADF is not a
+         * refusal: the descriptor was closed while registered, and its
+         * handler stays parked (see "Descriptors that are not open"). */
+        ret = ctx->fdmon_ops->update(ctx, node, node);
+        if (ret < 0 && ret != -EBADF) {
+            aioloop__fdmon_fall_back_locked(ctx);
         }
     }
     qatomic_inc(&ctx->handler_gen);
@@ -516,11 +600,16 @@ void aioloop__sleep_begin(AioContext *ctx)
     aio_context_release(ctx);
 }
 
-void aioloop__sleep_end(AioContext *ctx)
+void aioloop__sleep_end_locked(AioContext *ctx)
 {
     aio_context_acquire(ctx);
     qemu_mutex_lock(&ctx->list_lock);
     ctx->sleepers--;
+}
+
+void aioloop__sleep_end(AioContext *ctx)
+{
+    aioloop__sleep_end_locked(ctx);
     qemu_mutex_unlock(&ctx->list_lock);
 }
 
