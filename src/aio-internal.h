@@ -239,6 +239,10 @@ struct AioContext {
 #if AIOLOOP_HAVE_GLIB
     struct AioGSource *gsource;     /* bh_lock */
 #endif
+
+    /* Every live context is on one list (aio-posix.c), so that
+     * event_notifier_cleanup() can tell a notifier still registered. */
+    QLIST_ENTRY(AioContext) all_contexts;
 };
 
 /* async.c */

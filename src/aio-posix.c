@@ -71,12 +71,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aio-internal.h"
 #include "util/alloc.h"
+#include "util/event-notifier-internal.h"
 
 /* revents marker for "io_poll() said ready" (not a poll(2) bit). */
 #define AIO_POLL_READY 0x40000000
@@ -569,21 +571,34 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     return false;
 }
 
-/* Grow or shrink ctx->poll_ns after a blocking wait of @block_ns. */
+/*
+ * Grow or shrink ctx->poll_ns after a blocking wait of @block_ns. The
+ * parameters are any non-negative int64_t (aio_context_set_poll_params()
+ * takes INT64_MAX), so growth saturates at @max_ns instead of
+ * overflowing; poll_ns stays within [0, max_ns].
+ */
 static void adjust_polling_time(AioContext *ctx, int64_t block_ns,
                                 int64_t max_ns)
 {
-    int64_t poll_ns = ctx->poll_ns;
+    /* max_ns may have been lowered since the window grew. */
+    int64_t poll_ns = ctx->poll_ns < max_ns ? ctx->poll_ns : max_ns;
 
     if (block_ns <= poll_ns) {
-        return;                 /* polling caught it: keep the window */
+        ctx->poll_ns = poll_ns; /* polling caught it: keep the window */
+        return;
     }
     if (block_ns > max_ns) {
         int64_t shrink = qatomic_read(&ctx->poll_shrink);
         poll_ns = shrink ? poll_ns / shrink : 0;
     } else if (poll_ns < max_ns) {
         int64_t grow = qatomic_read(&ctx->poll_grow);
-        poll_ns = poll_ns ? poll_ns * (grow ? grow : 2) : 4000;
+
+        if (!poll_ns) {
+            poll_ns = 4000;
+        } else if (__builtin_mul_overflow(poll_ns, grow ? grow : 2,
+                                          &poll_ns)) {
+            poll_ns = max_ns;
+        }
         if (poll_ns > max_ns) {
             poll_ns = max_ns;
         }
@@ -670,7 +685,7 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
     max_ns = blocking && timeout ? qatomic_read(&ctx->poll_max_ns) : 0;
 
     if (max_ns && can_poll) {
-        int64_t limit = ctx->poll_ns;
+        int64_t limit = ctx->poll_ns < max_ns ? ctx->poll_ns : max_ns;
 
         start = aioloop__now_ns();
         if (timeout > 0 && timeout < limit) {
@@ -832,6 +847,47 @@ bool aio_dispatch(AioContext *ctx)
 }
 
 /* ------------------------------------------------------------------ */
+/* Event notifiers cleaned up while registered                         */
+
+/*
+ * event_notifier_cleanup() of a notifier still registered with a context
+ * would close the descriptor under its handler, and the notifier could
+ * then never be removed (its fd reads -1). The cleanup asks this check
+ * (installed by the first context, see util/event-notifier.c) and aborts
+ * naming the notifier and the context. Contexts are found on one global
+ * list; the lock order is all_contexts_lock, then a list_lock.
+ */
+static pthread_mutex_t all_contexts_lock = PTHREAD_MUTEX_INITIALIZER;
+static QLIST_HEAD(, AioContext) all_contexts =
+    QLIST_HEAD_INITIALIZER(all_contexts);
+
+static void *notifier_owner(const EventNotifier *e)
+{
+    AioContext *ctx, *owner = NULL;
+    int fd = event_notifier_get_fd(e);
+
+    if (fd < 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&all_contexts_lock);
+    QLIST_FOREACH(ctx, &all_contexts, all_contexts) {
+        AioHandler *node;
+
+        qemu_mutex_lock(&ctx->list_lock);
+        node = aioloop__handler_of_fd_locked(ctx, fd);
+        if (node && !node->internal && node->en_read && node->opaque == e) {
+            owner = ctx;
+        }
+        qemu_mutex_unlock(&ctx->list_lock);
+        if (owner) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_contexts_lock);
+    return owner;
+}
+
+/* ------------------------------------------------------------------ */
 /* Set-up and tear-down                                                */
 
 int aioloop__handlers_init(AioContext *ctx, Error **errp)
@@ -865,6 +921,10 @@ int aioloop__handlers_init(AioContext *ctx, Error **errp)
         aioloop__fdmon_poll_ops.cleanup(ctx);
         return ret;
     }
+    aioloop__event_notifier_set_owner_check(notifier_owner);
+    pthread_mutex_lock(&all_contexts_lock);
+    QLIST_INSERT_HEAD(&all_contexts, ctx, all_contexts);
+    pthread_mutex_unlock(&all_contexts_lock);
     return 0;
 }
 
@@ -872,6 +932,9 @@ void aioloop__handlers_cleanup(AioContext *ctx)
 {
     AioHandler *node, *next;
 
+    pthread_mutex_lock(&all_contexts_lock);
+    QLIST_REMOVE(ctx, all_contexts);
+    pthread_mutex_unlock(&all_contexts_lock);
     qemu_mutex_lock(&ctx->list_lock);
     assert(ctx->sleepers == 0 && ctx->poll_depth == 0);
     free_deleted_locked(ctx);

@@ -393,6 +393,9 @@ AIOLOOP_API void aio_set_fd_handler_poll(AioContext *ctx, int fd,
  * aio_set_event_notifier - run @io_read(@notifier) when @notifier is set;
  * NULL removes it. The handler usually starts with
  * event_notifier_test_and_clear(). Same rules as aio_set_fd_handler().
+ * Registering an uninitialised notifier aborts with a message naming it;
+ * removing one does nothing (it cannot be registered: event_notifier_
+ * cleanup() of a registered notifier aborts, see <aioloop/event-notifier.h>).
  * Any thread.
  */
 AIOLOOP_API void aio_set_event_notifier(AioContext *ctx,
