@@ -130,7 +130,9 @@ AIOLOOP_API void aio_context_release(AioContext *ctx);
 /**
  * aio_context_fdmon_name - name of the fd monitor @ctx uses now:
  * "epoll" or "poll". A context falls back from epoll to poll when epoll
- * refuses a descriptor (regular files) or runs out of watches.
+ * refuses an open descriptor (regular files) or runs out of watches, or
+ * when it cannot rebuild its epoll set to drop a leftover registration
+ * (see aio_set_fd_handler()); never for a descriptor that is not open.
  * Any thread.
  */
 AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
