@@ -112,6 +112,22 @@ struct AioHandler {
 
 typedef QLIST_HEAD(, AioHandler) AioHandlerList;
 
+/*
+ * fd -> live handler. Written under list_lock (seq_cst stores); read by
+ * walkers without it (aioloop__handler_of_fd()), which is why a table is
+ * never freed while the context lives: growing it publishes a copy and
+ * keeps the old one on the @older chain (tables double, so the chain
+ * costs less than the current table). A walker that still reads an old
+ * table sees an entry that may be stale, never freed memory: a node
+ * retired while a walk is in progress is freed after it (see "Handler
+ * lifetime" in aio-posix.c).
+ */
+typedef struct AioFdTable {
+    struct AioFdTable *older;
+    int size;
+    AioHandler *slot[];         /* atomic */
+} AioFdTable;
+
 /* ------------------------------------------------------------------ */
 /* fd monitors                                                         */
 
@@ -180,8 +196,7 @@ struct AioContext {
      * are covered by holding the context or by sleepers. */
     QemuMutex list_lock;
     AioHandler *handlers;           /* atomic head */
-    AioHandler **fd_table;          /* fd -> live handler, list_lock */
-    int fd_table_size;              /* list_lock */
+    AioFdTable *fd_table;           /* atomic pointer; see AioFdTable */
     uint32_t next_tag;              /* AioHandler.tag source; list_lock */
     AioHandler *deleted_handlers;   /* retired, not yet freed; list_lock */
     bool has_deleted;               /* atomic: deleted_handlers != NULL */
@@ -203,7 +218,7 @@ struct AioContext {
      * the set behind it may be replaced (dup3) by a rebuild that drops
      * stale registrations, see fdmon-epoll.c. */
     int epollfd;
-    unsigned epoll_stale_waits;     /* list_lock: see fdmon-epoll.c */
+    unsigned epoll_stale_waits;     /* atomic: see fdmon-epoll.c */
     struct FDMonPollState *poll_state;
 
     /* Backends that arm their wake-up source only while the loop may
@@ -348,14 +363,22 @@ AioHandler *aioloop__handlers_first(AioContext *ctx);
 AioHandler *aioloop__handler_next(AioHandler *node);
 void aioloop__sleep_begin(AioContext *ctx);
 void aioloop__sleep_end(AioContext *ctx);
-/* aioloop__sleep_end() that returns with ctx->list_lock held (the epoll
- * monitor resolves its events under it, in the same critical section). */
-void aioloop__sleep_end_locked(AioContext *ctx);
-/* The live handler of @fd, or NULL. Under list_lock. */
-static inline AioHandler *aioloop__handler_of_fd_locked(AioContext *ctx,
-                                                        int fd)
+/*
+ * The live handler of @fd, or NULL: under list_lock, or inside a walk
+ * (then possibly a node retired meanwhile, still allocated and marked
+ * deleted). The seq_cst loads pair with the writer's seq_cst stores
+ * before it decides whether a retired node can be freed at once: a
+ * walker that acquired the context before that decision is seen by it,
+ * one that acquired it later sees the new entry. Lock-free: a few loads.
+ */
+static inline AioHandler *aioloop__handler_of_fd(AioContext *ctx, int fd)
 {
-    return fd >= 0 && fd < ctx->fd_table_size ? ctx->fd_table[fd] : NULL;
+    AioFdTable *t = qatomic_mb_read(&ctx->fd_table);
+
+    if (!t || fd < 0 || fd >= t->size) {
+        return NULL;
+    }
+    return qatomic_mb_read(&t->slot[fd]);
 }
 /* Moves the context from epoll to ppoll for good (cannot fail). Under
  * list_lock. */

@@ -36,7 +36,8 @@
  *
  * The kernel never holds a pointer to a node. epoll's registrations carry
  * (fd, generation tag) and a reported event is resolved through
- * ctx->fd_table under list_lock: a registration that outlived its handler
+ * ctx->fd_table, inside the walk (see AioFdTable in aio-internal.h for
+ * why that needs no lock): a registration that outlived its handler
  * (its descriptor was closed while a dup kept the open file alive, so
  * EPOLL_CTL_DEL could not reach it) names no live node and is dropped,
  * never dereferenced; see fdmon-epoll.c for how it is then made to stop
@@ -192,12 +193,13 @@ static void kick(AioContext *ctx)
     aioloop__kick(ctx);
 }
 
-/* Makes ctx->fd_table cover @fd. Under list_lock. Returns 0, or -ENOMEM
+/* Makes ctx->fd_table cover @fd: a bigger copy is published, the old
+ * table kept (see AioFdTable). Under list_lock. Returns 0, or -ENOMEM
  * with the table unchanged. */
 static int ensure_fd_table(AioContext *ctx, int fd)
 {
-    int size = ctx->fd_table_size;
-    AioHandler **table;
+    AioFdTable *old = ctx->fd_table, *t;
+    int size = old ? old->size : 0;
 
     if (fd < size) {
         return 0;
@@ -205,15 +207,24 @@ static int ensure_fd_table(AioContext *ctx, int fd)
     while (size <= fd) {
         size = size ? size * 2 : 64;
     }
-    table = aioloop__realloc(ctx->fd_table, size * sizeof(*table));
-    if (!table) {
+    t = aioloop__calloc(1, sizeof(*t) + (size_t)size * sizeof(t->slot[0]));
+    if (!t) {
         return -ENOMEM;
     }
-    memset(table + ctx->fd_table_size, 0,
-           (size - ctx->fd_table_size) * sizeof(*table));
-    ctx->fd_table = table;
-    ctx->fd_table_size = size;
+    t->size = size;
+    t->older = old;
+    if (old) {
+        memcpy(t->slot, old->slot, (size_t)old->size * sizeof(t->slot[0]));
+    }
+    qatomic_mb_set(&ctx->fd_table, t);
     return 0;
+}
+
+/* Sets the handler of @fd in the table (which covers it). Under
+ * list_lock; seq_cst, before any retirement (see AioFdTable). */
+static void fd_table_set_locked(AioContext *ctx, int fd, AioHandler *node)
+{
+    qatomic_mb_set(&ctx->fd_table->slot[fd], node);
 }
 
 /* Switch the fd monitor (epoll -> poll fallback). Under list_lock. */
@@ -282,7 +293,7 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     }
 
     qemu_mutex_lock(&ctx->list_lock);
-    old_node = aioloop__handler_of_fd_locked(ctx, fd);
+    old_node = aioloop__handler_of_fd(ctx, fd);
     if (!internal && ((old_node && old_node->internal) ||
                       fd == ctx->epollfd)) {
         /* The context's own descriptor: see "Descriptors that are not
@@ -322,12 +333,12 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     }
     if (new_node) {
         list_insert(ctx, new_node);
-        ctx->fd_table[fd] = new_node;
+        fd_table_set_locked(ctx, fd, new_node);
         if (!new_node->io_poll) {
             qatomic_inc(&ctx->poll_disable_cnt);
         }
     } else {
-        ctx->fd_table[fd] = NULL;
+        fd_table_set_locked(ctx, fd, NULL);
     }
     if (old_node) {
         if (!old_node->io_poll) {
@@ -615,16 +626,11 @@ void aioloop__sleep_begin(AioContext *ctx)
     aio_context_release(ctx);
 }
 
-void aioloop__sleep_end_locked(AioContext *ctx)
+void aioloop__sleep_end(AioContext *ctx)
 {
     aio_context_acquire(ctx);
     qemu_mutex_lock(&ctx->list_lock);
     ctx->sleepers--;
-}
-
-void aioloop__sleep_end(AioContext *ctx)
-{
-    aioloop__sleep_end_locked(ctx);
     qemu_mutex_unlock(&ctx->list_lock);
 }
 
@@ -874,7 +880,7 @@ static void *notifier_owner(const EventNotifier *e)
         AioHandler *node;
 
         qemu_mutex_lock(&ctx->list_lock);
-        node = aioloop__handler_of_fd_locked(ctx, fd);
+        node = aioloop__handler_of_fd(ctx, fd);
         if (node && !node->internal && node->en_read && node->opaque == e) {
             owner = ctx;
         }
@@ -943,9 +949,12 @@ void aioloop__handlers_cleanup(AioContext *ctx)
         free(node);
     }
     ctx->handlers = NULL;
-    free(ctx->fd_table);
-    ctx->fd_table = NULL;
-    ctx->fd_table_size = 0;
+    while (ctx->fd_table) {
+        AioFdTable *t = ctx->fd_table;
+
+        ctx->fd_table = t->older;
+        free(t);
+    }
     qemu_mutex_unlock(&ctx->list_lock);
     aioloop__fdmon_epoll_ops.cleanup(ctx);
     aioloop__fdmon_poll_ops.cleanup(ctx);

@@ -14,12 +14,11 @@
  * closed number fails (EBADF) when its handler is removed: had data.ptr
  * been the node, events would keep arriving with a pointer to freed
  * memory. So data.u64 is (tag << 32 | fd), the handler node's generation
- * tag and descriptor, and the waiter resolves it through ctx->fd_table
- * under list_lock (taken anyway to end the sleep: one critical section).
- * A live node with that tag is the handler; anything else is a stale
- * registration, dropped. The node found is safe to use after the lock is
- * dropped: the waiter is inside a walk (see "Handler lifetime" in
- * aio-posix.c).
+ * tag and descriptor, and the waiter resolves it through ctx->fd_table,
+ * without a lock: the waiter is inside a walk, so the node it finds stays
+ * allocated until the walk ends (see AioFdTable in aio-internal.h and
+ * "Handler lifetime" in aio-posix.c). A live node with that tag is the
+ * handler; anything else is a stale registration, dropped.
  *
  * Making a stale registration stop firing
  * ---------------------------------------
@@ -227,10 +226,10 @@ static void stale_events_locked(AioContext *ctx, unsigned gen_before)
 {
     bool changed = qatomic_read(&ctx->handler_gen) != gen_before;
 
-    if (changed && ctx->epoll_stale_waits++ == 0) {
+    if (changed && qatomic_fetch_inc(&ctx->epoll_stale_waits) == 0) {
         return;     /* probably a handler changed under the report */
     }
-    ctx->epoll_stale_waits = 0;
+    qatomic_set(&ctx->epoll_stale_waits, 0);
     if (rebuild_locked(ctx) < 0) {
         aioloop__fdmon_fall_back_locked(ctx);
         return;
@@ -286,16 +285,13 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
     } else {
         n = epoll_wait_ns(ctx->epollfd, events, EPOLL_MAX_EVENTS, timeout_ns);
     }
-    err = errno;
+    err = n < 0 ? errno : 0;    /* before sleep_end()'s calls */
     if (unlock) {
-        aioloop__sleep_end_locked(ctx);
-    } else if (n > 0) {
-        qemu_mutex_lock(&ctx->list_lock);
+        aioloop__sleep_end(ctx);
     }
     for (i = 0; i < n; i++) {
         uint64_t key = events[i].data.u64;
-        AioHandler *node = aioloop__handler_of_fd_locked(ctx,
-                                                         (int)(uint32_t)key);
+        AioHandler *node = aioloop__handler_of_fd(ctx, (int)(uint32_t)key);
         uint32_t e = events[i].events;
         int revents = ((e & EPOLLIN) ? POLLIN : 0) |
                       ((e & EPOLLOUT) ? POLLOUT : 0) |
@@ -309,13 +305,12 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
         aioloop__add_ready_handler(ready_list, node, revents);
         ready++;
     }
-    if (unlock || n > 0) {
-        if (stale) {
-            stale_events_locked(ctx, gen);
-        } else {
-            ctx->epoll_stale_waits = 0;
-        }
+    if (unlikely(stale)) {
+        qemu_mutex_lock(&ctx->list_lock);
+        stale_events_locked(ctx, gen);
         qemu_mutex_unlock(&ctx->list_lock);
+    } else if (n > 0 && unlikely(qatomic_read(&ctx->epoll_stale_waits))) {
+        qatomic_set(&ctx->epoll_stale_waits, 0);
     }
     if (n < 0) {
         /* EINTR (a signal) is an early wake-up: aio_poll() looks at its
