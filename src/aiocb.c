@@ -41,7 +41,10 @@ typedef struct Completing {
     struct Completing *next;
 } Completing;
 
-static __thread Completing *completing;
+/* initial-exec: a load from the thread pointer, even in the shared
+ * library (see AIOLOOP_TLS_FAST in aio-internal.h). */
+static __thread Completing *completing
+    __attribute__((tls_model("initial-exec")));
 
 void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
                    BlockCompletionFunc *cb, void *opaque)
