@@ -13,7 +13,9 @@
  * case then hangs until the harness's watchdog kills it.
  *
  * The engine cases skip, with the library's reason, where the kernel
- * refuses the engine (io_uring disabled, no Linux AIO).
+ * refuses the engine (io_uring disabled, no Linux AIO). Meson runs this
+ * program once per fd monitor (AIOLOOP_FDMON): the engines' completion
+ * notifiers are fd handlers of the context.
  *
  * SPDX-License-Identifier: MIT
  */
