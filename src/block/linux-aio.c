@@ -73,6 +73,7 @@ struct LinuxAioState {
     aio_context_t kctx;
     struct aio_ring *ring;      /* NULL: reap with io_getevents */
     EventNotifier e;
+    uint32_t resfd;             /* e's fd, signalled by every completion */
     /* The io_getevents fallback's batch, consumed from ev_idx. */
     int ev_idx, ev_max;
     struct io_event events[LAIO_DEPTH];
@@ -179,7 +180,7 @@ static struct iocb *laio_prep(LinuxAioState *s, RawRequest *r)
     io->aio_data = (uintptr_t)r;
     io->aio_fildes = (uint32_t)r->fd;
     io->aio_flags = IOCB_FLAG_RESFD;
-    io->aio_resfd = (uint32_t)event_notifier_get_fd(&s->e);
+    io->aio_resfd = s->resfd;
     io->aio_offset = (int64_t)r->offset;
     if (r->type == QEMU_AIO_FLUSH) {
         io->aio_lio_opcode = IOCB_CMD_FDSYNC;
@@ -259,6 +260,7 @@ static int laio_open(RawQueue *q, Error **errp)
         error_setg_errno(errp, -err, "Linux AIO completion eventfd");
         return err;
     }
+    s->resfd = (uint32_t)event_notifier_get_fd(&s->e);
     err = AIOLOOP_FAULT(AIOLOOP_FAULT_IO_SETUP);
     if (err || syscall(__NR_io_setup, (long)LAIO_DEPTH, &s->kctx) < 0) {
         err = err ? err : errno;

@@ -159,11 +159,15 @@ typedef struct RawFdKind {
 struct RawQueue {
     const RawEngineOps *ops;
     AioContext *ctx;            /* attached context, or NULL */
+    unsigned depth;             /* ops->depth */
+    bool pool_only;             /* !ops->submit: every request to the pool */
+    bool files_only;            /* ops->files_only */
     unsigned in_flight;         /* the engine's or a pool job's */
     unsigned in_queue;          /* requests in 'pending' */
     unsigned plugged;           /* *_io_plug() nesting */
     unsigned batching;          /* completion-processing nesting */
     bool blocked;               /* refused: wait for a completion */
+    bool batch_scheduled;       /* batch_bh is scheduled */
     bool flush_in_pool;         /* the engine cannot flush: the pool does */
     int64_t refused_since;      /* first refusal with nothing in flight */
     int64_t backoff_ns;

@@ -52,7 +52,7 @@
 #define BACKOFF_MAX_NS      (10 * 1000 * 1000)
 #define REFUSAL_LIMIT_NS    (1000 * 1000 * 1000)
 
-static void raw_kick(RawQueue *q);
+static void raw_flush(RawQueue *q);
 
 /* Misuse the API cannot report: say what and whose, then abort. */
 static AIOLOOP_NORETURN void raw_die(RawQueue *q, const char *fn,
@@ -104,7 +104,7 @@ static inline RawRequest *raw_pop(RawQueue *q)
 /* Slots free for more requests. */
 static inline unsigned raw_room(const RawQueue *q)
 {
-    return q->in_flight < q->ops->depth ? q->ops->depth - q->in_flight : 0;
+    return q->in_flight < q->depth ? q->depth - q->in_flight : 0;
 }
 
 /* Requests the engine took but the kernel has not accepted yet. */
@@ -117,6 +117,41 @@ static inline unsigned raw_engine_waiting(RawQueue *q)
 static inline bool raw_waiting(RawQueue *q)
 {
     return q->in_queue || raw_engine_waiting(q);
+}
+
+/* Has the submission of a batch a nested loop may wait on scheduled
+ * (once per batch, not per request: the flag follows the BH). */
+static inline void raw_schedule_batch(RawQueue *q)
+{
+    if (!q->batch_scheduled) {
+        q->batch_scheduled = true;
+        qemu_bh_schedule(q->batch_bh);
+    }
+}
+
+static inline void raw_cancel_batch(RawQueue *q)
+{
+    if (q->batch_scheduled) {
+        q->batch_scheduled = false;
+        qemu_bh_cancel(q->batch_bh);
+    }
+}
+
+/* Submits now if nothing holds the queue back. */
+static inline void raw_kick(RawQueue *q)
+{
+    if (q->blocked || !raw_waiting(q)) {
+        return;
+    }
+    if ((q->plugged || q->batching) && q->in_queue < raw_room(q)) {
+        /* Hold the batch. A callback that polls a nested loop for what
+         * it just submitted gets it submitted by the BH. */
+        if (q->batching && !q->plugged) {
+            raw_schedule_batch(q);
+        }
+        return;
+    }
+    raw_flush(q);
 }
 
 /* ---- fd kinds ------------------------------------------------------------ */
@@ -301,11 +336,11 @@ static void raw_pool_submit(RawQueue *q, RawRequest *r)
                                          raw_pool_done, r);
 }
 
-/* Does the pool run @r rather than the engine? */
+/* Does the pool run @r rather than the engine? (r->in_pool: the engine
+ * has no submit(), or the fd is not a file it takes; raw_start().) */
 static inline bool raw_in_pool(const RawQueue *q, const RawRequest *r)
 {
-    return !q->ops->submit || r->in_pool ||
-           (r->type == QEMU_AIO_FLUSH && q->flush_in_pool);
+    return r->in_pool || (r->type == QEMU_AIO_FLUSH && q->flush_in_pool);
 }
 
 void aioloop__raw_flush_in_pool(RawQueue *q)
@@ -397,27 +432,11 @@ static void raw_flush(RawQueue *q)
     }
 }
 
-/* Submits now if nothing holds the queue back. */
-static void raw_kick(RawQueue *q)
-{
-    if (!raw_waiting(q) || q->blocked) {
-        return;
-    }
-    if ((q->plugged || q->batching) && q->in_queue < raw_room(q)) {
-        /* Hold the batch. A callback that polls a nested loop for what
-         * it just submitted gets it submitted by the BH. */
-        if (q->batching && !q->plugged) {
-            qemu_bh_schedule(q->batch_bh);
-        }
-        return;
-    }
-    raw_flush(q);
-}
-
 static void raw_batch_bh(void *opaque)
 {
     RawQueue *q = opaque;
 
+    q->batch_scheduled = false;
     if (raw_waiting(q) && !q->blocked && !q->plugged) {
         raw_flush(q);
     }
@@ -453,15 +472,13 @@ void aioloop__raw_batch_end(RawQueue *q)
     if (--q->batching == 0) {
         /* A completion cleared a refusal: retry what waits, including
          * what the engine holds with nothing queued here behind it. */
-        if (raw_waiting(q)) {
-            qemu_bh_cancel(q->batch_bh);
-            raw_kick(q);
-        }
+        raw_cancel_batch(q);
+        raw_kick(q);
     } else if (raw_waiting(q) && !q->plugged && !q->blocked) {
         /* A nested loop ended its processing while an outer one is still
          * in a callback: slots may have freed up for queued requests that
          * this nested loop (or a deeper one) waits for. */
-        qemu_bh_schedule(q->batch_bh);
+        raw_schedule_batch(q);
     }
 }
 
@@ -534,7 +551,9 @@ static int raw_start(RawQueue *q, RawRequest *r, int err)
     if (!err) {
         err = raw_check(r);
     }
-    if (!err && q->ops->files_only) {
+    if (q->pool_only) {
+        r->in_pool = true;
+    } else if (!err && q->files_only) {
         int kind = raw_fd_kind(q, r->fd);
 
         if (kind < 0) {
@@ -634,6 +653,9 @@ RawQueue *aioloop__raw_open(const RawEngineOps *ops, Error **errp)
         return NULL;
     }
     q->ops = ops;
+    q->depth = ops->depth;
+    q->pool_only = !ops->submit;
+    q->files_only = ops->files_only;
     QTAILQ_INIT(&q->pending);
     QTAILQ_INIT(&q->done);
     q->attachment.what = ops->what;
@@ -685,6 +707,7 @@ static void raw_detach_idle(RawQueue *q, AioContext *ctx)
     aioloop__attachment_remove(&q->attachment);
     qemu_bh_delete(q->done_bh);
     qemu_bh_delete(q->batch_bh);
+    q->batch_scheduled = false;
     qemu_bh_delete(q->process_bh);
     q->done_bh = q->batch_bh = q->process_bh = NULL;
     timer_del(&q->retry_timer);
