@@ -483,6 +483,7 @@ const RawEngineOps aioloop__io_uring_ops = {
     .what = "an io_uring state",
     .engine = AIO_ENGINE_IO_URING,
     .state_size = sizeof(LuringState),
+    .request_size = sizeof(LuringPart),
     .depth = LURING_DEPTH,
     .files_only = true,
     .open = luring_open,

@@ -310,6 +310,7 @@ const RawEngineOps aioloop__linux_aio_ops = {
     .what = "a Linux AIO state",
     .engine = AIO_ENGINE_LINUX_AIO,
     .state_size = sizeof(LinuxAioState),
+    .request_size = sizeof(struct iocb),
     .depth = LAIO_DEPTH,
     .fails_head = true,
     .files_only = true,

@@ -45,15 +45,14 @@ typedef struct RawQueue RawQueue;
 typedef struct RawRequest RawRequest;
 typedef struct RawEngineOps RawEngineOps;
 
-/* Bytes of every request reserved for its engine (Linux AIO's struct
- * iocb, io_uring's short-read continuation); each engine checks with a
- * _Static_assert that its part fits. */
+/* The most an engine may keep in each request (RawEngineOps.request_size:
+ * Linux AIO's struct iocb, io_uring's short-read continuation). */
 #define RAW_ENGINE_AREA 64
 
 /*
  * The request of every engine. A callback request is an AIOCB from
  * qemu_aio_get() (it starts with BlockAIOCB); a coroutine request lives
- * on the waiting coroutine's stack and has 'co' set.
+ * on the waiting coroutine's stack (RawCoRequest) and has 'co' set.
  */
 struct RawRequest {
     BlockAIOCB common;          /* callback requests: from qemu_aio_get() */
@@ -62,23 +61,34 @@ struct RawRequest {
     QEMUIOVector *qiov;         /* NULL for a flush */
     uint64_t offset;
     int fd;
-    int type;                   /* QEMU_AIO_READ/WRITE/FLUSH */
     int ret;                    /* -EINPROGRESS until delivered */
     int deferred_ret;           /* the result waiting in q->done */
+    uint8_t type;               /* QEMU_AIO_READ/WRITE/FLUSH */
     bool queued;                /* in q->pending */
-    bool in_pool;               /* runs in the thread pool, not the engine */
+    bool in_pool;               /* runs in the thread pool, not the engine
+                                 * (raw_start(), aioloop__raw_flush_in_pool()) */
     QTAILQ_ENTRY(RawRequest) next;   /* q->pending or q->done */
     BlockAIOCB *pool_acb;       /* the thread-pool job running it, or NULL */
-    /* The engine's part (RAW_ENGINE_PART), zero when the engine first
-     * sees the request. */
-    union {
-        max_align_t align;
-        unsigned char bytes[RAW_ENGINE_AREA];
-    } engine;
 };
 
-/* The engine's part of @r, as the engine's type @T. */
-#define RAW_ENGINE_PART(r, T) ((T *)(void *)(r)->engine.bytes)
+/* Where a request's engine part starts: right after it, in a callback
+ * request's allocation (AIOCBInfo.aiocb_size) as in RawCoRequest. */
+#define RAW_REQUEST_HEAD \
+    ((sizeof(RawRequest) + _Alignof(max_align_t) - 1) & \
+     ~(_Alignof(max_align_t) - 1))
+
+/* A coroutine request, on the waiting coroutine's stack. */
+typedef struct RawCoRequest {
+    RawRequest r;
+    _Alignas(max_align_t) unsigned char part[RAW_ENGINE_AREA];
+} RawCoRequest;
+
+_Static_assert(offsetof(RawCoRequest, part) == RAW_REQUEST_HEAD,
+               "the engine part follows the request");
+
+/* The engine's part of @r (ops->request_size bytes, zero when the engine
+ * first sees the request), as the engine's type @T. */
+#define RAW_ENGINE_PART(r, T) ((T *)(void *)((char *)(r) + RAW_REQUEST_HEAD))
 
 /*
  * What an engine does. The queue calls these, in the loop thread of the
@@ -89,6 +99,8 @@ struct RawEngineOps {
     const char *what;           /* "an io_uring state", for messages */
     AioBlockEngine engine;
     size_t state_size;          /* the engine's state, RawQueue first */
+    size_t request_size;        /* its part of every request (at most
+                                 * RAW_ENGINE_AREA) */
     unsigned depth;             /* requests in flight at once */
     /* After a second of refusals with nothing in flight, fail the first
      * waiting request with the refusal and go on (Linux AIO); otherwise
@@ -178,6 +190,7 @@ struct RawQueue {
     QEMUBH *process_bh;         /* continues completions in a nested loop */
     QEMUTimer retry_timer;
     RawFdKind fd_kinds[RAW_FD_KINDS];   /* files_only engines */
+    AIOCBInfo aiocb_info;       /* of its callback requests */
     /* The context ends first: drain and detach (aio-internal.h). */
     AioAttachment attachment;
 };
@@ -221,8 +234,26 @@ void aioloop__raw_unplug(RawQueue *q, const char *fn);
 /* ------------------------------------------------------------------ */
 /* The queue's functions for the engines                               */
 
+/* Delivers @ret to @r's coroutine or callback (and frees a callback
+ * request). The callback may free @r's queue: nothing of it is used
+ * after. (The queue's; engines call aioloop__raw_complete().) */
+void aioloop__raw_deliver(RawRequest *r, int ret);
+
+/* A request the engine or a pool job had came back: its slot is free, so
+ * a refusal may be over. (The queue's: the only decrement of in_flight.) */
+static inline void aioloop__raw_retire(RawQueue *q)
+{
+    q->in_flight--;
+    q->blocked = false;
+}
+
 /* Retires a request the engine took and delivers @ret. */
-void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret);
+static inline void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret)
+{
+    aioloop__raw_retire(q);
+    aioloop__report_progress(q->ctx);
+    aioloop__raw_deliver(r, ret);
+}
 /* Around an engine's completion processing: requests submitted by the
  * callbacks are batched and submitted at the end of the outermost; and
  * while a callback runs, the process BH is scheduled, so that a nested

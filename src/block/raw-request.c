@@ -28,8 +28,10 @@
  * aioloop__raw_open() and aioloop__raw_close() (any thread; the state is
  * detached) and the pool job, aioloop__raw_worker() (thread-aio.c),
  * which touches only its request's file and buffers. The counters
- * in_flight and in_queue are written here only: in_flight by raw_took()
- * and raw_retire(), in_queue by raw_enqueue() and raw_unqueue().
+ * in_flight and in_queue are the queue's alone: in_flight is written by
+ * raw_took() and aioloop__raw_retire() (raw-aio-int.h, inline for the
+ * engines' completion loops), in_queue by raw_enqueue_tail() and
+ * raw_unqueue().
  *
  * SPDX-License-Identifier: MIT
  */
@@ -71,12 +73,6 @@ static inline void raw_took(RawQueue *q, unsigned n)
     q->in_flight += n;
 }
 
-/* One of them came back: its slot is free, so a refusal may be over. */
-static inline void raw_retire(RawQueue *q)
-{
-    q->in_flight--;
-    q->blocked = false;
-}
 
 static inline void raw_enqueue_tail(RawQueue *q, RawRequest *r)
 {
@@ -230,10 +226,7 @@ int aioloop__raw_result(RawRequest *r, long long res)
     return -ENOSPC;
 }
 
-/* Delivers @ret to @r's coroutine or callback (and frees a callback
- * request). The callback may free @r's queue: nothing of it is used
- * after. */
-static void raw_deliver(RawRequest *r, int ret)
+void aioloop__raw_deliver(RawRequest *r, int ret)
 {
     if (unlikely(ret == -EBADF)) {
         raw_fd_forget(r->q, r->fd);
@@ -252,13 +245,6 @@ static void raw_deliver(RawRequest *r, int ret)
         r->common.cb(r->common.opaque, ret);
     }
     qemu_aio_unref(r);
-}
-
-void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret)
-{
-    raw_retire(q);
-    aioloop__report_progress(q->ctx);
-    raw_deliver(r, ret);
 }
 
 /* ---- deferred completions ------------------------------------------------ */
@@ -284,7 +270,7 @@ static void raw_done_bh(void *opaque)
     while ((r = QTAILQ_FIRST(&q->done))) {
         QTAILQ_REMOVE(&q->done, r, next);
         aioloop__report_progress(q->ctx);
-        raw_deliver(r, r->deferred_ret);
+        aioloop__raw_deliver(r, r->deferred_ret);
     }
 }
 
@@ -309,11 +295,6 @@ static AioContext *raw_get_aio_context(BlockAIOCB *acb)
     return ((RawRequest *)acb)->q->ctx;
 }
 
-static const AIOCBInfo raw_aiocb_info = {
-    .cancel_async = raw_cancel_async,
-    .get_aio_context = raw_get_aio_context,
-    .aiocb_size = sizeof(RawRequest),
-};
 
 /* ---- the thread-pool path ------------------------------------------------ */
 
@@ -323,9 +304,9 @@ static void raw_pool_done(void *opaque, int ret)
     RawQueue *q = r->q;
 
     r->pool_acb = NULL;
-    raw_retire(q);
+    aioloop__raw_retire(q);
     raw_kick(q);
-    raw_deliver(r, ret);       /* last: the callback may free @q */
+    aioloop__raw_deliver(r, ret);       /* last: the callback may free @q */
 }
 
 static void raw_pool_submit(RawQueue *q, RawRequest *r)
@@ -336,16 +317,16 @@ static void raw_pool_submit(RawQueue *q, RawRequest *r)
                                          raw_pool_done, r);
 }
 
-/* Does the pool run @r rather than the engine? (r->in_pool: the engine
- * has no submit(), or the fd is not a file it takes; raw_start().) */
-static inline bool raw_in_pool(const RawQueue *q, const RawRequest *r)
-{
-    return r->in_pool || (r->type == QEMU_AIO_FLUSH && q->flush_in_pool);
-}
-
 void aioloop__raw_flush_in_pool(RawQueue *q)
 {
+    RawRequest *r;
+
     q->flush_in_pool = true;
+    QTAILQ_FOREACH(r, &q->pending, next) {
+        if (r->type == QEMU_AIO_FLUSH) {
+            r->in_pool = true;
+        }
+    }
 }
 
 /* ---- submission policy --------------------------------------------------- */
@@ -390,15 +371,21 @@ static void raw_flush(RawQueue *q)
 {
     RawRequest *batch[AIOLOOP_RAW_QUEUE_DEPTH];
 
+    if (q->pool_only) {
+        while (q->in_queue && raw_room(q)) {
+            raw_pool_submit(q, raw_pop(q));
+        }
+        return;
+    }
     for (;;) {
         unsigned room = raw_room(q), n = 0, taken = 0;
+        unsigned limit = room < ARRAY_SIZE(batch) ? room : ARRAY_SIZE(batch);
         RawRequest *r;
         int err;
 
-        QTAILQ_FOREACH(r, &q->pending, next) {
-            if (n == room || n == ARRAY_SIZE(batch) || raw_in_pool(q, r)) {
-                break;
-            }
+        /* The head of the queue, up to the first request for the pool. */
+        for (r = QTAILQ_FIRST(&q->pending); r && n < limit && !r->in_pool;
+             r = QTAILQ_NEXT(r, next)) {
             batch[n++] = r;
         }
         if (n == 0 && room && q->in_queue) {
@@ -428,7 +415,7 @@ static void raw_flush(RawQueue *q)
         }
         /* Nothing taken without an error: the engine moved the head to
          * the pool (see RawEngineOps.submit). */
-        assert(taken || raw_in_pool(q, QTAILQ_FIRST(&q->pending)));
+        assert(taken || QTAILQ_FIRST(&q->pending)->in_pool);
     }
 }
 
@@ -537,7 +524,7 @@ static void raw_request_init(RawRequest *r, RawQueue *q, int fd,
     r->fd = fd;
     r->offset = type == QEMU_AIO_FLUSH ? 0 : offset;
     r->qiov = type == QEMU_AIO_FLUSH ? NULL : qiov;
-    r->type = type;
+    r->type = (uint8_t)type;            /* one of the three (raw_type_ok) */
     r->ret = -EINPROGRESS;
     r->queued = false;
     r->in_pool = false;
@@ -562,6 +549,9 @@ static int raw_start(RawQueue *q, RawRequest *r, int err)
             r->in_pool = !kind;
         }
     }
+    if (r->type == QEMU_AIO_FLUSH && q->flush_in_pool) {
+        r->in_pool = true;
+    }
     if (err) {
         return err;
     }
@@ -579,7 +569,7 @@ static BlockAIOCB *raw_submit(RawQueue *q, BlockDriverState *bs, int fd,
     if (!raw_type_ok(type) || !q->ctx) {
         return NULL;            /* nothing to prepare, nowhere to deliver */
     }
-    r = qemu_aio_get(&raw_aiocb_info, bs, cb, opaque);     /* zero-filled */
+    r = qemu_aio_get(&q->aiocb_info, bs, cb, opaque);     /* zero-filled */
     raw_request_init(r, q, fd, offset, qiov, type);
     err = raw_start(q, r, err);
     if (err) {
@@ -620,24 +610,25 @@ BlockAIOCB *aioloop__raw_submit_sectors(RawQueue *q, BlockDriverState *bs,
 int coroutine_fn aioloop__raw_co_submit(RawQueue *q, int fd, uint64_t offset,
                                         QEMUIOVector *qiov, int type)
 {
-    RawRequest r;
+    RawCoRequest c;
+    RawRequest *r = &c.r;
     int err;
 
     if (!raw_type_ok(type) || !q->ctx) {
         return -EINVAL;
     }
-    memset(&r.engine, 0, sizeof(r.engine));
-    raw_request_init(&r, q, fd, offset, qiov, type);
-    r.co = qemu_coroutine_self();
-    err = raw_start(q, &r, 0);
+    memset(c.part, 0, q->ops->request_size);
+    raw_request_init(r, q, fd, offset, qiov, type);
+    r->co = qemu_coroutine_self();
+    err = raw_start(q, r, 0);
     if (err) {
         return err;
     }
-    if (r.ret == -EINPROGRESS) {
+    if (r->ret == -EINPROGRESS) {
         qemu_coroutine_yield();
     }
-    assert(r.ret != -EINPROGRESS);
-    return r.ret;
+    assert(r->ret != -EINPROGRESS);
+    return r->ret;
 }
 
 /* ---- the state ----------------------------------------------------------- */
@@ -652,7 +643,14 @@ RawQueue *aioloop__raw_open(const RawEngineOps *ops, Error **errp)
         errno = ENOMEM;
         return NULL;
     }
+    assert(ops->request_size <= RAW_ENGINE_AREA);
     q->ops = ops;
+    q->aiocb_info = (AIOCBInfo){
+        .cancel_async = raw_cancel_async,
+        .get_aio_context = raw_get_aio_context,
+        .aiocb_size = ops->request_size ? RAW_REQUEST_HEAD + ops->request_size
+                                        : sizeof(RawRequest),
+    };
     q->depth = ops->depth;
     q->pool_only = !ops->submit;
     q->files_only = ops->files_only;
