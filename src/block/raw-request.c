@@ -73,7 +73,6 @@ static inline void raw_took(RawQueue *q, unsigned n)
     q->in_flight += n;
 }
 
-
 static inline void raw_enqueue_tail(RawQueue *q, RawRequest *r)
 {
     r->queued = true;
@@ -294,7 +293,6 @@ static AioContext *raw_get_aio_context(BlockAIOCB *acb)
 {
     return ((RawRequest *)acb)->q->ctx;
 }
-
 
 /* ---- the thread-pool path ------------------------------------------------ */
 
