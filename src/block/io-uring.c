@@ -94,7 +94,8 @@ struct LuringState {
     unsigned unsubmitted;       /* prepared in the ring, not consumed */
     unsigned setup;             /* IORING_SETUP_* of the ring */
     pid_t owner;                /* SINGLE_ISSUER: the thread, 0 = none yet */
-    int broken;                 /* errno: re-creating the ring failed */
+    int broken;                 /* errno: re-creating the ring failed;
+                                 * there is no ring any more */
     bool op_read;               /* IORING_OP_READ/WRITE exist (5.6) */
     AioSleepHook sleep_hook;    /* arms the eventfd around the loop's waits */
 };
@@ -373,7 +374,13 @@ static void luring_ring_bind(LuringState *s)
     pid_t self;
     int ret;
 
-    if (!(s->setup & IORING_SETUP_SINGLE_ISSUER) || s->broken) {
+    if (s->broken) {
+        /* An earlier attach could not make a ring: try again here. */
+        ret = luring_ring_open(s, true);
+        s->broken = ret < 0 ? -ret : 0;
+        return;
+    }
+    if (!(s->setup & IORING_SETUP_SINGLE_ISSUER)) {
         return;
     }
     self = gettid();
@@ -397,7 +404,9 @@ static void luring_ring_bind(LuringState *s)
     io_uring_queue_exit(&s->ring);
     ret = luring_ring_open(s, true);
     if (ret < 0) {
-        /* Requests fail with the error instead of being lost. */
+        /* Requests fail with the error instead of being lost; nothing
+         * may touch the ring's memory any more (luring_attach() registers
+         * no handler, luring_close() has nothing to exit). */
         s->broken = -ret;
     }
 }
@@ -450,7 +459,9 @@ static void luring_close(RawQueue *q)
 {
     LuringState *s = luring_of(q);
 
-    io_uring_queue_exit(&s->ring);
+    if (!s->broken) {
+        io_uring_queue_exit(&s->ring);
+    }
     event_notifier_cleanup(&s->e);
 }
 
@@ -459,6 +470,9 @@ static void luring_attach(RawQueue *q, AioContext *ctx)
     LuringState *s = luring_of(q);
 
     luring_ring_bind(s);
+    if (s->broken) {
+        return;             /* no ring: requests fail in submit() */
+    }
     s->sleep_hook.prepare = luring_sleep_prepare;
     s->sleep_hook.finish = luring_sleep_finish;
     s->sleep_hook.opaque = s;
@@ -472,6 +486,9 @@ static void luring_detach(RawQueue *q, AioContext *ctx)
 {
     LuringState *s = luring_of(q);
 
+    if (s->broken) {
+        return;             /* luring_attach() registered nothing */
+    }
     aio_set_fd_handler(ctx, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
     aioloop__sleep_hook_remove(&s->sleep_hook);

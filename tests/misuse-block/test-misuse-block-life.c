@@ -28,6 +28,13 @@
  *                                               another context"
  *   unplug without a plug                      abort: "... unplugged
  *                                               more often than plugged"
+ *   attach from a second thread that cannot    io_uring (ring bound to
+ *   open any fd (RLIMIT_NOFILE 0)              the first thread): each
+ *                                               request -EMFILE; others:
+ *                                               requests succeed; detach
+ *                                               and cleanup work, and an
+ *                                               attach where fds can be
+ *                                               opened works again
  *   detach from its own completion callback    Linux AIO, io_uring:
  *                                               abort ("... from inside
  *                                               its own completion
@@ -371,6 +378,84 @@ static void test_detach_from_own_callback(void)
     }
 }
 
+/* Attached again from a second thread that cannot open a single fd
+ * (RLIMIT_NOFILE 0). io_uring binds its ring to the first thread that
+ * attaches it (DEFER_TASKRUN kernels) and must make a new ring for
+ * another: when it cannot, each request fails with that error, and
+ * detach and cleanup still work. The other engines need no new fd. */
+typedef struct Rebind {
+    Eng *e;
+    int fd;
+    int ret_cb, ret_co;
+} Rebind;
+
+static void *rebind_thread(void *opaque)
+{
+    Rebind *rb = opaque;
+    AioContext *ctx = new_ctx();        /* its fds first */
+    struct rlimit old, none = { 0, 0 };
+    uint8_t buf[SECTOR];
+    QEMUIOVector q;
+
+    qemu_iovec_init_buf(&q, buf, sizeof(buf));
+    getrlimit(RLIMIT_NOFILE, &old);
+    none.rlim_max = old.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &none);
+    eng_attach(rb->e, ctx);
+    rb->ret_cb = eng_rw(rb->e, rb->fd, 0, &q, 1, QEMU_AIO_READ);
+    rb->ret_co = eng_co_rw(rb->e, ctx, rb->fd, 0, &q, QEMU_AIO_READ);
+    eng_detach(rb->e, ctx);
+    setrlimit(RLIMIT_NOFILE, &old);
+    aio_context_unref(ctx);
+    return NULL;
+}
+
+static void test_attach_in_thread_without_fds(void)
+{
+    Rebind rb = { 0 };
+    QemuThread th;
+    Eng e;
+    Blk t;
+
+    REQUIRE(blk_setup(&t));
+    REQUIRE(file_fill(t.fd, 0, SECTOR, 8));
+    eng_new(&e, t.ctx);
+    {
+        uint8_t buf[SECTOR];
+        QEMUIOVector q;
+
+        qemu_iovec_init_buf(&q, buf, sizeof(buf));
+        CHECK_EQ(eng_rw(&e, t.fd, 0, &q, 1, QEMU_AIO_READ), 0);
+    }
+    eng_detach(&e, t.ctx);
+    rb.e = &e;
+    rb.fd = t.fd;
+    start_thread(&th, "rebind", rebind_thread, &rb);
+    qemu_thread_join(&th);
+    printf("#   from the other thread: %d (callback), %d (coroutine)\n",
+           rb.ret_cb, rb.ret_co);
+    if (blk_engine == AIO_ENGINE_IO_URING && rb.ret_cb != 0) {
+        CHECK_EQ(rb.ret_cb, -EMFILE);   /* the ring could not be re-made */
+        CHECK_EQ(rb.ret_co, -EMFILE);
+    } else {
+        CHECK_EQ(rb.ret_cb, 0);
+        CHECK_EQ(rb.ret_co, 0);
+    }
+    /* Attached where fds can be opened, it works again. */
+    eng_attach(&e, t.ctx);
+    {
+        uint8_t buf[SECTOR];
+        QEMUIOVector q;
+
+        qemu_iovec_init_buf(&q, buf, sizeof(buf));
+        CHECK_EQ(eng_rw(&e, t.fd, 0, &q, 1, QEMU_AIO_READ), 0);
+        CHECK(pattern_check(buf, SECTOR, 8, 0));
+        CHECK_EQ(eng_co_rw(&e, t.ctx, t.fd, 0, &q, QEMU_AIO_READ), 0);
+    }
+    eng_free(&e);
+    blk_teardown(&t);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
@@ -389,5 +474,6 @@ int main(void)
     RUN(test_detach_from_other_context_aborts);
     RUN(test_unplug_without_plug_aborts);
     RUN(test_detach_from_own_callback);
+    RUN(test_attach_in_thread_without_fds);
     return test_done();
 }
