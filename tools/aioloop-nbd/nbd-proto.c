@@ -490,7 +490,9 @@ size_t nbd_reply_header(const NbdSession *s, const NbdRequest *req,
 {
     size_t n;
 
-    if (!s->structured) {
+    if (!s->structured || (error == 0 && req->type != NBD_CMD_READ)) {
+        /* Also a success without data under structured replies: the
+         * spec allows the shorter simple reply there. */
         nbd_st32(out, NBD_SIMPLE_REPLY_MAGIC);
         nbd_st32(out + 4, error);
         nbd_st64(out + 8, req->cookie);
@@ -504,11 +506,6 @@ size_t nbd_reply_header(const NbdSession *s, const NbdRequest *req,
         nbd_st32(out + 16, 8 + req->len);
         nbd_st64(out + 20, req->offset);
         return NBD_READ_CHUNK_HEADER_LEN;
-    }
-    if (error == 0) {
-        nbd_st16(out + 6, NBD_REPLY_TYPE_NONE);
-        nbd_st32(out + 16, 0);
-        return NBD_CHUNK_HEADER_LEN;
     }
     n = msg ? strlen(msg) : 0;
     n = n > 128 ? 128 : n;

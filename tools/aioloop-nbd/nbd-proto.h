@@ -282,7 +282,8 @@ NbdCheck nbd_request_check(const NbdSession *s, const NbdRequest *req);
  * must follow it; otherwise the header is the whole reply. Simple
  * replies unless structured replies were negotiated, then an
  * OFFSET_DATA chunk for read data and an ERROR chunk carrying @msg (may
- * be NULL; cut to 128 bytes) for errors.
+ * be NULL; cut to 128 bytes) for errors; a success without data is
+ * always a simple reply (the spec allows it with structured replies).
  * Returns the header's length.
  */
 size_t nbd_reply_header(const NbdSession *s, const NbdRequest *req,
