@@ -72,12 +72,24 @@
 typedef struct NbdServer NbdServer;
 typedef struct NbdConn NbdConn;
 
+/* Request buffers of 4 KiB << class, kept for reuse per worker: malloc
+ * and free of page-aligned buffers per request cost a brk() or mmap()
+ * every few requests (strace: 2,400 brk per 50,000 reads at QD32). */
+#define NBD_POOL_CLASSES    9       /* 4 KiB .. 1 MiB */
+#define NBD_POOL_KEEP       64      /* buffers kept per class */
+
+typedef struct NbdBufPool {
+    void *free[NBD_POOL_CLASSES][NBD_POOL_KEEP];
+    int nfree[NBD_POOL_CLASSES];
+} NbdBufPool;
+
 typedef struct NbdWorker {
     NbdServer *server;
     AioContext *ctx;
     IOThread *iothread;         /* NULL: the main context */
     AioBlockBackend *backend;
     QLIST_HEAD(, NbdConn) conns;    /* worker thread only */
+    NbdBufPool pool;                /* worker thread only */
     QemuSemaphore ready;
 } NbdWorker;
 
@@ -105,6 +117,7 @@ struct NbdConn {
 
     uint8_t *rbuf;              /* receive buffer, rbuf[rpos..rlen) unread */
     size_t rpos, rlen;
+    QSIMPLEQ_HEAD(, NbdReq) outq;   /* replies built, not yet sent */
     QLIST_ENTRY(NbdConn) next;
 };
 
@@ -115,6 +128,12 @@ typedef struct NbdReq {
     const char *msg;
     void *buf;
     QEMUIOVector qiov;
+    /* The reply, once built: header, then the read data if any. */
+    uint8_t hdr[NBD_REPLY_HEADER_MAX];
+    struct iovec iov[2];
+    int iovcnt;
+    bool sent;                  /* on the wire (or dropped: socket dead) */
+    QSIMPLEQ_ENTRY(NbdReq) next;    /* in the connection's outq */
 } NbdReq;
 
 struct NbdServer {
@@ -329,6 +348,38 @@ static int coroutine_fn conn_send_locked(NbdConn *c, struct iovec *iov,
     return 0;
 }
 
+/*
+ * Sends every reply in c->outq, as few sendmsg() calls as the iovec
+ * limit allows, marking each sent (or dropped, once the socket is dead)
+ * and taking it off the queue; replies queued while this waits for the
+ * socket go out too. Under send_lock.
+ */
+#define NBD_FLUSH_IOV 128
+
+static void coroutine_fn conn_flush_locked(NbdConn *c)
+{
+    while (!QSIMPLEQ_EMPTY(&c->outq)) {
+        struct iovec iov[NBD_FLUSH_IOV];
+        NbdReq *q, *last = NULL;
+        int cnt = 0;
+
+        QSIMPLEQ_FOREACH(q, &c->outq, next) {
+            if (cnt + q->iovcnt > NBD_FLUSH_IOV) {
+                break;
+            }
+            memcpy(iov + cnt, q->iov, (size_t)q->iovcnt * sizeof(*iov));
+            cnt += q->iovcnt;
+            last = q;
+        }
+        conn_send_locked(c, iov, cnt);      /* fails only when dead */
+        do {
+            q = QSIMPLEQ_FIRST(&c->outq);
+            QSIMPLEQ_REMOVE_HEAD(&c->outq, next);
+            q->sent = true;
+        } while (q != last);
+    }
+}
+
 static int coroutine_fn conn_send(NbdConn *c, const void *buf, size_t len)
 {
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
@@ -418,9 +469,58 @@ static int coroutine_fn do_trim(NbdConn *c, const NbdRequest *r)
     return ret == -ENOTSUP ? 0 : ret;
 }
 
+static int pool_class(uint32_t len)
+{
+    int k = 0;
+
+    while (k < NBD_POOL_CLASSES && (4096u << k) < len) {
+        k++;
+    }
+    return k;                   /* NBD_POOL_CLASSES: too big to pool */
+}
+
+/* A 4096-aligned buffer of at least @len bytes, or NULL. */
+static void *buf_get(NbdWorker *w, uint32_t len)
+{
+    int k = pool_class(len);
+    void *p;
+
+    if (k < NBD_POOL_CLASSES && w->pool.nfree[k] > 0) {
+        return w->pool.free[k][--w->pool.nfree[k]];
+    }
+    if (posix_memalign(&p, 4096, k < NBD_POOL_CLASSES ? 4096u << k : len)) {
+        return NULL;
+    }
+    return p;
+}
+
+static void buf_put(NbdWorker *w, void *p, uint32_t len)
+{
+    int k = pool_class(len);
+
+    if (k < NBD_POOL_CLASSES && w->pool.nfree[k] < NBD_POOL_KEEP) {
+        w->pool.free[k][w->pool.nfree[k]++] = p;
+    } else {
+        free(p);
+    }
+}
+
+static void pool_free(NbdBufPool *pool)
+{
+    int k;
+
+    for (k = 0; k < NBD_POOL_CLASSES; k++) {
+        while (pool->nfree[k] > 0) {
+            free(pool->free[k][--pool->nfree[k]]);
+        }
+    }
+}
+
 static void req_free(NbdReq *q)
 {
-    free(q->buf);
+    if (q->buf) {
+        buf_put(q->c->w, q->buf, q->r.len);
+    }
     free(q);
 }
 
@@ -431,9 +531,7 @@ static void coroutine_fn req_co(void *opaque)
     NbdConn *c = q->c;
     NbdServer *s = c->server;
     NbdRequest *r = &q->r;
-    uint8_t hdr[NBD_REPLY_HEADER_MAX];
-    struct iovec iov[2];
-    int ret = 0, cnt = 1;
+    int ret = 0;
     uint32_t error = q->error;
     size_t hlen;
 
@@ -466,16 +564,28 @@ static void coroutine_fn req_co(void *opaque)
             q->msg = strerror(-ret);
         }
     }
-    hlen = nbd_reply_header(&c->sess, r, error, q->msg, hdr);
-    iov[0] = (struct iovec){ .iov_base = hdr, .iov_len = hlen };
+    hlen = nbd_reply_header(&c->sess, r, error, q->msg, q->hdr);
+    q->iov[0] = (struct iovec){ .iov_base = q->hdr, .iov_len = hlen };
+    q->iovcnt = 1;
     if (!error && r->type == NBD_CMD_READ) {
-        iov[1] = (struct iovec){ .iov_base = q->buf, .iov_len = r->len };
-        cnt = 2;
+        q->iov[1] = (struct iovec){ .iov_base = q->buf, .iov_len = r->len };
+        q->iovcnt = 2;
     }
-    qemu_co_mutex_lock(&c->send_lock);
-    conn_send_locked(c, iov, cnt);
-    qemu_co_mutex_unlock(&c->send_lock);
-
+    QSIMPLEQ_INSERT_TAIL(&c->outq, q, next);
+    if (c->inflight > 1) {
+        /* Others are in flight and may finish in this same loop pass:
+         * come back after them, so that one sendmsg() carries all the
+         * replies ready by then (at QD1 the reply goes out at once). */
+        aio_co_schedule(c->w->ctx, qemu_coroutine_self());
+        qemu_coroutine_yield();
+    }
+    if (!q->sent) {
+        qemu_co_mutex_lock(&c->send_lock);
+        if (!q->sent) {
+            conn_flush_locked(c);
+        }
+        qemu_co_mutex_unlock(&c->send_lock);
+    }
     c->inflight--;
     c->inflight_bytes -= q->buf ? r->len : 0;
     req_free(q);
@@ -614,8 +724,8 @@ static void coroutine_fn conn_transmission(NbdConn *c)
                 return;
             }
         } else if (r.type == NBD_CMD_READ || r.type == NBD_CMD_WRITE) {
-            if (posix_memalign(&q->buf, 4096, r.len)) {
-                q->buf = NULL;
+            q->buf = buf_get(c->w, r.len);
+            if (!q->buf) {
                 q->error = NBD_ENOMEM;
                 q->msg = "out of memory";
                 if (ck.payload && conn_read(c, NULL, ck.payload) < 0) {
@@ -806,6 +916,7 @@ static void accept_one(NbdServer *s, int lfd)
         c->id = ++s->served;
         nbd_session_init(&c->sess, &s->exp);
         qemu_co_mutex_init(&c->send_lock);
+        QSIMPLEQ_INIT(&c->outq);
         s->nconns++;
         logv(s, "client %lu: connected (%u now)", c->id, s->nconns);
         aio_bh_schedule_oneshot(w->ctx, conn_start, c);
@@ -1036,6 +1147,7 @@ static void workers_stop(NbdServer *s)
             aio_block_backend_detach(w->backend, w->ctx);
         }
         aio_block_backend_free(w->backend);
+        pool_free(&w->pool);
         qemu_sem_destroy(&w->ready);
     }
     free(s->workers);
