@@ -393,6 +393,35 @@ static void test_garbage(void)
     finish(&s);
 }
 
+/* Without -t the server exits 0 by itself when its (only: -e 1 by
+ * default) client leaves, as qemu-nbd does. */
+static void test_not_persistent(void)
+{
+    NbdtServer s;
+    int fd, st = 0, i;
+    pid_t r = 0;
+
+    nbdt_start(&s, IMG_SIZE, NULL);
+    fd = nbdt_open(&s, false, NULL, NULL);
+    REQUIRE(fd >= 0);
+    REQUIRE(nbdt_send_req(fd, NBD_CMD_FLUSH, 0, 1, 0, 0, NULL) == 0);
+    CHECK_EQ(nbdt_simple_reply(fd, 1), 0);
+    CHECK(nbdt_alive(&s));
+    close(fd);
+    for (i = 0; i < 600 && r == 0; i++) {     /* it exits at once */
+        r = waitpid(s.pid, &st, WNOHANG);
+        if (r == 0) {
+            usleep(100000);
+        }
+    }
+    CHECK_EQ(r, s.pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (r == s.pid) {
+        s.pid = 0;
+    }
+    nbdt_cleanup(&s);
+}
+
 int main(int argc, char **argv)
 {
     nbdt_init(argc, argv);
@@ -405,5 +434,6 @@ int main(int argc, char **argv)
     TEST(test_truncated_handshakes);
     TEST(test_handshake_limit);
     TEST(test_garbage);
+    TEST(test_not_persistent);
     return test_done();
 }
