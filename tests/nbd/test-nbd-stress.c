@@ -140,6 +140,41 @@ static void test_client_never_reads(void)
     nbdt_cleanup(&s);
 }
 
+/* SIGTERM while a client never reads its replies (and another is in the
+ * middle of its handshake): after the grace period the server drops
+ * them and exits 0. */
+static void test_sigterm_with_stuck_client(void)
+{
+    NbdtServer s;
+    uint8_t h[NBD_REQUEST_LEN];
+    int stuck, half, i, flags;
+
+    nbdt_start(&s, IMG_SIZE, (const char *const[]){ "-t", "-e", "0", NULL });
+    stuck = nbdt_open(&s, true, NULL, NULL);
+    half = nbdt_connect(&s);
+    REQUIRE(stuck >= 0 && half >= 0);
+    flags = fcntl(stuck, F_GETFL);
+    fcntl(stuck, F_SETFL, flags | O_NONBLOCK);
+    for (i = 0; i < 2000; i++) {
+        struct pollfd p = { .fd = stuck, .events = POLLOUT };
+
+        nbd_st32(h, NBD_REQUEST_MAGIC);
+        nbd_st32(h + 4, NBD_CMD_READ);
+        nbd_st64(h + 8, (uint64_t)i);
+        nbd_st64(h + 16, 0);
+        nbd_st32(h + 24, 1 << 20);
+        if (poll(&p, 1, 1000) <= 0 ||
+            send(stuck, h, sizeof(h), MSG_NOSIGNAL) != sizeof(h)) {
+            break;
+        }
+        test_progress();
+    }
+    CHECK_EQ(nbdt_stop(&s), 0);
+    close(stuck);
+    close(half);
+    nbdt_cleanup(&s);
+}
+
 /*
  * @n clients connect at once, then each does GO, one 4 KiB read and
  * DISC, driven by poll(). With -e @limit, the server accepts @limit at a
@@ -382,6 +417,7 @@ int main(int argc, char **argv)
     TEST(test_1000_connections_limit_50);
     TEST(test_1000_connections_no_limit);
     TEST(test_sigterm_in_flight);
+    TEST(test_sigterm_with_stuck_client);
     TEST(test_churn);
     return test_done();
 }

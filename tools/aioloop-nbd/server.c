@@ -197,9 +197,17 @@ static void conn_readable(void *opaque)
         qemu_coroutine_enter(c->recv_co);   /* may free c */
     } else {
         /* Nobody waits: stop watching (level-triggered, it would fire
-         * on every iteration) until somebody waits again. */
+         * on every iteration) until somebody waits again. This may be a
+         * hang-up, which comes here and not to the write handler: a
+         * sender waiting for room retries once (and sees EPIPE). */
+        Coroutine *co = c->send_waiter;
+
         c->read_registered = false;
+        c->send_waiter = NULL;
         conn_set_handlers(c);
+        if (co) {
+            qemu_coroutine_enter(co);
+        }
     }
 }
 
@@ -235,12 +243,24 @@ static void coroutine_fn conn_wait_readable(NbdConn *c)
     qemu_coroutine_yield();
 }
 
-/* Hard disconnect: no more bytes either way. */
+/*
+ * Hard disconnect: no more bytes either way. A sender waiting for room
+ * is woken to find the socket dead: a socket we shut down while its peer
+ * holds our unread data reports only POLLHUP, which the loop gives to
+ * the read handler, never POLLOUT.
+ */
 static void conn_shutdown(NbdConn *c)
 {
+    Coroutine *co = c->send_waiter;
+
     c->dead = true;
     c->closing = true;
     shutdown(c->fd, SHUT_RDWR);
+    if (co) {
+        c->send_waiter = NULL;
+        conn_set_handlers(c);
+        aio_co_wake(co);        /* deferred if called from a coroutine */
+    }
 }
 
 /*
