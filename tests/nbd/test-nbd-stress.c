@@ -18,6 +18,17 @@
 
 #define IMG_SIZE (16u << 20)
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 static bool read_checks(const NbdtServer *s, uint64_t off, uint32_t len)
 {
     uint8_t *buf = malloc(len);
@@ -347,7 +358,7 @@ static void test_churn(void)
     const char *env = getenv("AIOLOOP_NBD_CHURN_SECS");
     int secs = env && atoi(env) > 0 ? atoi(env) : 5;
     NbdtServer s;
-    uint8_t w[4096], buf[4096];
+    uint8_t w[4096], buf[4096 + 12];     /* data + a chunk's offset */
     long rss0 = 0, rss1;
     int64_t end = 0;
     int base = 0, round;
@@ -403,7 +414,13 @@ static void test_churn(void)
     printf("# %lu connections in %d s; fds %d -> %d; RSS %ld -> %ld KiB\n",
            conns, secs, base, settled_fds(&s, base), rss0, rss1);
     CHECK_EQ(settled_fds(&s, base), base);
-    CHECK(rss1 - rss0 < 8 * 1024);
+    if (UNDER_ASAN) {
+        /* ASan's quarantine holds freed memory back on purpose; its leak
+         * check at the server's exit (nbdt_stop() == 0) stands in. */
+        printf("# RSS bound not checked under ASan (quarantine)\n");
+    } else {
+        CHECK(rss1 - rss0 < 8 * 1024);
+    }
     CHECK(read_checks(&s, 0, 65536));
     CHECK_EQ(nbdt_stop(&s), 0);
     nbdt_cleanup(&s);

@@ -259,7 +259,10 @@ static void conn_shutdown(NbdConn *c)
     if (co) {
         c->send_waiter = NULL;
         conn_set_handlers(c);
-        aio_co_wake(co);        /* deferred if called from a coroutine */
+        /* Entered from the next aio_poll(), never from here: callers
+         * (a timer, a BH walking the connections) may not see c freed
+         * under them. Nothing else enters it: send_waiter is cleared. */
+        aio_co_schedule(c->w->ctx, co);
     }
 }
 
@@ -838,10 +841,10 @@ static void worker_stop(void *opaque)
 static void worker_kill(void *opaque)
 {
     NbdWorker *w = opaque;
-    NbdConn *c;
+    NbdConn *c, *next;
 
-    QLIST_FOREACH(c, &w->conns, next) {
-        conn_shutdown(c);
+    QLIST_FOREACH_SAFE(c, &w->conns, next, next) {
+        conn_shutdown(c);       /* may end c's coroutines and free c */
     }
 }
 
