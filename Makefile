@@ -17,8 +17,14 @@
 #                        fuzz-nbd-merge minimises into tests/nbd/corpus
 #   make nbd-churn       aioloop-nbd's 60-second connection churn (fd count
 #                        and RSS flat; make check runs it for 5 s)
-#   make install         install into PREFIX (default /usr/local)
+#   make install         install into PREFIX (default /usr/local), man
+#                        pages and CMake config included
 #   make docs            API reference + design pages (build-docs/html)
+#   make deb             Debian packages (debian/) in build-deb/, lintian,
+#                        then an example built against them (scripts/build-deb)
+#   make check-abi       the library's ABI against abi/<soname>.abi
+#                        (abidiff; additions pass, changes fail; build-abi/)
+#   make abi-baseline    rewrite abi/<soname>.abi (see scripts/check-abi)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
 
@@ -127,7 +133,7 @@ clean-docs:
 
 clean:
 	rm -rf build build-asan build-tsan build-bench build-clang build-release \
-	    build-aarch64 build-fuzz
+	    build-aarch64 build-fuzz build-deb build-abi
 
 # ---- reliability: soak and valgrind ----------------------------------
 #   make soak            the torture program (tests/soak) for SOAK_TIME s
@@ -175,3 +181,19 @@ check-valgrind: deps build-valgrind/build.ninja
 clean: clean-valgrind
 clean-valgrind:
 	rm -rf build-valgrind
+
+# ---- shipping: Debian packages and the ABI check ---------------------
+.PHONY: deb check-abi abi-baseline
+
+deb: deps
+	@sh $(DEPS) --deb
+	sh scripts/build-deb
+
+check-abi: deps
+	@sh $(DEPS) --abi
+	python3 scripts/check-abi selftest
+	python3 scripts/check-abi check
+
+abi-baseline: deps
+	@sh $(DEPS) --abi
+	python3 scripts/check-abi baseline
