@@ -49,7 +49,7 @@ static void test_list_info_go(void)
 {
     NbdtServer s;
     uint8_t d[64], info[6];
-    uint32_t len, t;
+    uint32_t len = 0, t;
     int fd;
     bool saw_export = false, saw_bs = false, saw_name = false;
 
