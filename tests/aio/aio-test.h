@@ -8,6 +8,9 @@
  *   RUN(fn)                TEST(fn): the case in its own process
  *   new_ctx()              a new AioContext (aborts on failure)
  *   sleep_ms(), sleep_us() sleep the whole time, despite signals
+ *   thread_sleeps_in_poll(tid), wait_until_polling(tid)
+ *                          is / wait until thread tid is asleep in the
+ *                          fd monitor (instead of sleeping and hoping)
  *   start_thread()         a joinable QemuThread, or abort
  *   count_cb, atomic_count_cb   BH callbacks that count their runs
  *   make_pipe(), write_byte(), drain_fd()   non-blocking pipe helpers
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +79,90 @@ static inline void sleep_us(int us)
     struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000L };
 
     sleep_timespec(ts);
+}
+
+/*
+ * Whether thread @tid of this process (qemu_get_thread_id()) is asleep
+ * in a system call that waits for events (ppoll, poll, epoll_pwait,
+ * epoll_pwait2, epoll_wait, io_uring_enter): read from
+ * /proc/self/task/TID/stat and .../syscall. false when it is not, or when
+ * /proc cannot say (then callers proceed without the premise).
+ */
+static inline bool thread_sleeps_in_poll(int tid)
+{
+    static const long waits[] = {
+#ifdef SYS_ppoll
+        SYS_ppoll,
+#endif
+#ifdef SYS_poll
+        SYS_poll,
+#endif
+#ifdef SYS_epoll_pwait
+        SYS_epoll_pwait,
+#endif
+#ifdef SYS_epoll_wait
+        SYS_epoll_wait,
+#endif
+#ifdef SYS_io_uring_enter
+        SYS_io_uring_enter,
+#endif
+        441,        /* epoll_pwait2, on every architecture */
+    };
+    char path[64], buf[256];
+    const char *p;
+    long nr;
+    size_t i;
+    FILE *f;
+    int n;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    f = fopen(path, "r");
+    if (!f) {
+        return false;
+    }
+    n = (int)fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n > 0 ? n : 0] = '\0';
+    p = strrchr(buf, ')');          /* the name may hold spaces */
+    if (!p || p[1] != ' ' || p[2] != 'S') {
+        return false;
+    }
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+    f = fopen(path, "r");
+    if (!f) {
+        return false;
+    }
+    n = fscanf(f, "%ld", &nr);
+    fclose(f);
+    if (n != 1) {
+        return false;
+    }
+    for (i = 0; i < sizeof(waits) / sizeof(waits[0]); i++) {
+        if (nr == waits[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Waits until thread @tid sleeps in the fd monitor, so that what the
+ * caller does next lands on a sleeping loop (a premise for coverage, not
+ * for correctness: every check must hold whenever it acts). Gives up
+ * after about 2 s of not seeing it (a loop that found work, /proc that
+ * cannot tell, an emulator) and returns false; true once seen.
+ */
+static inline bool wait_until_polling(int tid)
+{
+    int i;
+
+    for (i = 0; i < 2000; i++) {
+        if (thread_sleeps_in_poll(tid)) {
+            return true;
+        }
+        sleep_timespec((struct timespec) { 0, 1000 * 1000 });
+    }
+    return false;
 }
 
 /* Starts a joinable thread named 'name' running fn(arg); aborts if it
