@@ -21,6 +21,7 @@
  *                        a stress loop's time budget ("until N or T")
  *   test_late_round(why) a round whose timing premise did not hold: retry
  *                        it, or (after TEST_LATE_TRIES) skip the case
+ *   test_wait_blocked(tid)  wait until a thread sleeps in the kernel
  *
  * Isolation. Each case runs in a child process forked from main(), so a
  * crash, an abort or a hang fails that case alone, by name, and the
@@ -216,6 +217,46 @@ static inline bool test_stress_more(int64_t end)
 {
     test_progress();
     return test_now_ns() < end;
+}
+
+/* The calling thread's kernel id (gettid). */
+static inline int test_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
+}
+
+/*
+ * Waits until thread @tid of this process sleeps in the kernel (state S
+ * or D in /proc/self/task/TID/stat): for a test that wants its next step
+ * to land on a thread already blocked (in a futex, a poll), instead of
+ * sleeping and hoping. A premise for coverage, never for correctness:
+ * gives up after about 2 s of not seeing it (or if /proc cannot say) and
+ * returns false; true once seen.
+ */
+static inline bool test_wait_blocked(int tid)
+{
+    char path[64], buf[256];
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    for (i = 0; i < 2000; i++) {
+        FILE *f = fopen(path, "r");
+        const char *p;
+        size_t n;
+
+        if (!f) {
+            return false;
+        }
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        p = strrchr(buf, ')');          /* the name may hold spaces */
+        if (p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D')) {
+            return true;
+        }
+        nanosleep(&(struct timespec) { 0, 1000 * 1000 }, NULL);
+    }
+    return false;
 }
 
 /* Rounds whose timing premise failed, in this case, before it skips. */
