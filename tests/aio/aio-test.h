@@ -11,6 +11,7 @@
  *   thread_sleeps_in_poll(tid), wait_until_polling(tid)
  *                          is / wait until thread tid is asleep in the
  *                          fd monitor (instead of sleeping and hoping)
+ *   iothread_tid(io)       the kernel thread id of an IOThread
  *   start_thread()         a joinable QemuThread, or abort
  *   count_cb, atomic_count_cb   BH callbacks that count their runs
  *   make_pipe(), write_byte(), drain_fd()   non-blocking pipe helpers
@@ -163,6 +164,32 @@ static inline bool wait_until_polling(int tid)
         sleep_timespec((struct timespec) { 0, 1000 * 1000 });
     }
     return false;
+}
+
+typedef struct {
+    int tid;
+    QemuSemaphore done;
+} IOThreadTid;
+
+static inline void iothread_tid_bh(void *opaque)
+{
+    IOThreadTid *t = opaque;
+
+    t->tid = qemu_get_thread_id();
+    qemu_sem_post(&t->done);
+}
+
+/* The kernel thread id of @io's thread (asked with a BH that runs there;
+ * for wait_until_polling()). */
+static inline int iothread_tid(IOThread *io)
+{
+    IOThreadTid t = { .tid = 0 };
+
+    qemu_sem_init(&t.done, 0);
+    aio_bh_schedule_oneshot(iothread_get_aio_context(io), iothread_tid_bh, &t);
+    qemu_sem_wait(&t.done);
+    qemu_sem_destroy(&t.done);
+    return t.tid;
 }
 
 /* Starts a joinable thread named 'name' running fn(arg); aborts if it
