@@ -83,11 +83,35 @@ static inline void sleep_us(int us)
 }
 
 /*
+ * Whether /proc/.../syscall speaks this program's system call numbers:
+ * the calling thread reads its own, which must show the read(2) in
+ * progress. Not so under an emulator (qemu-user shows the host's).
+ */
+static inline bool proc_syscall_numbers_native(void)
+{
+    static int native = -1;         /* not known yet */
+
+    if (native < 0) {
+        char buf[64];
+        int fd = open("/proc/thread-self/syscall", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+        if (fd >= 0) {
+            close(fd);
+        }
+        buf[n > 0 ? n : 0] = '\0';
+        native = n > 0 && strtol(buf, NULL, 10) == SYS_read;
+    }
+    return native;
+}
+
+/*
  * Whether thread @tid of this process (qemu_get_thread_id()) is asleep
  * in a system call that waits for events (ppoll, poll, epoll_pwait,
  * epoll_pwait2, epoll_wait, io_uring_enter): read from
- * /proc/self/task/TID/stat and .../syscall. false when it is not, or when
- * /proc cannot say (then callers proceed without the premise).
+ * /proc/self/task/TID/stat and .../syscall (where the system call numbers
+ * are not ours, asleep at all is taken for it). false when it is not, or
+ * when /proc cannot say (then callers proceed without the premise).
  */
 static inline bool thread_sleeps_in_poll(int tid)
 {
@@ -127,6 +151,9 @@ static inline bool thread_sleeps_in_poll(int tid)
     p = strrchr(buf, ')');          /* the name may hold spaces */
     if (!p || p[1] != ' ' || p[2] != 'S') {
         return false;
+    }
+    if (!proc_syscall_numbers_native()) {
+        return true;
     }
     snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
     f = fopen(path, "r");
