@@ -240,9 +240,11 @@ static void *mover_thread(void *opaque)
     return NULL;
 }
 
-/* One round; false if the mover acted only after the first deadline (the
- * premise of the round), true if the round was checked. */
-static bool move_or_delete_round(AioContext *ctx, Mover *m, bool del)
+/* One round, the first deadline @margin_ms away; false if the mover
+ * acted only after it (the premise of the round), true if the round was
+ * checked. */
+static bool move_or_delete_round(AioContext *ctx, Mover *m, bool del,
+                                 int margin_ms)
 {
     QemuThread th;
 
@@ -250,7 +252,7 @@ static bool move_or_delete_round(AioContext *ctx, Mover *m, bool del)
     m->stop = 0;
     m->del = del;
     m->loop_tid = qemu_get_thread_id();
-    m->first = rt_now() + 100 * MS;
+    m->first = rt_now() + margin_ms * MS;
     m->later = m->first + 60 * MS;
     timer_mod_ns(&m->timer, m->first);
     start_thread(&th, del ? "deleter" : "mover", mover_thread, m);
@@ -282,12 +284,16 @@ static void test_cross_thread_move_later_and_delete(void)
     Mover m = { .ctx = ctx };
     int del;
 
-    /* The loop sleeps for +100 ms; another thread moves the timer to
-     * +160 ms, or deletes it, as soon as the loop sleeps. A round where
-     * that thread acted only after +100 ms proves nothing: again. */
+    /* The loop sleeps for +100 ms; another thread moves the timer 60 ms
+     * later, or deletes it, as soon as the loop sleeps. A round where
+     * that thread acted only after the first deadline proves nothing:
+     * again, with twice the margin. */
     aio_timer_init(ctx, &m.timer, QEMU_CLOCK_REALTIME, SCALE_NS, mover_cb, &m);
     for (del = 0; del <= 1; del++) {
-        while (!move_or_delete_round(ctx, &m, del)) {
+        int margin_ms = 100;
+
+        while (!move_or_delete_round(ctx, &m, del, margin_ms)) {
+            margin_ms = margin_ms < 3200 ? margin_ms * 2 : margin_ms;
             if (!test_late_round(del ? "the timer was deleted after its "
                                  "deadline" : "the timer was moved after "
                                  "its first deadline")) {
