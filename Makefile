@@ -8,7 +8,9 @@
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make check-aarch64   cross-build for aarch64 and run the tests under
 #                        qemu-user (build-aarch64/; scripts/check-aarch64)
-#   make check-model     only the Spin model checks (part of make check)
+#   make check-model     only the Spin model checks, with the LTL liveness
+#                        searches (make check runs the safety searches,
+#                        the bug variants and one no-busy-wait search)
 #   make fuzz            libFuzzer on tests/fuzz/fuzz-aio for FUZZ_TIME
 #                        seconds (default 60), clang, ASan+UBSan (build-fuzz/)
 #   make fuzz-merge      minimise what make fuzz found into tests/fuzz/corpus
