@@ -49,6 +49,8 @@
  * round proves nothing, and test_late_round() says so and lets the case
  * try again, up to TEST_LATE_TRIES times, then skips the case naming the
  * premise. A lost wake-up or a deadlock is a hang: the watchdog above.
+ * A check that something does not happen may look for a while (sleep,
+ * then look): load can only make it miss a bug, never fail it.
  *
  * Environment:
  *   AIOLOOP_TEST_CASE=a,b   run only the named cases (the others are not
