@@ -8,7 +8,9 @@
 #   make bench           the benchmarks, peers side by side (build-bench/)
 #   make check-aarch64   cross-build for aarch64 and run the tests under
 #                        qemu-user (build-aarch64/; scripts/check-aarch64)
-#   make check-model     only the Spin model checks (part of make check)
+#   make check-model     only the Spin model checks, with the LTL liveness
+#                        searches (make check runs the safety searches,
+#                        the bug variants and one no-busy-wait search)
 #   make fuzz            libFuzzer on tests/fuzz/fuzz-aio for FUZZ_TIME
 #                        seconds (default 60), clang, ASan+UBSan (build-fuzz/)
 #   make fuzz-merge      minimise what make fuzz found into tests/fuzz/corpus
@@ -27,6 +29,9 @@
 #   make abi-baseline    rewrite abi/<soname>.abi (see scripts/check-abi)
 #
 # CC=clang selects the compiler; BUILD=dir the default build directory.
+# Each target first installs the Debian packages it needs, and only those
+# (scripts/install-deps MODE: as root with apt-get, otherwise it prints
+# the command; a missing optional test tool makes its tests skip).
 
 CC ?= cc
 BUILD ?= build
@@ -36,45 +41,58 @@ DEPS = scripts/install-deps
 FUZZ_TIME ?= 60
 
 .PHONY: all check check-sanitize check-asan check-tsan bench install clean deps \
-	check-aarch64
+	check-aarch64 deps-check
 .PHONY: check-model fuzz fuzz-merge fuzz-nbd fuzz-nbd-merge nbd-churn
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 deps:
-	@sh $(DEPS)
+	@CC="$(CC)" sh $(DEPS) --build
+
+deps-check:
+	@CC="$(CC)" sh $(DEPS) --check
 
 $(BUILD)/build.ninja:
 	CC=$(CC) meson setup $(BUILD) --prefix=$(PREFIX) $(MESON_FLAGS)
 
-check: all
+check: deps-check all
 	sh scripts/run-tests $(BUILD)
 
-check-model: all
-	sh scripts/run-tests $(BUILD) --suite model
+# The Spin model alone, with the liveness searches of every scenario (make
+# check runs them for one; see tests/model/meson.build).
+check-model: deps-check all
+	sh scripts/run-tests $(BUILD) --suite model --suite model-long
 
 build-fuzz/build.ninja:
 	CC=clang meson setup build-fuzz -Dfuzz=true \
 	    -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false \
 	    -Dtools=false -Dexamples=false $(MESON_FLAGS)
 
-fuzz: deps build-fuzz/build.ninja
+fuzz:
+	@CC=clang sh $(DEPS) --fuzz
+	@test -f build-fuzz/build.ninja || $(MAKE) build-fuzz/build.ninja
 	ninja -C build-fuzz tests/fuzz/fuzz-aio
 	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
 	    build-fuzz/fuzz-run $(FUZZ_TIME)
 
-fuzz-merge: deps build-fuzz/build.ninja
+fuzz-merge:
+	@CC=clang sh $(DEPS) --fuzz
+	@test -f build-fuzz/build.ninja || $(MAKE) build-fuzz/build.ninja
 	ninja -C build-fuzz tests/fuzz/fuzz-aio
 	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
 	    build-fuzz/fuzz-run merge
 
-fuzz-nbd: deps build-fuzz/build.ninja
+fuzz-nbd:
+	@CC=clang sh $(DEPS) --fuzz
+	@test -f build-fuzz/build.ninja || $(MAKE) build-fuzz/build.ninja
 	ninja -C build-fuzz tests/nbd/fuzz-nbd
 	sh tests/fuzz/run-fuzz build-fuzz/tests/nbd/fuzz-nbd tests/nbd/corpus \
 	    build-fuzz/fuzz-nbd-run $(FUZZ_TIME)
 
-fuzz-nbd-merge: deps build-fuzz/build.ninja
+fuzz-nbd-merge:
+	@CC=clang sh $(DEPS) --fuzz
+	@test -f build-fuzz/build.ninja || $(MAKE) build-fuzz/build.ninja
 	ninja -C build-fuzz tests/nbd/fuzz-nbd
 	sh tests/fuzz/run-fuzz build-fuzz/tests/nbd/fuzz-nbd tests/nbd/corpus \
 	    build-fuzz/fuzz-nbd-run merge
@@ -92,13 +110,13 @@ build-tsan/build.ninja:
 	CC=$(CC) meson setup build-tsan -Db_sanitize=thread -Db_lundef=false \
 	    -Dbench=false -Dtsan_only=true $(MESON_FLAGS)
 
-check-asan: deps build-asan/build.ninja
+check-asan: deps-check build-asan/build.ninja
 	ninja -C build-asan
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    sh scripts/run-tests build-asan
 
-check-tsan: deps build-tsan/build.ninja
+check-tsan: deps-check build-tsan/build.ninja
 	ninja -C build-tsan
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    sh scripts/run-tests build-tsan
@@ -109,8 +127,8 @@ build-bench/build.ninja:
 	CC=$(CC) meson setup build-bench -Dbuildtype=release -Db_ndebug=true \
 	    -Dtests=false $(MESON_FLAGS)
 
-bench: deps
-	@sh $(DEPS) --bench
+bench:
+	@CC="$(CC)" sh $(DEPS) --bench
 	@test -f build-bench/build.ninja || $(MAKE) build-bench/build.ninja
 	ninja -C build-bench
 	sh scripts/run-bench build-bench
@@ -171,10 +189,13 @@ build-valgrind/build.ninja:
 	CC=$(CC) meson setup build-valgrind -Doptimization=1 -Ddebug=true \
 	    -Dbench=false -Dexamples=false -Dtools=false $(MESON_FLAGS)
 
-check-valgrind: deps build-valgrind/build.ninja
+check-valgrind:
+	@CC="$(CC)" sh $(DEPS) --valgrind
+	@test -f build-valgrind/build.ninja || $(MAKE) build-valgrind/build.ninja
 	ninja -C build-valgrind
 	meson test -C build-valgrind --print-errorlogs --num-processes 2 \
-	    --no-suite install --wrapper '$(VALGRIND)' --timeout-multiplier 10; \
+	    --no-suite install --no-suite model --no-suite model-long \
+	    --wrapper '$(VALGRIND)' --timeout-multiplier 10; \
 	rc=$$?; python3 scripts/test-summary build-valgrind testlog-valgrind || rc=1; \
 	exit $$rc
 

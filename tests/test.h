@@ -17,6 +17,11 @@
  *   SKIP_CASE(reason)    marks the current case skipped and leaves it
  *   test_skip_all(why)   the whole program cannot run here: "1..0 # SKIP"
  *   test_progress()      the case is moving: feeds the watchdog
+ *   test_stress_end(), test_stress_more(end)
+ *                        a stress loop's time budget ("until N or T")
+ *   test_late_round(why) a round whose timing premise did not hold: retry
+ *                        it, or (after TEST_LATE_TRIES) skip the case
+ *   test_wait_blocked(tid)  wait until a thread sleeps in the kernel
  *
  * Isolation. Each case runs in a child process forked from main(), so a
  * crash, an abort or a hang fails that case alone, by name, and the
@@ -32,12 +37,30 @@
  * calls test_progress() whenever its counters move may run as long as the
  * machine needs. A case that finishes in milliseconds needs no calls.
  *
+ * Speed. No check depends on how fast the machine is (it may be loaded
+ * by other work). A stress loop runs until its iteration count or its
+ * time budget, whichever comes first, and checks exact counts:
+ *
+ *     int64_t end = test_stress_end();
+ *     for (i = 0; i < N && test_stress_more(end); i++) { ... }
+ *
+ * A check that needs a helper thread to act in time (before a deadline,
+ * while the loop sleeps) first verifies that it did; when it did not, the
+ * round proves nothing, and test_late_round() says so and lets the case
+ * try again, up to TEST_LATE_TRIES times, then skips the case naming the
+ * premise. A lost wake-up or a deadlock is a hang: the watchdog above.
+ * A check that something does not happen may look for a while (sleep,
+ * then look): load can only make it miss a bug, never fail it.
+ *
  * Environment:
  *   AIOLOOP_TEST_CASE=a,b   run only the named cases (the others are not
  *                           counted): "AIOLOOP_TEST_CASE=test_x ./test-y"
  *   AIOLOOP_TEST_FORK=0     run the cases in the process itself, one after
  *                           the other (for gdb); no watchdog then
  *   AIOLOOP_TEST_STALL_SECS=N  the watchdog's window
+ *   AIOLOOP_TEST_STRESS_SECS=S a stress loop's time budget (default 1 s;
+ *                           longer finds rarer races)
+ *   AIOLOOP_TEST_TIMES=1    print each case's wall-clock time (a comment)
  *
  * Rules for main(): fork happens with one thread, so main() must not
  * start threads before its TEST() calls; anything it sets up before them
@@ -169,6 +192,104 @@ static inline int64_t test_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Default time budget of a stress loop, in seconds. */
+#ifndef TEST_STRESS_SECS
+#define TEST_STRESS_SECS 1.0
+#endif
+
+/* The time budget of a stress loop: AIOLOOP_TEST_STRESS_SECS or
+ * TEST_STRESS_SECS seconds. */
+static inline double test_stress_secs(void)
+{
+    const char *s = getenv("AIOLOOP_TEST_STRESS_SECS");
+    double secs = s && *s ? atof(s) : TEST_STRESS_SECS;
+
+    return secs > 0 ? secs : TEST_STRESS_SECS;
+}
+
+/* When a stress loop that starts now must stop (a test_now_ns() time). */
+static inline int64_t test_stress_end(void)
+{
+    return test_now_ns() + (int64_t)(test_stress_secs() * 1e9);
+}
+
+/* Whether a stress loop may go on: true before @end. A round is
+ * progress, so this also feeds the watchdog. Any thread. */
+static inline bool test_stress_more(int64_t end)
+{
+    test_progress();
+    return test_now_ns() < end;
+}
+
+/* The calling thread's kernel id (gettid). */
+static inline int test_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
+}
+
+/*
+ * Waits until thread @tid of this process sleeps in the kernel (state S
+ * or D in /proc/self/task/TID/stat): for a test that wants its next step
+ * to land on a thread already blocked (in a futex, a poll), instead of
+ * sleeping and hoping. A premise for coverage, never for correctness:
+ * gives up after about 2 s of not seeing it (or if /proc cannot say) and
+ * returns false; true once seen.
+ */
+static inline bool test_wait_blocked(int tid)
+{
+    char path[64], buf[256];
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    for (i = 0; i < 2000; i++) {
+        FILE *f = fopen(path, "r");
+        const char *p;
+        size_t n;
+
+        if (!f) {
+            return false;
+        }
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        p = strrchr(buf, ')');          /* the name may hold spaces */
+        if (p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D')) {
+            return true;
+        }
+        nanosleep(&(struct timespec) { 0, 1000 * 1000 }, NULL);
+    }
+    return false;
+}
+
+/* Rounds whose timing premise failed, in this case, before it skips. */
+#ifndef TEST_LATE_TRIES
+#define TEST_LATE_TRIES 10
+#endif
+
+static int test__late_rounds;
+static char test__late_reason[200];
+
+/*
+ * A round's timing premise did not hold (the helper thread acted after
+ * the deadline it had to beat, the timer fired before we looked): that
+ * round proves nothing either way. Prints @why. Returns true if the case
+ * may try the round again; after TEST_LATE_TRIES such rounds in one case
+ * it marks the case skipped, naming @why, and returns false: the case
+ * then cleans up and returns (its CHECK failures, if any, still count).
+ */
+static inline bool test_late_round(const char *why)
+{
+    printf("#   round not counted: %s\n", why);
+    if (++test__late_rounds <= TEST_LATE_TRIES) {
+        return true;
+    }
+    snprintf(test__late_reason, sizeof(test__late_reason),
+             "%d rounds in a row too late to prove anything: %s",
+             test__late_rounds, why);
+    test__skip_reason = test__late_reason;
+    return false;
+}
+
 /* Is @name selected by AIOLOOP_TEST_CASE (a comma-separated list)? */
 static inline bool test__selected(const char *name)
 {
@@ -233,6 +354,7 @@ static inline void test__body(void (*fn)(void))
 {
     test__case_failed = 0;
     test__skip_reason = NULL;
+    test__late_rounds = 0;
     if (test__case_before) {
         test__case_before();
     }
@@ -309,10 +431,22 @@ static inline void test__record(const char *name, int failed,
     fflush(stdout);
 }
 
+/* With AIOLOOP_TEST_TIMES=1: prints how long case @name took. */
+static inline void test__print_time(const char *name, int64_t start)
+{
+    const char *s = getenv("AIOLOOP_TEST_TIMES");
+
+    if (s && strcmp(s, "1") == 0) {
+        printf("# time: %s %.3f s\n", name,
+               (double)(test_now_ns() - start) / 1e9);
+    }
+}
+
 static inline void test_run(const char *name, void (*fn)(void))
 {
     char why[160];
     int stall, status;
+    int64_t start = test_now_ns();
     bool hung;
     pid_t pid;
 
@@ -322,6 +456,7 @@ static inline void test_run(const char *name, void (*fn)(void))
     fflush(NULL);
     if (!test__fork_enabled()) {
         test__body(fn);
+        test__print_time(name, start);
         test__record(name, test__case_failed, test__skip_reason, NULL);
         return;
     }
@@ -354,6 +489,7 @@ static inline void test_run(const char *name, void (*fn)(void))
         exit(test__case_failed ? 1 : 0);
     }
     status = test__wait_child(pid, stall, &hung);
+    test__print_time(name, start);
     if (hung) {
         snprintf(why, sizeof(why), "hung: no progress for %d s%s, killed",
                  stall, test__stall_why);

@@ -119,7 +119,7 @@ static void pipe_read(void *opaque)
 typedef struct {
     int fd;                 /* write end */
     QEMUBH *bh;             /* or a BH to schedule */
-    int delay_ms;
+    int loop_tid;           /* acts once this thread sleeps in poll */
     int acted;              /* atomic */
     QemuThread thread;
 } Actor;
@@ -128,7 +128,7 @@ static void *actor_fn(void *opaque)
 {
     Actor *act = opaque;
 
-    sleep_ms(act->delay_ms);
+    wait_until_polling(act->loop_tid);
     qatomic_mb_set(&act->acted, 1);
     if (act->bh) {
         qemu_bh_schedule(act->bh);
@@ -141,6 +141,7 @@ static void *actor_fn(void *opaque)
 static void actor_start(Actor *act)
 {
     qatomic_set(&act->acted, 0);
+    act->loop_tid = qemu_get_thread_id();
     start_thread(&act->thread, "actor", actor_fn, act);
 }
 
@@ -149,7 +150,7 @@ static void test_glib_fd_handler(void)
     Attached a;
     int p[2];
     PipeState s;
-    Actor act = { .delay_ms = 50 };
+    Actor act = { 0 };
     int i;
 
     attach(&a);
@@ -218,7 +219,7 @@ static void test_glib_cross_thread_bh_wakes_iteration(void)
     Attached a;
     int count = 0;
     QEMUBH *bh;
-    Actor act = { .delay_ms = 50 };
+    Actor act = { 0 };
     int i;
 
     attach(&a);

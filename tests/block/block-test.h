@@ -21,11 +21,13 @@
  *   BlkReq, blk_wait()     one request and its completion record: each
  *                          callback counts its runs, so every case can
  *                          check "completed exactly once"
- *   blk_wait_ms()          blk_wait() with a time limit, for waits that a
- *                          bug could make endless
+ *   blk_wait_ms()          wait at most so long, for checks that nothing
+ *                          completes (a positive wait has no time bound:
+ *                          a request that never completes is a hang,
+ *                          which the harness's watchdog names)
+ *   poll_idle()            non-blocking polls for a while, for checks that
+ *                          nothing (more) arrives
  *   CoIo, co_io_run()      one request from a coroutine of the context
- *
- * A program defines WATCHDOG_SECS before using RUN().
  *
  * SPDX-License-Identifier: MIT
  */
@@ -41,6 +43,7 @@
 
 #include "aio/aio-test.h"
 
+#define KiB 1024
 #define ALIGN 4096                      /* buffer and O_DIRECT alignment */
 #define SECTOR 512
 
@@ -448,7 +451,9 @@ static inline void ticker_cb(void *opaque)
 }
 
 /* blk_wait() that gives up after @ms milliseconds. Returns whether
- * *@completed reached @n. */
+ * *@completed reached @n. Only for checks that nothing completes within
+ * the time (which load cannot make fail): a wait that must succeed is
+ * blk_wait(), without a bound. */
 static inline bool blk_wait_ms(AioContext *ctx, int *completed, int n, int ms)
 {
     int64_t deadline = test_now_ns() + ms * 1000000LL;

@@ -59,11 +59,7 @@ static int write_read_all(Blk *t, uint32_t seed, int want_err, int *failed)
             bad++;
         }
     }
-    if (!blk_wait_ms(t->ctx, &completed, NREQ, 20000)) {
-        printf("#   %d of %d writes completed\n", completed, NREQ);
-        free(reqs);             /* stranded requests: leak their buffers */
-        return NREQ;
-    }
+    blk_wait(t->ctx, &completed, NREQ);     /* stranded ones: a hang */
     for (int i = 0; i < NREQ; i++) {
         if (reqs[i].runs != 1) {
             bad++;
@@ -84,11 +80,7 @@ static int write_read_all(Blk *t, uint32_t seed, int want_err, int *failed)
             bad++;
         }
     }
-    if (!blk_wait_ms(t->ctx, &completed, NREQ, 20000)) {
-        printf("#   %d of %d reads completed\n", completed, NREQ);
-        free(reqs);
-        return NREQ;
-    }
+    blk_wait(t->ctx, &completed, NREQ);
     for (int i = 0; i < NREQ; i++) {
         if (reqs[i].runs != 1) {
             bad++;
@@ -117,9 +109,10 @@ static int flush_once(Blk *t)
     blk_req_init(&r, &completed, 0, 0);
     r.acb = aio_block_submit(t->b, t->fd, 0, NULL, QEMU_AIO_FLUSH,
                              blk_req_cb, &r);
-    if (!r.acb || !blk_wait_ms(t->ctx, &completed, 1, 10000)) {
+    if (!r.acb) {
         return 1;
     }
+    blk_wait(t->ctx, &completed, 1);
     ret = r.runs == 1 ? r.ret : 2;
     blk_req_free(&r);
     return ret;
@@ -327,7 +320,7 @@ static void test_pool_spawn_fails(void)
     aioloop__fault_inject(AIOLOOP_FAULT_THREAD_CREATE, 0, -1, EAGAIN);
     blk_req_init(&r, &completed, 0, SECTOR);
     REQUIRE(blk_req_submit(&t, &r, QEMU_AIO_WRITE));
-    CHECK(blk_wait_ms(t.ctx, &completed, 1, 10000));
+    blk_wait(t.ctx, &completed, 1);
     aioloop__fault_clear();
     poll_idle(t.ctx, 10);
     CHECK_EQ(r.runs, 1);
@@ -359,7 +352,7 @@ static void test_co_random_faults(void)
                                  EAGAIN);
     aioloop__fault_inject_random(AIOLOOP_FAULT_FDMON_WAIT, 100000, 14, EINTR);
     co_writes_start(&t, cs, bufs, qs, NCO, 55, &finished);
-    CHECK(blk_wait_ms(t.ctx, &finished, NCO, 20000));
+    blk_wait(t.ctx, &finished, NCO);
     aioloop__fault_clear();
     poll_idle(t.ctx, 10);
     for (int i = 0; i < NCO; i++) {

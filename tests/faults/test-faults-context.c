@@ -50,14 +50,13 @@ static bool ctx_works(AioContext *ctx)
     Work w = { 0 };
     QEMUTimer *t = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
                                  work_timer_cb, &w);
-    int64_t deadline = test_now_ns() + 5000 * MS;
 
     make_pipe(w.fds);
     aio_set_fd_handler(ctx, w.fds[0], false, work_fd_cb, NULL, &w);
     aio_bh_schedule_oneshot(ctx, count_cb, &w.bh);
     timer_mod(t, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1);
     write_byte(w.fds[1]);
-    while ((!w.bh || !w.timer || !w.fd) && test_now_ns() < deadline) {
+    while (!w.bh || !w.timer || !w.fd) {        /* no bound: watchdog */
         aio_poll(ctx, true);
     }
     aio_poll(ctx, false);
@@ -327,8 +326,8 @@ static bool io_ok(void *obj)
 
     qemu_sem_init(&r.done, 0);
     aio_bh_schedule_oneshot(iothread_get_aio_context(obj), remote_cb, &r);
-    ok = qemu_sem_timedwait(&r.done, 10000) == 0 &&
-         qatomic_read(&r.runs) == 1;
+    qemu_sem_wait(&r.done);
+    ok = qatomic_read(&r.runs) == 1;
     qemu_sem_destroy(&r.done);
     return ok;
 }

@@ -71,7 +71,7 @@ static void test_stack_failure_aborts(void)
     SKIP_FORK_UNDER_TSAN();
     run_many(8);                /* the child inherits a pool of 8 */
     REQUIRE(death_run(child_stack_fails, NULL, &res));
-    printf("#   child: %s", res.err);
+    death_print_err(&res);
     CHECK(died_of(&res, SIGABRT));
     CHECK(strstr(res.err, "cannot allocate a coroutine stack") != NULL);
     CHECK(strstr(res.err, strerror(ENOMEM)) != NULL);
@@ -133,7 +133,7 @@ static void test_pooled_coroutines_need_no_stack(void)
         for (int i = 0; i < N; i++) {
             aio_co_enter(s.ctx, qemu_coroutine_create(worker_entry, &s));
         }
-        CHECK(poll_until(s.ctx, &s.done, (r + 1) * N, 10000));
+        poll_until(s.ctx, &s.done, (r + 1) * N);
     }
     aioloop__fault_clear();
     CHECK_EQ(qatomic_read(&s.done), N * ROUNDS);
@@ -162,7 +162,7 @@ static void test_nth_stack_failure(void)
 
     SKIP_FORK_UNDER_TSAN();
     REQUIRE(death_run(child_nth_stack_fails, NULL, &res));
-    printf("#   child: %s", res.err);
+    death_print_err(&res);
     CHECK(strstr(res.err, "three new stacks mapped") != NULL);
     CHECK(died_of(&res, SIGABRT));
     CHECK(strstr(res.err, "cannot allocate a coroutine stack") != NULL);

@@ -85,6 +85,21 @@ static inline bool death_run(void (*fn)(void *), void *opaque,
     return true;
 }
 
+/* Prints the child's stderr as TAP comments, one "#   child: " line per
+ * line (a bare line would be unknown TAP output). */
+static inline void death_print_err(const DeathResult *res)
+{
+    const char *line = res->err;
+
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        int len = end ? (int)(end - line) : (int)strlen(line);
+
+        printf("#   child: %.*s\n", len, line);
+        line += len + (end ? 1 : 0);
+    }
+}
+
 static inline bool died_of(const DeathResult *res, int sig)
 {
     return WIFSIGNALED(res->status) && WTERMSIG(res->status) == sig;

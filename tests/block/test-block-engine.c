@@ -1,0 +1,320 @@
+/*
+ * test-block-engine.c - the engine's own API (the sector-based callbacks
+ * and byte-based coroutines of laio_*, luring_*, taio_*), unknown request
+ * types, the engine a backend reports, and a context freed first with
+ * requests queued (plugged), in flight and done.
+ *
+ * On the one engine that AIOLOOP_TEST_ENGINE names (Meson runs the
+ * program once per engine). Every request records how many times its
+ * callback ran, so each case checks "completed exactly once" as well as
+ * the result and the data. Waits have no time bound: a request that never
+ * completes is a hang, which the harness's watchdog names.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "block-test.h"
+
+/* ------------------------------------------------------------------ */
+/* The engine's own API (sector-based callbacks, byte-based coroutines) */
+
+/* Thin dispatchers to laio_*, luring_* or taio_* for blk_engine. */
+static void *raw_init(void)
+{
+    switch (blk_engine) {
+    case AIO_ENGINE_IO_URING:
+        return luring_init(&error_abort);
+    case AIO_ENGINE_LINUX_AIO:
+        return laio_init();
+    default:
+        return taio_init();
+    }
+}
+
+static void raw_attach(void *s, AioContext *ctx, bool attach)
+{
+    switch (blk_engine) {
+    case AIO_ENGINE_IO_URING:
+        attach ? luring_attach_aio_context(s, ctx)
+               : luring_detach_aio_context(s, ctx);
+        break;
+    case AIO_ENGINE_LINUX_AIO:
+        attach ? laio_attach_aio_context(s, ctx)
+               : laio_detach_aio_context(s, ctx);
+        break;
+    default:
+        attach ? taio_attach_aio_context(s, ctx)
+               : taio_detach_aio_context(s, ctx);
+        break;
+    }
+}
+
+static void raw_cleanup(void *s)
+{
+    switch (blk_engine) {
+    case AIO_ENGINE_IO_URING:
+        luring_cleanup(s);
+        break;
+    case AIO_ENGINE_LINUX_AIO:
+        laio_cleanup(s);
+        break;
+    default:
+        taio_cleanup(s);
+        break;
+    }
+}
+
+static BlockAIOCB *raw_submit(BlockDriverState *bs, void *s, int fd,
+                              int64_t sector, QEMUIOVector *q, int nb,
+                              BlockCompletionFunc *cb, void *opaque, int type)
+{
+    switch (blk_engine) {
+    case AIO_ENGINE_IO_URING:
+        return luring_submit(bs, s, fd, sector, q, nb, cb, opaque, type);
+    case AIO_ENGINE_LINUX_AIO:
+        return laio_submit(bs, s, fd, sector, q, nb, cb, opaque, type);
+    default:
+        return taio_submit(bs, s, fd, sector, q, nb, cb, opaque, type);
+    }
+}
+
+static void raw_plug(BlockDriverState *bs, void *s, bool plug)
+{
+    switch (blk_engine) {
+    case AIO_ENGINE_IO_URING:
+        plug ? luring_io_plug(bs, s) : luring_io_unplug(bs, s);
+        break;
+    case AIO_ENGINE_LINUX_AIO:
+        plug ? laio_io_plug(bs, s) : laio_io_unplug(bs, s);
+        break;
+    default:
+        plug ? taio_io_plug(bs, s) : taio_io_unplug(bs, s);
+        break;
+    }
+}
+
+typedef struct {
+    BlockDriverState *bs;
+    void *s;
+    int fd;
+    uint64_t off;
+    QEMUIOVector *q;
+    int type;
+    int ret;
+    bool done;
+} RawCo;
+
+static void coroutine_fn raw_co_entry(void *opaque)
+{
+    RawCo *c = opaque;
+
+    switch (blk_engine) {
+    case AIO_ENGINE_IO_URING:
+        c->ret = luring_co_submit(c->bs, c->s, c->fd, c->off, c->q, c->type);
+        break;
+    case AIO_ENGINE_LINUX_AIO:
+        c->ret = laio_co_submit(c->bs, c->s, c->fd, c->off, c->q, c->type);
+        break;
+    default:
+        c->ret = taio_co_submit(c->bs, c->s, c->fd, c->off, c->q, c->type);
+        break;
+    }
+    c->done = true;
+}
+
+static int raw_co_run(AioContext *ctx, RawCo *c)
+{
+    co_start(ctx, raw_co_entry, c);
+    while (!c->done) {
+        aio_poll(ctx, true);
+    }
+    return c->ret;
+}
+
+static void test_engine_api(void)
+{
+    static int bs_storage;      /* any address: bs is opaque */
+    BlockDriverState *bs = (BlockDriverState *)&bs_storage;
+    AioContext *ctx = new_ctx();
+    int fd = tmp_file_in(test_dir(), 0);
+    int completed = 0;
+    BlkReq w, r, p[2];
+    RawCo c;
+    void *s;
+
+    REQUIRE(fd >= 0);
+    s = raw_init();
+    REQUIRE(s);
+    raw_attach(s, ctx, true);
+
+    /* 8 sectors at sector 3, written and read back with callbacks. */
+    blk_req_init(&w, &completed, 3 * SECTOR, 8 * SECTOR);
+    blk_req_init(&r, &completed, 3 * SECTOR, 8 * SECTOR);
+    pattern_fill(w.buf, 8 * SECTOR, 26, w.off);
+    w.acb = raw_submit(bs, s, fd, 3, &w.qiov, 8, blk_req_cb, &w,
+                       QEMU_AIO_WRITE);
+    REQUIRE(w.acb);
+    CHECK(w.acb->bs == bs);     /* stored in the AIOCB as given */
+    CHECK_EQ(w.runs, 0);
+    blk_wait(ctx, &completed, 1);
+    CHECK_EQ(blk_check_once(&w, 1, 0), 0);
+    CHECK(file_has_pattern(fd, 3 * SECTOR, 8 * SECTOR, 26));
+    CHECK(file_is_zero(fd, 0, 3 * SECTOR));
+
+    r.acb = raw_submit(bs, s, fd, 3, &r.qiov, 8, blk_req_cb, &r,
+                       QEMU_AIO_READ);
+    REQUIRE(r.acb);
+    blk_wait(ctx, &completed, 2);
+    CHECK_EQ(blk_check_once(&r, 1, 0), 0);
+    CHECK(pattern_check(r.buf, 8 * SECTOR, 26, 3 * SECTOR));
+
+    /* Plugged pair (sectors 20 and 21), then a flush with no vector. */
+    raw_plug(bs, s, true);
+    for (int i = 0; i < 2; i++) {
+        blk_req_init(&p[i], &completed, (uint64_t)(20 + i) * SECTOR, SECTOR);
+        pattern_fill(p[i].buf, SECTOR, 27, p[i].off);
+        p[i].acb = raw_submit(bs, s, fd, 20 + i, &p[i].qiov, 1, blk_req_cb,
+                              &p[i], QEMU_AIO_WRITE);
+        REQUIRE(p[i].acb);
+    }
+    poll_idle(ctx, 10);
+    CHECK_EQ(completed, 2);
+    raw_plug(bs, s, false);
+    blk_wait(ctx, &completed, 4);
+    CHECK_EQ(blk_check_once(p, 2, 0), 0);
+    CHECK(file_has_pattern(fd, 20 * SECTOR, 2 * SECTOR, 27));
+
+    r.runs = 0;
+    r.acb = raw_submit(bs, s, fd, 0, NULL, 0, blk_req_cb, &r, QEMU_AIO_FLUSH);
+    REQUIRE(r.acb);
+    blk_wait(ctx, &completed, 5);
+    CHECK_EQ(blk_check_once(&r, 1, 0), 0);
+
+    /* The coroutine API takes a byte offset. */
+    memset(r.buf, 0xAA, 8 * SECTOR);
+    c = (RawCo){ .bs = bs, .s = s, .fd = fd, .off = 3 * SECTOR, .q = &r.qiov,
+                 .type = QEMU_AIO_READ, .ret = 1 };
+    CHECK_EQ(raw_co_run(ctx, &c), 0);
+    CHECK(pattern_check(r.buf, 8 * SECTOR, 26, 3 * SECTOR));
+
+    /* Unknown types: NULL from the callback API, -EINVAL otherwise. */
+    CHECK(raw_submit(bs, s, fd, 0, &r.qiov, 8, blk_req_cb, &r, 0x4) == NULL);
+    c = (RawCo){ .bs = bs, .s = s, .fd = fd, .q = &r.qiov, .type = 0x4,
+                 .ret = 1 };
+    CHECK_EQ(raw_co_run(ctx, &c), -EINVAL);
+    poll_idle(ctx, 5);
+    CHECK_EQ(completed, 5);
+
+    raw_attach(s, ctx, false);
+    raw_cleanup(s);
+    blk_req_free(&w);
+    blk_req_free(&r);
+    blk_req_free(&p[0]);
+    blk_req_free(&p[1]);
+    close(fd);
+    aio_context_unref(ctx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Unknown request types and engine identity                           */
+
+static void test_unknown_type(void)
+{
+    static const int types[] = { 0, 0x4, 0x10, 0x40 };
+    int completed = 0;
+    BlkReq r;
+    size_t i;
+    Blk t;
+
+    REQUIRE(blk_setup(&t));
+    blk_req_init(&r, &completed, 0, 4 * KiB);
+    for (i = 0; i < ARRAY_SIZE(types); i++) {
+        CHECK(aio_block_submit(t.b, t.fd, 0, &r.qiov, types[i], blk_req_cb,
+                               &r) == NULL);
+        CHECK_EQ(co_io_run(&t, 0, &r.qiov, types[i]), -EINVAL);
+    }
+    poll_idle(t.ctx, 10);
+    CHECK_EQ(r.runs, 0);
+    CHECK_EQ(file_size(t.fd), 0);
+    blk_req_free(&r);
+    blk_teardown(&t);
+}
+
+static void test_engine_identity(void)
+{
+    const char *name = getenv("AIOLOOP_TEST_ENGINE");
+    AioBlockBackend *b = aio_block_backend_new(blk_engine, &error_abort);
+
+    CHECK_EQ(aio_block_backend_engine(b), blk_engine);
+    CHECK(blk_engine != AIO_ENGINE_AUTO);
+    if (name) {
+        CHECK_EQ(aio_block_engine_parse(name), blk_engine);
+    }
+    CHECK_EQ(aio_block_engine_parse(aio_block_engine_name(blk_engine)),
+             blk_engine);
+    aio_block_backend_free(b);
+
+    /* Names, aliases and nonsense. */
+    CHECK(strcmp(aio_block_engine_name(AIO_ENGINE_AUTO), "auto") == 0);
+    CHECK(strcmp(aio_block_engine_name(AIO_ENGINE_IO_URING), "io_uring") == 0);
+    CHECK(strcmp(aio_block_engine_name(AIO_ENGINE_LINUX_AIO),
+                 "linux-aio") == 0);
+    CHECK(strcmp(aio_block_engine_name(AIO_ENGINE_THREADS), "threads") == 0);
+    CHECK(strcmp(aio_block_engine_name((AioBlockEngine)42), "?") == 0);
+    CHECK_EQ(aio_block_engine_parse("auto"), AIO_ENGINE_AUTO);
+    CHECK_EQ(aio_block_engine_parse("uring"), AIO_ENGINE_IO_URING);
+    CHECK_EQ(aio_block_engine_parse("libaio"), AIO_ENGINE_LINUX_AIO);
+    CHECK_EQ(aio_block_engine_parse("native"), AIO_ENGINE_LINUX_AIO);
+    CHECK_EQ(aio_block_engine_parse("thread"), AIO_ENGINE_THREADS);
+    CHECK_EQ(aio_block_engine_parse("io-uring-ish"), -1);
+    CHECK_EQ(aio_block_engine_parse(""), -1);
+    CHECK_EQ(aio_block_engine_parse(NULL), -1);
+}
+
+/* The context goes first, with requests queued (plugged), in flight and
+ * completed-but-undelivered on an attached backend: its last unref
+ * delivers every one exactly once and detaches the backend, which its
+ * owner then detaches again (nothing happens) and frees. */
+static void test_context_unref_drains_attached(void)
+{
+    enum { N = 40 };
+    BlkReq reqs[N];
+    int completed = 0, i;
+    Blk t;
+
+    REQUIRE(blk_setup(&t));
+    REQUIRE(file_fill(t.fd, 0, N * 4096, 11));
+    for (i = 0; i < N; i++) {
+        if (i == N / 2) {
+            aio_block_plug(t.b);        /* never unplugged */
+        }
+        blk_req_init(&reqs[i], &completed, (uint64_t)i * 4096, 4096);
+        REQUIRE(blk_req_submit(&t, &reqs[i], QEMU_AIO_READ));
+    }
+    sleep_ms(20);                       /* let some complete in the kernel */
+    CHECK_EQ(completed, 0);
+    aio_context_unref(t.ctx);           /* the last reference */
+    CHECK_EQ(completed, N);
+    CHECK_EQ(blk_check_once(reqs, N, 0), 0);
+    for (i = 0; i < N; i++) {
+        CHECK(pattern_check(reqs[i].buf, 4096, 11, (uint64_t)i * 4096));
+        blk_req_free(&reqs[i]);
+    }
+    aio_block_backend_detach(t.b, t.ctx);   /* freed context: not used */
+    aio_block_backend_free(t.b);
+    close(t.fd);
+}
+
+int main(void)
+{
+    watchdog_install(WATCHDOG_HUNG);
+    blk_test_init();
+
+    RUN(test_engine_identity);
+    RUN(test_engine_api);
+    RUN(test_unknown_type);
+    RUN(test_context_unref_drains_attached);
+    return test_done();
+}
