@@ -44,6 +44,8 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@
 
 #include "aio-internal.h"
 #include "util/alloc.h"
+#include "util/misuse.h"
 
 /* revents marker for "io_poll() said ready" (not a poll(2) bit). */
 #define AIO_POLL_READY 0x40000000
@@ -164,27 +167,40 @@ static void kick(AioContext *ctx)
     aioloop__kick(ctx);
 }
 
-/* Makes ctx->fd_table cover @fd. Under list_lock. Returns 0, or -ENOMEM
- * with the table unchanged. */
+/*
+ * Makes ctx->fd_table cover @fd. Under list_lock. Returns 0, -ENOMEM with
+ * the table unchanged, or -EBADF if @fd lies beyond the table and is not
+ * open: the table is indexed by fd, so a bogus number (INT_MAX, a
+ * garbage value) would otherwise make it grow by gigabytes. That check
+ * costs a system call only when the table must grow, i.e. a handful of
+ * times in a context's life. Sizes are computed in size_t: doubling an
+ * int past 2^30 would overflow.
+ */
 static int ensure_fd_table(AioContext *ctx, int fd)
 {
-    int size = ctx->fd_table_size;
+    size_t old_size = (size_t)ctx->fd_table_size, size;
     AioHandler **table;
 
-    if (fd < size) {
+    if ((size_t)fd < old_size) {
         return 0;
     }
-    while (size <= fd) {
-        size = size ? size * 2 : 64;
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+        return -EBADF;
+    }
+    size = old_size ? old_size : 64;
+    while (size <= (size_t)fd) {
+        size *= 2;
+    }
+    if (size > (size_t)INT_MAX) {
+        size = (size_t)INT_MAX;     /* open fds stay below INT_MAX */
     }
     table = aioloop__realloc(ctx->fd_table, size * sizeof(*table));
     if (!table) {
         return -ENOMEM;
     }
-    memset(table + ctx->fd_table_size, 0,
-           (size - ctx->fd_table_size) * sizeof(*table));
+    memset(table + old_size, 0, (size - old_size) * sizeof(*table));
     ctx->fd_table = table;
-    ctx->fd_table_size = size;
+    ctx->fd_table_size = (int)size;
     return 0;
 }
 
@@ -260,10 +276,14 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         return 0;
     }
     /* Before anything changes, so that a failure changes nothing. */
-    if (new_node && ensure_fd_table(ctx, fd) < 0) {
-        qemu_mutex_unlock(&ctx->list_lock);
-        free(new_node);
-        return -ENOMEM;
+    if (new_node) {
+        int ret = ensure_fd_table(ctx, fd);
+
+        if (ret < 0) {
+            qemu_mutex_unlock(&ctx->list_lock);
+            free(new_node);
+            return ret;
+        }
     }
     ops = ctx->fdmon_ops;
     if (ops->update(ctx, old_node, new_node) < 0) {
@@ -299,9 +319,11 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
 }
 
 /* The public setters have no error channel: out of memory aborts (see
- * the policy in util/alloc.h). */
-static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
-                               IOHandler *io_read, EventNotifierHandler *en_read,
+ * the policy in util/alloc.h), and so does a descriptor that is not open
+ * where ensure_fd_table() checks it. @func names the public function. */
+static void set_handler_or_die(const char *func, AioContext *ctx, int fd,
+                               bool is_external, IOHandler *io_read,
+                               EventNotifierHandler *en_read,
                                IOHandler *io_write, AioPollFn *io_poll,
                                IOHandler *io_poll_ready, void *opaque)
 {
@@ -313,13 +335,45 @@ static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
         fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
         abort();
     }
+    if (ret == -EBADF) {
+        aioloop__misuse(func, "fd %d is not open", fd);
+    }
+}
+
+/*
+ * The checks of the fd setters, before anything changes. A negative fd
+ * cannot be watched: registering one would silently never fire, so it
+ * aborts; removing one has nothing to remove (a cleanup path whose fd
+ * was never opened) and does nothing. A poll handler that reports
+ * "ready" needs something to call then.
+ */
+static bool fd_handler_check(const char *func, int fd, IOHandler *io_read,
+                             IOHandler *io_write, AioPollFn *io_poll,
+                             IOHandler *io_poll_ready)
+{
+    bool remove = !io_read && !io_write && !io_poll;
+
+    if (fd < 0) {
+        if (remove) {
+            return false;
+        }
+        aioloop__misuse(func, "invalid fd %d (negative)", fd);
+    }
+    if (io_poll && !io_read && !io_poll_ready) {
+        aioloop__misuse(func, "fd %d: io_poll without io_read or "
+                        "io_poll_ready (nothing to call when it reports "
+                        "ready)", fd);
+    }
+    return true;
 }
 
 void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
                         IOHandler *io_read, IOHandler *io_write, void *opaque)
 {
-    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, NULL,
-                       NULL, opaque);
+    if (fd_handler_check(__func__, fd, io_read, io_write, NULL, NULL)) {
+        set_handler_or_die(__func__, ctx, fd, is_external, io_read, NULL,
+                           io_write, NULL, NULL, opaque);
+    }
 }
 
 void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
@@ -327,15 +381,26 @@ void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
                              AioPollFn *io_poll, IOHandler *io_poll_ready,
                              void *opaque)
 {
-    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, io_poll,
-                       io_poll_ready, opaque);
+    if (fd_handler_check(__func__, fd, io_read, io_write, io_poll,
+                         io_poll_ready)) {
+        set_handler_or_die(__func__, ctx, fd, is_external, io_read, NULL,
+                           io_write, io_poll, io_poll_ready, opaque);
+    }
 }
 
 void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
                             bool is_external, EventNotifierHandler *io_read)
 {
-    set_handler_or_die(ctx, event_notifier_get_fd(notifier), is_external,
-                       NULL, io_read, NULL, NULL, NULL, notifier);
+    int fd = event_notifier_get_fd(notifier);
+
+    /* Registering a notifier that was never initialised (or was cleaned
+     * up): its fd is -1 and it could never fire. */
+    if (io_read && fd < 0) {
+        aioloop__misuse(__func__, "EventNotifier %p is not initialised",
+                        (void *)notifier);
+    }
+    set_handler_or_die(__func__, ctx, fd, is_external, NULL, io_read, NULL,
+                       NULL, NULL, notifier);
 }
 
 /* ------------------------------------------------------------------ */
@@ -371,8 +436,18 @@ void aio_enable_external(AioContext *ctx)
     int old;
 
     qemu_mutex_lock(&ctx->list_lock);
-    old = qatomic_fetch_dec(&ctx->external_disable_cnt);
-    assert(old > 0);
+    /* An unbalanced enable would take the count below zero, which reads
+     * as "disabled" for good: every build checks. The count only changes
+     * under list_lock, so the load and the decrement agree. */
+    old = qatomic_read(&ctx->external_disable_cnt);
+    if (unlikely(old <= 0)) {
+        qemu_mutex_unlock(&ctx->list_lock);
+        aioloop__misuse("aio_enable_external", "AioContext %p: external "
+                        "handlers are not disabled (more "
+                        "aio_enable_external() than aio_disable_external() "
+                        "calls)", (void *)ctx);
+    }
+    qatomic_dec(&ctx->external_disable_cnt);
     if (old == 1) {
         refresh_external_locked(ctx);
     }
@@ -745,6 +820,9 @@ bool aio_dispatch(AioContext *ctx)
 /* ------------------------------------------------------------------ */
 /* Set-up and tear-down                                                */
 
+/* Whether the unknown-AIOLOOP_FDMON warning was printed (atomic). */
+static bool fdmon_env_warned;
+
 int aioloop__handlers_init(AioContext *ctx, Error **errp)
 {
     const char *want = getenv("AIOLOOP_FDMON");
@@ -753,9 +831,25 @@ int aioloop__handlers_init(AioContext *ctx, Error **errp)
     if (want && strcmp(want, "poll") == 0) {
         ctx->fdmon_ops = &aioloop__fdmon_poll_ops;
     } else {
-        if (want && *want && strcmp(want, "epoll") != 0) {
-            fprintf(stderr, "aioloop: AIOLOOP_FDMON=%s unknown, using epoll "
-                    "(valid: epoll, poll)\n", want);
+        /* An unknown value is not an error: the default serves. Said once
+         * per process (every IOThread and AsyncContext level makes a
+         * context), and cut short: the value is the environment's. */
+        if (want && *want && strcmp(want, "epoll") != 0 &&
+            !qatomic_xchg(&fdmon_env_warned, true)) {
+            char shown[33];
+            size_t i;
+
+            /* At most 32 bytes, control characters (a newline, a
+             * terminal escape) shown as '?': one clean line. */
+            for (i = 0; want[i] && i < sizeof(shown) - 1; i++) {
+                unsigned char c = (unsigned char)want[i];
+
+                shown[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            }
+            shown[i] = '\0';
+            fprintf(stderr, "aioloop: AIOLOOP_FDMON=%s%s unknown, using "
+                    "epoll (valid: epoll, poll)\n", shown,
+                    want[i] ? "..." : "");
         }
         ctx->fdmon_ops = &aioloop__fdmon_epoll_ops;
     }
