@@ -10,7 +10,9 @@
  *                      the rest still works (ASan's leak check at the
  *                      case's exit covers "nothing leaks");
  *   a clean abort      a death test: expect_abort() runs the misuse in
- *                      a forked child (tests/util/death-test.h) and
+ *                      a forked child (tests/util/death-test.h; the
+ *                      child dies with the case if the watchdog kills
+ *                      it, should the misuse hang) and
  *                      checks that it died of SIGABRT with the library's
  *                      one-line report "aioloop: <function>: ..." (see
  *                      src/util/misuse.h), naming the object.
@@ -88,6 +90,30 @@ static inline AIOLOOP_PRINTF(1, 2) void death_expect(const char *fmt, ...)
     va_end(ap);
 }
 
+/* death_run() with the child tied to this process: if the case is
+ * killed (the watchdog, when the misuse hangs instead of aborting), its
+ * child goes too instead of spinning on as an orphan. */
+typedef struct DeathCall {
+    void (*fn)(void *);
+    void *opaque;
+} DeathCall;
+
+static inline void death__trampoline(void *opaque)
+{
+    DeathCall *call = opaque;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    call->fn(call->opaque);
+}
+
+static inline bool misuse_death_run(void (*fn)(void *), void *opaque,
+                                    DeathResult *res)
+{
+    DeathCall call = { fn, opaque };
+
+    return death_run(death__trampoline, &call, res);
+}
+
 /* Prints the child's stderr as TAP comments. */
 static inline void death_print(const DeathResult *res)
 {
@@ -117,7 +143,7 @@ static inline bool expect_abort(void (*fn)(void *), void *opaque,
     bool ok = true;
 
     death__shared()->text[0] = '\0';
-    if (!death_run(fn, opaque, &res)) {
+    if (!misuse_death_run(fn, opaque, &res)) {
         CHECK(!"fork failed");
         return false;
     }
@@ -164,7 +190,7 @@ static inline bool expect_abort(void (*fn)(void *), void *opaque,
 static inline bool expect_survival(void (*fn)(void *), void *opaque,
                                    DeathResult *res)
 {
-    if (!death_run(fn, opaque, res)) {
+    if (!misuse_death_run(fn, opaque, res)) {
         CHECK(!"fork failed");
         return false;
     }

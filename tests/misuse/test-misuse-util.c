@@ -80,7 +80,7 @@ static void test_error_set_twice_aborts(void)
 {
     DeathResult res;
 
-    REQUIRE(death_run(child_set_twice, NULL, &res));
+    REQUIRE(misuse_death_run(child_set_twice, NULL, &res));
     death_print(&res);
     CHECK(died_of(&res, SIGABRT));
     CHECK(strstr(res.err, "error set twice: \"the second error\" while "
