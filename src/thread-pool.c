@@ -487,16 +487,21 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
     ThreadPoolElement *req;
     bool spawn;
 
-    /* Returning NULL would leave a caller that never checks waiting for a
-     * callback that never comes: stop here, in every build. */
-    if (unlikely(!pool)) {
-        aioloop__misuse("thread_pool_submit_aio", "NULL ThreadPool "
-                        "(callback %p)", AIOLOOP_FN_PTR(cb));
-    }
-    if (unlikely(!func)) {
+    /* The contract of two builds (thread-pool.h): builds without NDEBUG
+     * stop here with a report naming the pool and callback; NDEBUG
+     * builds return NULL, queueing nothing (no callback will run). */
+    if (unlikely(!pool || !func)) {
+#ifndef NDEBUG
+        if (!pool) {
+            aioloop__misuse("thread_pool_submit_aio", "NULL ThreadPool "
+                            "(callback %p)", AIOLOOP_FN_PTR(cb));
+        }
         aioloop__misuse("thread_pool_submit_aio", "ThreadPool %p: NULL work "
                         "function (callback %p)", (void *)pool,
                         AIOLOOP_FN_PTR(cb));
+#else
+        return NULL;
+#endif
     }
     req = qemu_aio_get(&thread_pool_aiocb_info, NULL, cb, opaque);
     req->pool = pool;

@@ -75,9 +75,10 @@ AIOLOOP_API void thread_pool_free(ThreadPool *pool);
  * stays valid until its callback has run (take a reference with
  * qemu_aio_ref() to keep it longer). Cancelling it twice, or after it
  * completed (while a reference keeps it), changes nothing: it completes
- * once. A NULL @pool or @func aborts with a message naming the pool and
- * the callback, in every build (never NULL returned: a caller would wait
- * for a callback that never comes). Submitted while the pool is being
+ * once. A NULL @pool or @func is a programmer error: builds without
+ * NDEBUG abort with a message naming the pool and the callback; NDEBUG
+ * builds return NULL, with nothing queued (the callback never runs).
+ * Submitted while the pool is being
  * freed (from a callback that thread_pool_free() or the context's last
  * unref runs), the job does not run: it completes with -ECANCELED and its
  * callback runs before the free returns.
@@ -103,8 +104,9 @@ AIOLOOP_API int coroutine_fn thread_pool_submit_co(ThreadPool *pool,
 
 /**
  * thread_pool_submit - run @func(@arg) in a worker with no completion
- * callback (the result is dropped). A NULL @pool or @func aborts, as for
- * thread_pool_submit_aio(). Any thread.
+ * callback (the result is dropped). A NULL @pool or @func: as for
+ * thread_pool_submit_aio() (abort, or nothing queued with NDEBUG).
+ * Any thread.
  */
 AIOLOOP_API void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func,
                                     void *arg);
