@@ -49,7 +49,7 @@ static void test_release_without_acquire_aborts(void)
     int none = 0;
 
     expect_abort(child_release_unbalanced, &none, "aio_context_release",
-                 "release without aio_context_acquire");
+                 "a release without its acquire");
 }
 
 static void test_release_more_than_acquired_aborts(void)
