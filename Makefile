@@ -12,6 +12,11 @@
 #   make fuzz            libFuzzer on tests/fuzz/fuzz-aio for FUZZ_TIME
 #                        seconds (default 60), clang, ASan+UBSan (build-fuzz/)
 #   make fuzz-merge      minimise what make fuzz found into tests/fuzz/corpus
+#   make fuzz-nbd        libFuzzer on aioloop-nbd's protocol code
+#                        (tests/nbd/fuzz-nbd) for FUZZ_TIME seconds;
+#                        fuzz-nbd-merge minimises into tests/nbd/corpus
+#   make nbd-churn       aioloop-nbd's 60-second connection churn (fd count
+#                        and RSS flat; make check runs it for 5 s)
 #   make install         install into PREFIX (default /usr/local)
 #   make docs            API reference + design pages (build-docs/html)
 #
@@ -26,7 +31,7 @@ FUZZ_TIME ?= 60
 
 .PHONY: all check check-sanitize check-asan check-tsan bench install clean deps \
 	check-aarch64
-.PHONY: check-model fuzz fuzz-merge
+.PHONY: check-model fuzz fuzz-merge fuzz-nbd fuzz-nbd-merge nbd-churn
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -57,6 +62,21 @@ fuzz-merge: deps build-fuzz/build.ninja
 	ninja -C build-fuzz tests/fuzz/fuzz-aio
 	sh tests/fuzz/run-fuzz build-fuzz/tests/fuzz/fuzz-aio tests/fuzz/corpus \
 	    build-fuzz/fuzz-run merge
+
+fuzz-nbd: deps build-fuzz/build.ninja
+	ninja -C build-fuzz tests/nbd/fuzz-nbd
+	sh tests/fuzz/run-fuzz build-fuzz/tests/nbd/fuzz-nbd tests/nbd/corpus \
+	    build-fuzz/fuzz-nbd-run $(FUZZ_TIME)
+
+fuzz-nbd-merge: deps build-fuzz/build.ninja
+	ninja -C build-fuzz tests/nbd/fuzz-nbd
+	sh tests/fuzz/run-fuzz build-fuzz/tests/nbd/fuzz-nbd tests/nbd/corpus \
+	    build-fuzz/fuzz-nbd-run merge
+
+NBD_CHURN_SECS ?= 60
+nbd-churn: all
+	AIOLOOP_NBD_CHURN_SECS=$(NBD_CHURN_SECS) AIOLOOP_TEST_CASE=test_churn \
+	    $(BUILD)/tests/nbd/test-nbd-stress $(BUILD)/tools/aioloop-nbd/aioloop-nbd
 
 build-asan/build.ninja:
 	CC=$(CC) meson setup build-asan -Db_sanitize=address,undefined \

@@ -141,7 +141,9 @@ AIOLOOP_API void aio_context_release(AioContext *ctx);
 /**
  * aio_context_fdmon_name - name of the fd monitor @ctx uses now:
  * "epoll" or "poll". A context falls back from epoll to poll when epoll
- * refuses a descriptor (regular files) or runs out of watches.
+ * refuses an open descriptor (regular files) or runs out of watches, or
+ * when it cannot rebuild its epoll set to drop a leftover registration
+ * (see aio_set_fd_handler()); never for a descriptor that is not open.
  * Any thread.
  */
 AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
@@ -362,22 +364,40 @@ AIOLOOP_API bool aio_dispatch(AioContext *ctx);
  * are level-triggered: they run on every iteration while the fd is ready.
  * Removal is safe from inside any handler, the fd's own included; once
  * removal returns on the loop thread the handlers are not called again.
- * Removing an fd that has no handler in @ctx (never registered, removed
- * already, registered on another context only, or negative) does
- * nothing. Registering a negative @fd aborts with a message naming it
- * ("invalid fd"), in every build. Registering an fd that is not open
- * aborts with a message naming it ("fd N is not open") when the fd lies
- * beyond the context's handler table, which is indexed by fd (it covers
- * the first 64 and doubles as larger fds are registered): a garbage
- * number such as INT_MAX never grows it. When the handlers are left
- * registered at the context's last unref, they are freed with it; the
- * fds stay open and the caller's.
+ * Removing the handlers of an fd that has none in @ctx (never
+ * registered, removed already, registered on another context only, or
+ * negative) does nothing. When handlers are left registered at the
+ * context's last unref, they are freed with it; the fds stay open and
+ * the caller's.
  *
  * It cannot fail in a way the caller must handle: if the epoll monitor
  * refuses @fd (a regular file: EPERM; the watch limit: ENOSPC; ENOMEM),
  * the context moves to the ppoll monitor for good and the handler is
- * watched there, never dropped. Running out of memory for the handler
- * itself aborts with a message (there is no error channel).
+ * watched there, never dropped. There is no error channel, so misuse
+ * aborts with a message naming the descriptor and the context, in every
+ * build (NDEBUG included), on both fd monitors:
+ *  - adding or updating handlers on an @fd that is not an open
+ *    descriptor (negative, never opened, or already closed): "fd N is not
+ *    an open file descriptor". It never moves the context to ppoll. The
+ *    handler table is indexed by fd, and a number beyond it is checked
+ *    before the table grows: a garbage number such as INT_MAX never
+ *    makes it grow.
+ *  - adding handlers on a descriptor number that belongs to @ctx itself
+ *    (its event notifier or its epoll set: the caller closed a descriptor
+ *    of its own and still uses the number). Removing the handlers of such
+ *    a number does nothing: the caller has none there, and the context's
+ *    own handler stays, so cross-thread wake-ups keep working.
+ *  - running out of memory for the handler.
+ * Close a descriptor only after removing its handlers. If it is closed
+ * while registered, its handlers are not called again and do not wake
+ * the loop (epoll forgets a closed descriptor; ppoll sees POLLNVAL once
+ * and parks the handler), until they are removed - which works as usual -
+ * or replaced; a later handler on the same number watches the new file.
+ * Exception, epoll only: if a duplicate of the descriptor (dup(), a fork
+ * child, SCM_RIGHTS) keeps the file open, epoll still reports it under
+ * the closed number and the handler keeps being called until removed.
+ * After removal such a leftover registration is never dispatched: its
+ * events are dropped and the epoll set is rebuilt without it.
  * Any thread (the guarantee about late calls holds on the loop thread).
  */
 AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
@@ -396,7 +416,7 @@ AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
  * An @io_poll with neither @io_read nor @io_poll_ready (nothing to call
  * when it reports ready) aborts with a message naming the fd. An
  * @io_poll_ready without @io_poll is never called. Otherwise as for
- * aio_set_fd_handler(), negative and unopened fds included.
+ * aio_set_fd_handler(), descriptors that are not open included.
  * Any thread.
  */
 AIOLOOP_API void aio_set_fd_handler_poll(AioContext *ctx, int fd,
@@ -411,9 +431,9 @@ AIOLOOP_API void aio_set_fd_handler_poll(AioContext *ctx, int fd,
  * aio_set_event_notifier - run @io_read(@notifier) when @notifier is set;
  * NULL removes it. The handler usually starts with
  * event_notifier_test_and_clear(). Same rules as aio_set_fd_handler().
- * Registering a handler for a notifier that is not initialised
- * (zero-filled, failed init, or cleaned up) aborts with a message naming
- * the notifier: it could never fire.
+ * Registering an uninitialised notifier aborts with a message naming it;
+ * removing one does nothing (it cannot be registered: event_notifier_
+ * cleanup() of a registered notifier aborts, see <aioloop/event-notifier.h>).
  * Any thread.
  */
 AIOLOOP_API void aio_set_event_notifier(AioContext *ctx,

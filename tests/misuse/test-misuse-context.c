@@ -17,7 +17,7 @@
  *   aio_context_new() with no descriptor      NULL, errp set, errno
  *     left (RLIMIT_NOFILE)                      EMFILE; no fd leaked
  *
- * Not here: set_poll_params overflow (tests/regress, branch defects).
+ * Not here: set_poll_params overflow (tests/regress).
  * Not detectable: an unref below zero or an aio_poll() on a freed
  * context (the memory is gone; ASan reports the use after free).
  *

@@ -31,7 +31,7 @@
  * Every death test here runs its coroutines in the forked child. Not
  * registered under ThreadSanitizer (single-threaded).
  * Not here: entering a finished coroutine and stack overflow diagnostics
- * (tests/regress, branch defects).
+ * (tests/regress).
  *
  * SPDX-License-Identifier: MIT
  */

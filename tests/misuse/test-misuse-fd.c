@@ -3,11 +3,13 @@
  * not get. Registered once per fd monitor (AIOLOOP_FDMON=epoll|poll).
  *
  * Outcomes checked (aio.h, aio_set_fd_handler() and neighbours):
- *   register a negative fd                  abort naming the fd
+ *   register a negative fd                  abort naming the fd ("not an
+ *                                             open file descriptor")
  *   remove a negative fd                    no-op
- *   register an fd beyond the table that    abort naming the fd ("not
- *     is not open (INT_MAX, 100000)           open"); the table does not
- *                                             grow for it
+ *   register an fd beyond the table that    abort naming the fd, before
+ *     is not open (INT_MAX, 100000)           the table grows for it (the
+ *                                             int doubling overflowed and
+ *                                             hung at INT_MAX)
  *   register a high fd that is open         works (the table grows, in
  *     (near RLIMIT_NOFILE)                    size_t, without overflow)
  *   remove twice / remove an fd never       no-op; other contexts'
@@ -23,8 +25,8 @@
  *   aio_set_event_notifier() with a         abort naming the notifier
  *     zero-filled or cleaned-up notifier
  *
- * Not here: an fd closed while registered, a never-open fd inside the
- * table, and the context's own eventfd (tests/regress, branch defects).
+ * Not here: an fd closed while registered (dup'ed or not), a never-open
+ * fd inside the table, and the context's own descriptors (tests/regress).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -109,9 +111,10 @@ static void child_register_negative_poll(void *opaque)
 static void test_fd_negative_register_aborts(void)
 {
     expect_abort(child_register_negative, NULL, "aio_set_fd_handler",
-                 "invalid fd -1");
+                 "fd -1 is not an open file descriptor");
     expect_abort(child_register_negative_poll, NULL,
-                 "aio_set_fd_handler_poll", "invalid fd -5");
+                 "aio_set_fd_handler_poll",
+                 "fd -5 is not an open file descriptor");
 }
 
 static void test_fd_negative_remove_is_noop(void)
@@ -147,10 +150,10 @@ static void test_fd_not_open_beyond_table_aborts(void)
     /* Not open: the table would have grown by gigabytes (and the old
      * doubling in int overflowed) for a number that cannot be watched. */
     expect_abort(child_register_not_open, &huge, "aio_set_fd_handler",
-                 "is not open");
+                 "is not an open file descriptor");
     REQUIRE(fcntl(big, F_GETFD) < 0 && errno == EBADF);
     expect_abort(child_register_not_open, &big, "aio_set_fd_handler",
-                 "is not open");
+                 "is not an open file descriptor");
 }
 
 static void test_fd_high_open_fd_works(void)

@@ -32,7 +32,7 @@
  *                                              after its callback
  *
  * Not here: bdrv_aio_cancel() from the request's own callback
- * (tests/regress, branch defects).
+ * (tests/regress).
  *
  * SPDX-License-Identifier: MIT
  */

@@ -21,7 +21,7 @@
  *     an earlier time                         returns its value
  *
  * Not here: overflow of huge expire times and an invalid clock type
- * (tests/regress, branch defects). Not detectable: timer_del/timer_mod
+ * (tests/regress). Not detectable: timer_del/timer_mod
  * of a freed timer, or of an unarmed timer whose context was freed (its
  * list pointer dangles; deinitialise timers before the last unref).
  *
@@ -68,7 +68,7 @@ static void child_mod_deinit(void *opaque)
                    &dummy_count);
     timer_mod(&ts, 5);
     timer_deinit(&ts);
-    death_expect("timer %p (callback %p)", (void *)&ts,
+    death_expect("QEMUTimer %p (callback %p)", (void *)&ts,
                  (void *)(uintptr_t)fire_cb);
     mod_with(&ts, *(int *)opaque);
 }
@@ -87,7 +87,7 @@ static void child_mod_zeroed(void *opaque)
 {
     QEMUTimer ts = { 0 };
 
-    death_expect("timer %p", (void *)&ts);
+    death_expect("QEMUTimer %p ", (void *)&ts);
     mod_with(&ts, *(int *)opaque);
 }
 
@@ -109,7 +109,7 @@ static void child_mod_after_ctx_freed(void *opaque)
     (void)opaque;
     timer_mod_ns(ts, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + 1000000000LL);
     aio_context_unref(ctx);         /* detaches the armed timer */
-    death_expect("timer %p (callback %p)", (void *)ts,
+    death_expect("QEMUTimer %p (callback %p)", (void *)ts,
                  (void *)(uintptr_t)fire_cb);
     timer_mod_ns(ts, 1);
 }
@@ -174,7 +174,7 @@ static void child_bad_init(void *opaque)
     AioContext *ctx = new_ctx();
     QEMUTimer ts;
 
-    death_expect("timer %p", (void *)&ts);
+    death_expect("QEMUTimer %p:", (void *)&ts);
     switch (*(int *)opaque) {
     case INIT_NULL_LIST:
         timer_init_tl(&ts, NULL, SCALE_NS, fire_cb, &dummy_count);
@@ -197,23 +197,26 @@ static void test_timer_init_null_list_aborts(void)
 {
     int how = INIT_NULL_LIST;
 
-    expect_abort(child_bad_init, &how, "timer_init_tl", "NULL timer list");
+    expect_abort(child_bad_init, &how, "timer_init_tl",
+                 "no timer list (NULL)");
 }
 
 static void test_timer_init_null_callback_aborts(void)
 {
     int how = INIT_NULL_CB;
 
-    expect_abort(child_bad_init, &how, "timer_init_tl", "NULL callback");
+    expect_abort(child_bad_init, &how, "timer_init_tl",
+                 "no callback (NULL)");
 }
 
 static void test_timer_init_bad_scale_aborts(void)
 {
     int zero = INIT_ZERO_SCALE, negative = INIT_NEG_SCALE;
 
-    expect_abort(child_bad_init, &zero, "timer_init_tl", "invalid scale 0");
+    expect_abort(child_bad_init, &zero, "timer_init_tl",
+                 "a scale below 1 ns (scale 0)");
     expect_abort(child_bad_init, &negative, "timer_init_tl",
-                 "invalid scale -1000000");
+                 "a scale below 1 ns (scale -1000000)");
 }
 
 /* ------------------------------------------------------------------ */
