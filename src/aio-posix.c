@@ -71,6 +71,8 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -80,6 +82,7 @@
 #include "aio-internal.h"
 #include "util/alloc.h"
 #include "util/event-notifier-internal.h"
+#include "util/misuse.h"
 
 /* revents marker for "io_poll() said ready" (not a poll(2) bit). */
 #define AIO_POLL_READY 0x40000000
@@ -193,25 +196,40 @@ static void kick(AioContext *ctx)
     aioloop__kick(ctx);
 }
 
-/* Makes ctx->fd_table cover @fd: a bigger copy is published, the old
- * table kept (see AioFdTable). Under list_lock. Returns 0, or -ENOMEM
- * with the table unchanged. */
+/*
+ * Makes ctx->fd_table cover @fd: a bigger copy is published, the old
+ * table kept (see AioFdTable). Under list_lock. Returns 0, -ENOMEM with
+ * the table unchanged, or -EBADF if @fd lies beyond the table and is not
+ * open. The table is indexed by fd and grown before the monitor sees the
+ * descriptor, so without that check a bogus number (INT_MAX, a garbage
+ * value) would have it grow by gigabytes first; the check costs a system
+ * call only when the table must grow, a handful of times in a context's
+ * life. Sizes are computed in size_t: doubling an int past 2^30 would
+ * overflow.
+ */
 static int ensure_fd_table(AioContext *ctx, int fd)
 {
     AioFdTable *old = ctx->fd_table, *t;
-    int size = old ? old->size : 0;
+    size_t old_size = old ? (size_t)old->size : 0, size;
 
-    if (fd < size) {
+    if ((size_t)fd < old_size) {
         return 0;
     }
-    while (size <= fd) {
-        size = size ? size * 2 : 64;
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+        return -EBADF;
     }
-    t = aioloop__calloc(1, sizeof(*t) + (size_t)size * sizeof(t->slot[0]));
+    size = old_size ? old_size : 64;
+    while (size <= (size_t)fd) {
+        size *= 2;
+    }
+    if (size > (size_t)INT_MAX) {
+        size = (size_t)INT_MAX;     /* open fds stay below INT_MAX */
+    }
+    t = aioloop__calloc(1, sizeof(*t) + size * sizeof(t->slot[0]));
     if (!t) {
         return -ENOMEM;
     }
-    t->size = size;
+    t->size = (int)size;
     t->older = old;
     if (old) {
         memcpy(t->slot, old->slot, (size_t)old->size * sizeof(t->slot[0]));
@@ -307,10 +325,13 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         return 0;
     }
     /* Before anything changes, so that a failure changes nothing. */
-    if (new_node && ensure_fd_table(ctx, fd) < 0) {
-        qemu_mutex_unlock(&ctx->list_lock);
-        free(new_node);
-        return -ENOMEM;
+    if (new_node) {
+        ret = ensure_fd_table(ctx, fd);
+        if (ret < 0) {
+            qemu_mutex_unlock(&ctx->list_lock);
+            free(new_node);
+            return ret;
+        }
     }
     if (new_node) {
         new_node->tag = ++ctx->next_tag;
@@ -405,6 +426,13 @@ void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
                              AioPollFn *io_poll, IOHandler *io_poll_ready,
                              void *opaque)
 {
+    /* A poll handler that reports "ready" needs something to call then
+     * (the dispatch called nothing and counted it as progress). */
+    if (io_poll && !io_read && !io_poll_ready) {
+        aioloop__misuse(__func__, "fd %d: io_poll without io_read or "
+                        "io_poll_ready (nothing to call when it reports "
+                        "ready)", fd);
+    }
     set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
                        io_write, io_poll, io_poll_ready, opaque);
 }
@@ -468,8 +496,18 @@ void aio_enable_external(AioContext *ctx)
     int old;
 
     qemu_mutex_lock(&ctx->list_lock);
-    old = qatomic_fetch_dec(&ctx->external_disable_cnt);
-    assert(old > 0);
+    /* An unbalanced enable would take the count below zero, which reads
+     * as "disabled" for good: every build checks. The count only changes
+     * under list_lock, so the load and the decrement agree. */
+    old = qatomic_read(&ctx->external_disable_cnt);
+    if (unlikely(old <= 0)) {
+        qemu_mutex_unlock(&ctx->list_lock);
+        aioloop__misuse("aio_enable_external", "AioContext %p: external "
+                        "handlers are not disabled (more "
+                        "aio_enable_external() than aio_disable_external() "
+                        "calls)", (void *)ctx);
+    }
+    qatomic_dec(&ctx->external_disable_cnt);
     if (old == 1) {
         refresh_external_locked(ctx);
     }
@@ -896,6 +934,9 @@ static void *notifier_owner(const EventNotifier *e)
 /* ------------------------------------------------------------------ */
 /* Set-up and tear-down                                                */
 
+/* Whether the unknown-AIOLOOP_FDMON warning was printed (atomic). */
+static bool fdmon_env_warned;
+
 int aioloop__handlers_init(AioContext *ctx, Error **errp)
 {
     const char *want = getenv("AIOLOOP_FDMON");
@@ -904,9 +945,25 @@ int aioloop__handlers_init(AioContext *ctx, Error **errp)
     if (want && strcmp(want, "poll") == 0) {
         ctx->fdmon_ops = &aioloop__fdmon_poll_ops;
     } else {
-        if (want && *want && strcmp(want, "epoll") != 0) {
-            fprintf(stderr, "aioloop: AIOLOOP_FDMON=%s unknown, using epoll "
-                    "(valid: epoll, poll)\n", want);
+        /* An unknown value is not an error: the default serves. Said once
+         * per process (every IOThread and AsyncContext level makes a
+         * context), and cut short: the value is the environment's. */
+        if (want && *want && strcmp(want, "epoll") != 0 &&
+            !qatomic_xchg(&fdmon_env_warned, true)) {
+            char shown[33];
+            size_t i;
+
+            /* At most 32 bytes, control characters (a newline, a
+             * terminal escape) shown as '?': one clean line. */
+            for (i = 0; want[i] && i < sizeof(shown) - 1; i++) {
+                unsigned char c = (unsigned char)want[i];
+
+                shown[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            }
+            shown[i] = '\0';
+            fprintf(stderr, "aioloop: AIOLOOP_FDMON=%s%s unknown, using "
+                    "epoll (valid: epoll, poll)\n", shown,
+                    want[i] ? "..." : "");
         }
         ctx->fdmon_ops = &aioloop__fdmon_epoll_ops;
     }

@@ -34,6 +34,7 @@
 #include "aio-internal.h"
 #include "aiocb-internal.h"
 #include "util/alloc.h"
+#include "util/misuse.h"
 
 /* A request whose callback runs in this thread (see above). */
 typedef struct Completing {
@@ -49,9 +50,14 @@ static __thread Completing *completing
 void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
                    BlockCompletionFunc *cb, void *opaque)
 {
-    size_t size = aiocb_info->aiocb_size;
+    size_t size;
     BlockAIOCB *acb;
 
+    if (unlikely(!aiocb_info)) {
+        aioloop__misuse("qemu_aio_get", "NULL AIOCBInfo (callback %p)",
+                        AIOLOOP_FN_PTR(cb));
+    }
+    size = aiocb_info->aiocb_size;
     if (size < sizeof(BlockAIOCB)) {
         size = sizeof(BlockAIOCB);
     }
@@ -69,12 +75,29 @@ void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
     return acb;
 }
 
+/*
+ * A count that is already 0 (or below) means the request was never
+ * allocated by qemu_aio_get() (a zero-filled or embedded header) or has
+ * been released: unref would free memory that is not the library's, or
+ * free it twice. Every build checks; once the memory is really freed
+ * and reused, nothing can be checked (ASan reports the use after free).
+ */
+static AIOLOOP_NORETURN void aiocb_no_reference(const char *func,
+                                                BlockAIOCB *acb, int old)
+{
+    aioloop__misuse(func, "request %p has no reference left (refcnt %d): "
+                    "released already, or not from qemu_aio_get()",
+                    (void *)acb, old);
+}
+
 void qemu_aio_ref(void *p)
 {
     BlockAIOCB *acb = p;
+    int old = qatomic_fetch_inc(&acb->refcnt);
 
-    assert(qatomic_read(&acb->refcnt) > 0);
-    qatomic_inc(&acb->refcnt);
+    if (unlikely(old <= 0)) {
+        aiocb_no_reference("qemu_aio_ref", acb, old);
+    }
 }
 
 void qemu_aio_unref(void *p)
@@ -82,7 +105,9 @@ void qemu_aio_unref(void *p)
     BlockAIOCB *acb = p;
     int old = qatomic_fetch_dec(&acb->refcnt);
 
-    assert(old > 0);
+    if (unlikely(old <= 0)) {
+        aiocb_no_reference("qemu_aio_unref", acb, old);
+    }
     if (old == 1) {
         free(acb);
     }

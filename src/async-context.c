@@ -195,7 +195,10 @@ int qemu_bh_poll(void)
     int outer_running = running_level;
     int ret;
 
-    assert(ctx);        /* qemu_init_main_loop() first */
+    if (!ctx) {
+        die(__func__, "the main loop is not initialised (call "
+            "qemu_init_main_loop() first)");
+    }
     if (on_main) {
         running_level = qatomic_read(&aioloop__async_depth);
     }

@@ -55,6 +55,8 @@
 
 #include "aio-internal.h"
 #include "util/alloc.h"
+#include "util/misuse.h"
+#include "util/rfifolock-internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Bottom halves                                                       */
@@ -97,10 +99,29 @@ static void bh_free(QEMUBH *bh)
     free(bh);
 }
 
+static inline const char *bh_name(const char *name)
+{
+    return name ? name : "(unnamed)";
+}
+
+/* A BH without a context or callback would crash when scheduled or run,
+ * far from the mistake: stop here, naming it. */
+static void bh_check_new(const char *func, AioContext *ctx, QEMUBHFunc *cb,
+                         const char *name)
+{
+    if (unlikely(!ctx)) {
+        aioloop__misuse(func, "NULL AioContext for BH '%s'", bh_name(name));
+    }
+    if (unlikely(!cb)) {
+        aioloop__misuse(func, "BH '%s' has no callback (NULL)",
+                        bh_name(name));
+    }
+}
+
 QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                         const char *name)
 {
-    assert(ctx && cb);
+    bh_check_new("aio_bh_new", ctx, cb, name);
     return bh_alloc(ctx, cb, opaque, name, 0, false);
 }
 
@@ -110,7 +131,8 @@ QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
  * push, no lock. The CAS publishing the BH (seq_cst) comes before the
  * store to ctx->notified in aio_notify(), see the essay above.
  */
-static inline void bh_enqueue(QEMUBH *bh, unsigned new_flags, bool notify)
+static inline unsigned bh_enqueue(QEMUBH *bh, unsigned new_flags,
+                                  bool notify)
 {
     AioContext *ctx = bh->ctx;
     unsigned old = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
@@ -127,6 +149,7 @@ static inline void bh_enqueue(QEMUBH *bh, unsigned new_flags, bool notify)
     if (notify && qatomic_mb_read(&ctx->notify_me)) {
         aio_notify(ctx);
     }
+    return old;
 }
 
 QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
@@ -140,7 +163,7 @@ void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
 {
     QEMUBH *bh;
 
-    assert(ctx && cb);
+    bh_check_new("aio_bh_schedule_oneshot", ctx, cb, name);
     bh = bh_alloc(ctx, cb, opaque, name, BH_ONESHOT, false);
     bh_enqueue(bh, BH_SCHEDULED, true);
 }
@@ -150,26 +173,50 @@ void aioloop__bh_schedule_local(QEMUBH *bh)
     bh_enqueue(bh, BH_SCHEDULED, false);
 }
 
+/*
+ * Misuse of a BH handle. Scheduling or cancelling a BH that was deleted
+ * but not yet freed is harmless (it stays deleted: it is freed, never
+ * run), as in QEMU, where another thread may delete a BH that keeps
+ * rescheduling itself. Deleting it a second time is always a bug (two
+ * owners; had the loop freed it in between, a use after free), so it
+ * aborts while the BH still exists to be named. Once freed, nothing can
+ * be checked. A NULL BH has nothing to cancel or delete; scheduling it
+ * would lose the work, so that aborts.
+ */
 void qemu_bh_schedule(QEMUBH *bh)
 {
+    if (unlikely(!bh)) {
+        aioloop__misuse("qemu_bh_schedule", "NULL BH");
+    }
     bh_enqueue(bh, BH_SCHEDULED, true);
 }
 
 void qemu_bh_schedule_idle(QEMUBH *bh)
 {
+    if (unlikely(!bh)) {
+        aioloop__misuse("qemu_bh_schedule_idle", "NULL BH");
+    }
     bh_enqueue(bh, BH_IDLE, false);
 }
 
 void qemu_bh_cancel(QEMUBH *bh)
 {
-    qatomic_and(&bh->flags, ~(unsigned)(BH_SCHEDULED | BH_IDLE));
+    if (bh) {
+        qatomic_and(&bh->flags, ~(unsigned)(BH_SCHEDULED | BH_IDLE));
+    }
 }
 
 void qemu_bh_delete(QEMUBH *bh)
 {
+    if (!bh) {
+        return;
+    }
     /* Freed by the aio_bh_poll() that takes it off the list. No wake-up:
      * nothing runs, so a sleeping loop need not notice. */
-    bh_enqueue(bh, BH_DELETED, false);
+    if (unlikely(bh_enqueue(bh, BH_DELETED, false) & BH_DELETED)) {
+        aioloop__misuse("qemu_bh_delete", "BH '%s' deleted twice",
+                        bh_name(bh->name));
+    }
 }
 
 /* Take the next BH off the oldest slice; NULL when all slices are done. */
@@ -538,7 +585,30 @@ static void aio_context_free(AioContext *ctx)
 
 void aio_context_unref(AioContext *ctx)
 {
+    if (!ctx) {
+        return;
+    }
     if (qatomic_fetch_sub(&ctx->refcnt, 1) == 1) {
+        bool asleep;
+
+        /* Freeing a context that a thread holds - an aio_context_acquire()
+         * without its release, the last unref from inside the context's
+         * own aio_poll() (a callback), another thread's aio_poll() - or
+         * that a thread sleeps in would leave that thread running on
+         * freed memory. Every build checks; it costs a lock on the last
+         * unref only. The seq_cst load pairs with the owner's CAS in
+         * rfifolock_lock(); sleepers changes under list_lock. */
+        qemu_mutex_lock(&ctx->list_lock);
+        asleep = ctx->sleepers > 0;
+        qemu_mutex_unlock(&ctx->list_lock);
+        if (unlikely(asleep || qatomic_mb_read(&ctx->lock.owner) != 0)) {
+            aioloop__misuse("aio_context_unref", "last reference to "
+                            "AioContext %p dropped while the context is "
+                            "%s", (void *)ctx, asleep ? "polled by a "
+                            "sleeping aio_poll()" : "held (acquired and "
+                            "not released, or from inside an aio_poll() "
+                            "of it)");
+        }
         aio_context_free(ctx);
     }
 }
@@ -550,7 +620,10 @@ void aio_context_acquire(AioContext *ctx)
 
 void aio_context_release(AioContext *ctx)
 {
-    rfifolock_unlock(&ctx->lock);
+    /* rfifolock_unlock() whose misuse report names the context (the
+     * lock's contention-callback argument): no extra check on this path,
+     * which aio_poll() takes twice per iteration. */
+    aioloop__rfifolock_unlock_ctx(&ctx->lock);
 }
 
 void aio_context_set_poll_params(AioContext *ctx, int64_t max_ns,

@@ -8,10 +8,16 @@
  * IOThread in a thread-local so that qemu_get_current_aio_context() can
  * answer from inside any callback.
  *
+ * Live IOThreads are also on a process-wide list (under a mutex: they
+ * are few and created rarely), so that iothread_destroy() can tell a
+ * live IOThread from one destroyed already and abort with a message
+ * instead of freeing it twice; it compares addresses only, never reads
+ * a pointer it has not found on the list.
+ *
  * SPDX-License-Identifier: MIT
  */
-#include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +25,7 @@
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
 #include "util/alloc.h"
+#include "util/misuse.h"
 
 struct IOThread {
     QemuThread thread;
@@ -26,7 +33,12 @@ struct IOThread {
     char *id;
     bool stopping;              /* written and read in the thread only */
     QemuSemaphore started;
+    QLIST_ENTRY(IOThread) live; /* live_iothreads, live_lock */
 };
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static QLIST_HEAD(, IOThread) live_iothreads =
+    QLIST_HEAD_INITIALIZER(live_iothreads);
 
 static __thread IOThread *current_iothread;
 __thread AioContext *aioloop__iothread_ctx_tls; /* it->ctx (aio-internal.h) */
@@ -94,22 +106,62 @@ IOThread *iothread_create(const char *id, Error **errp)
         return NULL;
     }
     qemu_sem_wait(&it->started);
+    pthread_mutex_lock(&live_lock);
+    QLIST_INSERT_HEAD(&live_iothreads, it, live);
+    pthread_mutex_unlock(&live_lock);
     return it;
 }
 
 AioContext *iothread_get_aio_context(IOThread *iothread)
 {
+    if (unlikely(!iothread)) {
+        aioloop__misuse("iothread_get_aio_context", "NULL IOThread");
+    }
     return iothread->ctx;
 }
 
 const char *iothread_get_id(IOThread *iothread)
 {
+    if (unlikely(!iothread)) {
+        aioloop__misuse("iothread_get_id", "NULL IOThread");
+    }
     return iothread->id;
+}
+
+/* Takes @iothread off the live list; aborts if it is not there. */
+static void iothread_unlist(IOThread *iothread)
+{
+    IOThread *it;
+
+    pthread_mutex_lock(&live_lock);
+    QLIST_FOREACH(it, &live_iothreads, live) {
+        if (it == iothread) {
+            break;
+        }
+    }
+    if (it) {
+        QLIST_REMOVE(it, live);
+    }
+    pthread_mutex_unlock(&live_lock);
+    if (unlikely(!it)) {
+        aioloop__misuse("iothread_destroy", "%p is not a live IOThread "
+                        "(destroyed twice?)", (void *)iothread);
+    }
 }
 
 void iothread_destroy(IOThread *iothread)
 {
-    assert(current_iothread != iothread);
+    if (!iothread) {
+        return;
+    }
+    /* Joining itself would deadlock (or fail) with the IOThread half
+     * stopped: checked before anything changes. */
+    if (unlikely(current_iothread == iothread)) {
+        aioloop__misuse("iothread_destroy", "IOThread '%s' (%p) destroyed "
+                        "from its own thread", iothread->id ? iothread->id
+                        : "(no id)", (void *)iothread);
+    }
+    iothread_unlist(iothread);
     aio_bh_schedule_oneshot(iothread->ctx, iothread_stop_bh, iothread);
     qemu_thread_join(&iothread->thread);
     qemu_sem_destroy(&iothread->started);

@@ -13,12 +13,22 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
+#include "util/misuse.h"
+
+/* The main loop must exist for @func to have a context to act on. */
+static AioContext *main_ctx_or_die(const char *func, AioContext *ctx)
+{
+    if (unlikely(!ctx)) {
+        aioloop__misuse(func, "the main loop is not initialised (call "
+                        "qemu_init_main_loop() first)");
+    }
+    return ctx;
+}
 
 static AioContext *main_ctx;        /* atomic */
 /* Bumped by every creation and clean-up of the main loop (atomic); the
@@ -51,6 +61,14 @@ void qemu_cleanup_main_loop(void)
 {
     AioContext *ctx;
 
+    /* Another thread would free the contexts under the main-loop
+     * thread, which keeps polling them. Once cleaned up, nothing is
+     * left: a second call does nothing. */
+    if (unlikely(qatomic_mb_read(&main_ctx) && !aioloop__in_main_thread())) {
+        aioloop__misuse("qemu_cleanup_main_loop", "called from a thread "
+                        "other than the main-loop thread (the one that "
+                        "called qemu_init_main_loop())");
+    }
     aioloop__async_context_cleanup();       /* the stack's own contexts */
     ctx = qatomic_xchg(&main_ctx, NULL);
 
@@ -67,25 +85,25 @@ AioContext *qemu_get_aio_context(void)
 
 QEMUBH *qemu_bh_new_full(QEMUBHFunc *cb, void *opaque, const char *name)
 {
-    AioContext *ctx = aioloop__main_current_ctx();
+    AioContext *ctx = main_ctx_or_die("qemu_bh_new",
+                                      aioloop__main_current_ctx());
 
-    assert(ctx);        /* qemu_init_main_loop() first */
     return aio_bh_new_full(ctx, cb, opaque, name);
 }
 
 void qemu_set_fd_handler(int fd, IOHandler *fd_read, IOHandler *fd_write,
                          void *opaque)
 {
-    AioContext *ctx = qemu_get_aio_context();
+    AioContext *ctx = main_ctx_or_die("qemu_set_fd_handler",
+                                      qemu_get_aio_context());
 
-    assert(ctx);
     aio_set_fd_handler(ctx, fd, false, fd_read, fd_write, opaque);
 }
 
 void main_loop_wait(int nonblocking)
 {
-    AioContext *ctx = aioloop__main_current_ctx();
+    AioContext *ctx = main_ctx_or_die("main_loop_wait",
+                                      aioloop__main_current_ctx());
 
-    assert(ctx);
     aio_poll(ctx, !nonblocking);
 }

@@ -65,6 +65,7 @@
 #include "aio-internal.h"
 #include "aiocb-internal.h"
 #include "util/alloc.h"
+#include "util/misuse.h"
 
 enum { THREAD_QUEUED, THREAD_ACTIVE, THREAD_DONE };
 
@@ -485,9 +486,21 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
     ThreadPoolElement *req;
     bool spawn;
 
-    assert(pool && func);
-    if (!pool || !func) {
+    /* The contract of two builds (thread-pool.h): builds without NDEBUG
+     * stop here with a report naming the pool and callback; NDEBUG
+     * builds return NULL, queueing nothing (no callback will run). */
+    if (unlikely(!pool || !func)) {
+#ifndef NDEBUG
+        if (!pool) {
+            aioloop__misuse("thread_pool_submit_aio", "NULL ThreadPool "
+                            "(callback %p)", AIOLOOP_FN_PTR(cb));
+        }
+        aioloop__misuse("thread_pool_submit_aio", "ThreadPool %p: NULL work "
+                        "function (callback %p)", (void *)pool,
+                        AIOLOOP_FN_PTR(cb));
+#else
         return NULL;
+#endif
     }
     req = qemu_aio_get(&thread_pool_aiocb_info, NULL, cb, opaque);
     req->pool = pool;
@@ -497,6 +510,15 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
     req->ret = -EINPROGRESS;
 
     qemu_mutex_lock(&pool->lock);
+    if (pool->stopping) {
+        /* The pool is being freed (a callback that its free runs submits
+         * more): no worker will take the job, so it completes at once
+         * with -ECANCELED, and the free runs its callback before it
+         * returns (see aioloop__thread_pool_destroy()). */
+        complete(pool, req, -ECANCELED);
+        qemu_mutex_unlock(&pool->lock);
+        return &req->common;
+    }
     QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
     qatomic_inc(&pool->queued);
     spawn = kick_locked(pool);
@@ -525,7 +547,12 @@ int coroutine_fn thread_pool_submit_co(ThreadPool *pool, ThreadPoolFunc *func,
 {
     ThreadPoolCo tpc = { .co = qemu_coroutine_self(), .ret = -EINPROGRESS };
 
-    assert(tpc.co);             /* coroutine context only */
+    /* Before anything is submitted: the yield below would abort anyway,
+     * with a job already queued whose completion wakes nobody. */
+    if (unlikely(!tpc.co)) {
+        aioloop__misuse("thread_pool_submit_co", "called outside a "
+                        "coroutine (ThreadPool %p)", (void *)pool);
+    }
     /* The completion runs from the pool context's aio_poll(), so never
      * before this coroutine has yielded: in another thread it goes
      * through aio_co_schedule(), which waits for the switch-out. */
@@ -589,13 +616,20 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
 
 ThreadPool *thread_pool_new(AioContext *ctx)
 {
+    if (unlikely(!ctx)) {
+        aioloop__misuse("thread_pool_new", "NULL AioContext");
+    }
     return pool_create(ctx, true);
 }
 
 ThreadPool *aio_get_thread_pool(AioContext *ctx)
 {
-    ThreadPool *pool = qatomic_mb_read(&ctx->thread_pool), *seen;
+    ThreadPool *pool, *seen;
 
+    if (unlikely(!ctx)) {
+        aioloop__misuse("aio_get_thread_pool", "NULL AioContext");
+    }
+    pool = qatomic_mb_read(&ctx->thread_pool);
     if (pool) {
         return pool;
     }
@@ -625,8 +659,13 @@ void aioloop__thread_pool_destroy(ThreadPool *pool)
     qemu_mutex_unlock(&pool->lock);
     timer_deinit(&pool->spawn_timer);
 
-    /* Every job is on done_list now: run the callbacks here. */
-    completion_bh(pool);
+    /* Every job is on done_list now: run the callbacks here. A callback
+     * may submit more; those complete at once with -ECANCELED (stopping)
+     * and land on done_list again, so go round until it stays empty. */
+    while (qatomic_mb_read(&QSLIST_FIRST(&pool->done_list)) ||
+           !QSIMPLEQ_EMPTY(&pool->ready)) {
+        completion_bh(pool);
+    }
     qemu_bh_delete(pool->completion_bh);
     qemu_cond_destroy(&pool->workers_gone);
     qemu_mutex_destroy(&pool->lock);
@@ -639,7 +678,14 @@ void aioloop__thread_pool_destroy(ThreadPool *pool)
 void thread_pool_free(ThreadPool *pool)
 {
     if (pool) {
-        assert(pool->owns_ctx_ref);     /* not a context's own pool */
+        /* A context's own pool is freed with the context; freeing it here
+         * would leave the context pointing at freed memory. */
+        if (unlikely(!pool->owns_ctx_ref)) {
+            aioloop__misuse("thread_pool_free", "ThreadPool %p is the own "
+                            "pool of AioContext %p (aio_get_thread_pool()): "
+                            "it is freed with its context", (void *)pool,
+                            (void *)pool->ctx);
+        }
         aioloop__thread_pool_destroy(pool);
     }
 }
@@ -675,8 +721,8 @@ void aio_context_set_thread_pool_params(AioContext *ctx, int64_t min,
 
     if (min < 0 || max < 1 || min > max || max > 0x7fffffff) {
         error_setg(errp, "thread pool limits must satisfy 0 <= min <= max, "
-                   "max >= 1 (min=%lld max=%lld)", (long long)min,
-                   (long long)max);
+                   "1 <= max <= %d (min=%lld max=%lld)", 0x7fffffff,
+                   (long long)min, (long long)max);
         return;
     }
     pool = aio_get_thread_pool(ctx);

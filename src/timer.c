@@ -59,8 +59,12 @@
 #include <aioloop/timer.h>
 #include "aio-internal.h"
 #include "util/alloc.h"
+#include "util/misuse.h"
 
 #define HEAP_ROOT 3
+/* heap_index of a timer that was armed when its list was freed (any
+ * negative index means "not in a heap"). */
+#define HEAP_INDEX_ORPHAN (-2)
 #define HEAP_CHILD(k) (4 * (k) - 8)
 #define HEAP_PARENT(k) ((k) / 4 + 2)
 
@@ -400,9 +404,9 @@ void timerlist_free(QEMUTimerList *tl)
     for (k = HEAP_ROOT; k < tl->end; k++) {
         QEMUTimer *t = tl->heap[k].t;
 
-        t->heap_index = -1;
+        t->heap_index = HEAP_INDEX_ORPHAN;  /* for timer_mod's report */
         qatomic_set(&t->expire_time, -1);
-        t->timer_list = NULL;       /* arming it again asserts */
+        t->timer_list = NULL;       /* arming it again aborts */
     }
     tl->end = HEAP_ROOT;
     tl_unlock(tl);
@@ -593,7 +597,10 @@ QEMUTimer *timer_new(QEMUClockType type, int scale, QEMUTimerCB *cb,
 {
     AioContext *ctx = qemu_get_aio_context();
 
-    assert(ctx);        /* qemu_init_main_loop() first */
+    if (unlikely(!ctx)) {
+        aioloop__misuse("timer_new", "the main loop is not initialised "
+                        "(call qemu_init_main_loop() first)");
+    }
     check_clock(__func__, type, NULL);
     return aio_timer_new(ctx, type, scale, cb, opaque);
 }
@@ -610,9 +617,18 @@ static void timer_mod_common(QEMUTimer *ts, int64_t expire, bool anticipate)
     int64_t old_first;
     bool earlier;
 
-    assert(tl);         /* a timer whose list (context) was freed */
-    if (!tl) {
-        return;
+    /* Not initialised (zero-filled), deinitialised, or detached by the
+     * free of its context's lists: arming it would be lost (or touch
+     * freed memory), in every build. */
+    if (unlikely(!tl)) {
+        aioloop__misuse("timer_mod", "QEMUTimer %p (callback %p) %s",
+                        (void *)ts, AIOLOOP_FN_PTR(ts->cb),
+                        ts->heap_index == HEAP_INDEX_ORPHAN
+                        ? "was armed when its timer list (its AioContext) "
+                          "was freed"
+                        : ts->expire_time == -1 && ts->heap_index == -1
+                        ? "was deinitialised (timer_deinit)"
+                        : "is not initialised");
     }
     if (expire < 0) {
         expire = 0;

@@ -70,7 +70,11 @@ typedef bool AioPollFn(void *opaque);
  *
  * The context starts with one reference. Its fd monitor is epoll on Linux;
  * setting the environment variable AIOLOOP_FDMON to "poll" (or "epoll")
- * before the call forces a backend (see aio_context_fdmon_name()). If
+ * before the call forces a backend (see aio_context_fdmon_name()); each
+ * context keeps the monitor chosen at its creation. Any other non-empty
+ * value (case and spaces count: "POLL" and "poll " are unknown) selects
+ * epoll and prints one warning line on stderr, once per process, showing
+ * at most 32 bytes of the value with control characters as '?'. If
  * epoll cannot be set up (epoll_create1 fails, e.g. EMFILE), the context
  * uses ppoll instead: that is not an error.
  *
@@ -82,7 +86,8 @@ typedef bool AioPollFn(void *opaque);
 AIOLOOP_API AioContext *aio_context_new(Error **errp);
 
 /**
- * aio_context_ref - add a reference to @ctx.
+ * aio_context_ref - add a reference to @ctx. Referencing a context that
+ * was freed cannot be detected (the memory is gone).
  * Any thread.
  */
 AIOLOOP_API void aio_context_ref(AioContext *ctx);
@@ -102,7 +107,11 @@ AIOLOOP_API void aio_context_ref(AioContext *ctx);
  * They are not freed: they belong to whoever created them, who frees
  * them with their cleanup function (calling their detach function on
  * the freed context is then harmless and does nothing). No aio_poll()
- * on @ctx may be running.
+ * on @ctx may be running: a last unref while a thread holds @ctx (an
+ * aio_context_acquire() without its release, or an aio_poll() of @ctx,
+ * its own callbacks included) or sleeps in its aio_poll() aborts with a
+ * message naming the context, in every build. NULL is ignored. An unref after the last one
+ * cannot be detected (the memory is gone).
  * Any thread (the last unref: not from inside @ctx's callbacks).
  */
 AIOLOOP_API void aio_context_unref(AioContext *ctx);
@@ -122,7 +131,9 @@ AIOLOOP_API void aio_context_acquire(AioContext *ctx);
 
 /**
  * aio_context_release - release one level of ownership of @ctx.
- * Calling it from a thread that does not own @ctx aborts.
+ * Calling it from a thread that does not own @ctx (another thread holds
+ * it, or nobody does: more releases than acquires) aborts with a message
+ * naming the context.
  * Any thread (the owner).
  */
 AIOLOOP_API void aio_context_release(AioContext *ctx);
@@ -145,7 +156,8 @@ AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
  *        the current poll time (0 = default 2).
  * @shrink: divisor by which it shrinks when waits are longer than
  *          @max_ns (0 = reset to 0 at once).
- * @errp: set on a negative argument.
+ * @errp: set on a negative argument (the message gives the three
+ *        values); nothing changes then.
  *
  * While polling, aio_poll() calls the handlers' AioPollFn (see
  * aio_set_fd_handler_poll()) and checks for scheduled BHs instead of
@@ -169,7 +181,8 @@ AIOLOOP_API void aio_context_set_poll_params(AioContext *ctx, int64_t max_ns,
  * @name: a debug name, reported if the BH leaks (may be NULL).
  *
  * aio_bh_new(ctx, cb, opaque) calls this with the callback's name.
- * Returns: the BH, never NULL (allocation failure aborts).
+ * Returns: the BH, never NULL (allocation failure aborts). A NULL @ctx or
+ * @cb aborts with a message naming the BH ("aioloop: aio_bh_new: ...").
  * Any thread.
  */
 AIOLOOP_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
@@ -182,7 +195,10 @@ AIOLOOP_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
 
 /**
  * aio_bh_schedule_oneshot_full - run @cb(@opaque) once from @ctx's loop,
- * then free the BH. aio_bh_schedule_oneshot() names it after @cb.
+ * then free the BH. aio_bh_schedule_oneshot() names it after @cb. A NULL
+ * @ctx or @cb aborts with a message naming the BH. If @ctx is freed
+ * before the BH ran, it is freed without running (and not reported as
+ * leaked).
  * Any thread.
  */
 AIOLOOP_API void aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb,
@@ -208,7 +224,10 @@ AIOLOOP_API int aio_bh_poll(AioContext *ctx);
 /**
  * qemu_bh_schedule - schedule @bh to run from its context's next
  * aio_bh_poll(), waking the loop if it sleeps. Scheduling a BH that is
- * already scheduled does nothing: it runs once.
+ * already scheduled does nothing: it runs once. Scheduling a BH that was
+ * deleted (and not yet freed by the loop) does nothing either: it is
+ * freed, never run (another thread may delete a BH that keeps
+ * rescheduling itself). A NULL @bh aborts ("NULL BH").
  * Any thread, async-signal-safe (wait-free, no lock, no allocation).
  */
 AIOLOOP_API void qemu_bh_schedule(QEMUBH *bh);
@@ -218,7 +237,8 @@ AIOLOOP_API void qemu_bh_schedule(QEMUBH *bh);
  *
  * The BH runs at the next aio_poll(), blocking or not; a blocking
  * aio_poll() that starts with an idle BH pending sleeps at most 10 ms.
- * Running an idle BH does not count as progress.
+ * Running an idle BH does not count as progress. On a deleted BH: no-op;
+ * a NULL @bh aborts, as for qemu_bh_schedule().
  * Any thread, async-signal-safe.
  */
 AIOLOOP_API void qemu_bh_schedule_idle(QEMUBH *bh);
@@ -226,7 +246,7 @@ AIOLOOP_API void qemu_bh_schedule_idle(QEMUBH *bh);
 /**
  * qemu_bh_cancel - undo the schedule of @bh; it stays allocated.
  * Cancelling races with a loop that is about to run the BH unless called
- * from the loop thread.
+ * from the loop thread. NULL, or a deleted BH: no-op.
  * Any thread.
  */
 AIOLOOP_API void qemu_bh_cancel(QEMUBH *bh);
@@ -236,7 +256,12 @@ AIOLOOP_API void qemu_bh_cancel(QEMUBH *bh);
  *
  * Safe from inside the BH's own callback and from other BHs of the same
  * loop; the memory is released by the loop's next aio_bh_poll() (or when
- * the context is freed). @bh must not be used after this call.
+ * the context is freed). Deleted from another thread while its callback
+ * runs, the callback finishes and the BH runs no more. @bh must not be
+ * used after this call (but see qemu_bh_schedule()): deleting it a second
+ * time before the loop freed it aborts with a message naming the BH
+ * ("deleted twice"); after it was freed nothing can be detected. NULL is
+ * ignored.
  * Any thread.
  */
 AIOLOOP_API void qemu_bh_delete(QEMUBH *bh);
@@ -339,7 +364,11 @@ AIOLOOP_API bool aio_dispatch(AioContext *ctx);
  * are level-triggered: they run on every iteration while the fd is ready.
  * Removal is safe from inside any handler, the fd's own included; once
  * removal returns on the loop thread the handlers are not called again.
- * Removing the handlers of an fd that has none does nothing.
+ * Removing the handlers of an fd that has none in @ctx (never
+ * registered, removed already, registered on another context only, or
+ * negative) does nothing. When handlers are left registered at the
+ * context's last unref, they are freed with it; the fds stay open and
+ * the caller's.
  *
  * It cannot fail in a way the caller must handle: if the epoll monitor
  * refuses @fd (a regular file: EPERM; the watch limit: ENOSPC; ENOMEM),
@@ -349,7 +378,10 @@ AIOLOOP_API bool aio_dispatch(AioContext *ctx);
  * build (NDEBUG included), on both fd monitors:
  *  - adding or updating handlers on an @fd that is not an open
  *    descriptor (negative, never opened, or already closed): "fd N is not
- *    an open file descriptor". It never moves the context to ppoll.
+ *    an open file descriptor". It never moves the context to ppoll. The
+ *    handler table is indexed by fd, and a number beyond it is checked
+ *    before the table grows: a garbage number such as INT_MAX never
+ *    makes it grow.
  *  - adding handlers on a descriptor number that belongs to @ctx itself
  *    (its event notifier or its epoll set: the caller closed a descriptor
  *    of its own and still uses the number). Removing the handlers of such
@@ -381,6 +413,10 @@ AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
  *           is work. May be NULL.
  * @io_poll_ready: called when @io_poll returned true; NULL means @io_read.
  *
+ * An @io_poll with neither @io_read nor @io_poll_ready (nothing to call
+ * when it reports ready) aborts with a message naming the fd. An
+ * @io_poll_ready without @io_poll is never called. Otherwise as for
+ * aio_set_fd_handler(), descriptors that are not open included.
  * Any thread.
  */
 AIOLOOP_API void aio_set_fd_handler_poll(AioContext *ctx, int fd,
@@ -414,7 +450,9 @@ AIOLOOP_API void aio_disable_external(AioContext *ctx);
 
 /**
  * aio_enable_external - undo one aio_disable_external(); when the count
- * drops to zero the external handlers run again.
+ * drops to zero the external handlers run again. More enables than
+ * disables abort with a message naming the context, in every build (the
+ * count must never go below zero).
  * Any thread.
  */
 AIOLOOP_API void aio_enable_external(AioContext *ctx);
@@ -428,7 +466,7 @@ AIOLOOP_API bool aio_external_disabled(AioContext *ctx);
 struct ThreadPool;
 /**
  * aio_get_thread_pool - the thread pool of @ctx (<aioloop/thread-pool.h>),
- * created on first use and freed with the context.
+ * created on first use and freed with the context. A NULL @ctx aborts.
  * Any thread.
  */
 AIOLOOP_API struct ThreadPool *aio_get_thread_pool(AioContext *ctx);

@@ -137,7 +137,7 @@ AIOLOOP_API int get_async_context_id(void);
  * not end the wait. Callbacks of the levels below stay held. Typical use:
  * "while (!done) qemu_aio_wait();". With nothing of the current context
  * that can ever complete, it waits forever.
- * The main loop must be initialised.
+ * The main loop must be initialised (else abort with a message).
  * Main thread only (the thread that called qemu_init_main_loop()).
  */
 AIOLOOP_API void qemu_aio_wait(void);

@@ -50,17 +50,29 @@ struct BlockAIOCB {
 /**
  * qemu_aio_get - allocate an AIOCB of @aiocb_info->aiocb_size bytes
  * (at least sizeof(BlockAIOCB)), zero-filled, with one reference, and
- * fill its header. Returns: the AIOCB (allocation failure aborts).
+ * fill its header. Returns: the AIOCB (allocation failure aborts; a NULL
+ * @aiocb_info aborts with a message).
  * Any thread.
  */
 AIOLOOP_API void *qemu_aio_get(const AIOCBInfo *aiocb_info,
                                BlockDriverState *bs,
                                BlockCompletionFunc *cb, void *opaque);
 
-/** qemu_aio_ref - take a reference to the AIOCB @p. Any thread. */
+/**
+ * qemu_aio_ref - take a reference to the AIOCB @p. An AIOCB without a
+ * reference (a zero-filled header that qemu_aio_get() did not make, or
+ * one released already and not yet reused) aborts with a message naming
+ * it, in every build. Any thread.
+ */
 AIOLOOP_API void qemu_aio_ref(void *p);
 
-/** qemu_aio_unref - drop a reference; the last one frees @p. Any thread. */
+/**
+ * qemu_aio_unref - drop a reference; the last one frees @p. Dropping a
+ * reference the AIOCB does not have (see qemu_aio_ref()) aborts with a
+ * message naming it instead of freeing memory that is not the
+ * library's, or freeing it twice. Once the memory was reused nothing can
+ * be detected (ASan reports the use after free). Any thread.
+ */
 AIOLOOP_API void qemu_aio_unref(void *p);
 
 /**

@@ -12,7 +12,14 @@
  * aio_poll() then enters it.
  *
  * Functions marked coroutine_fn may only be called from coroutine context
- * (qemu_in_coroutine() is true).
+ * (qemu_in_coroutine() is true); those below abort with a message when
+ * called outside one.
+ *
+ * Misuse that would corrupt state (an unlock by a coroutine that does not
+ * hold the CoMutex, a coroutine entered while active) aborts in every
+ * build with one line on stderr that names the coroutine by address and
+ * entry function ("coroutine 0x... (entry 0x...)"), or the CoMutex or
+ * CoQueue by address: "aioloop: <function>: <what>".
  *
  * Stacks and overflows. Each coroutine has a 1 MiB stack with a 64 KiB
  * inaccessible guard below it (the library is built with
@@ -77,17 +84,20 @@ typedef void coroutine_fn CoroutineEntry(void *opaque);
  * enterer.
  * Returns: the coroutine, never NULL (as in QEMU): when a new stack is
  * needed and cannot be mapped, the process aborts with "aioloop: cannot
- * allocate a coroutine stack: <reason>". Any thread.
+ * allocate a coroutine stack: <reason>". A NULL @entry aborts with a
+ * message. Any thread.
  */
 AIOLOOP_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
                                              void *opaque);
 
 /**
  * qemu_coroutine_enter - run @co until it yields or returns. @co must not
- * be running already, nor finished: entering an active coroutine, or one
- * whose entry function returned, aborts with a message naming it (see
- * "Lifetime" above). Its context becomes the calling thread's current
- * context.
+ * be running already, nor finished: entering an active coroutine (itself,
+ * or one waiting for a coroutine it entered: "re-entered while active"),
+ * one whose entry function returned (see "Lifetime" above), or one that
+ * aio_co_schedule() scheduled and its loop has not entered yet aborts
+ * with a message naming it. Its context becomes the calling thread's
+ * current context.
  * Any thread (the coroutine runs in the calling thread).
  */
 AIOLOOP_API void qemu_coroutine_enter(Coroutine *co);
@@ -101,7 +111,7 @@ AIOLOOP_API void qemu_coroutine_enter_if_inactive(Coroutine *co);
 /**
  * qemu_coroutine_yield - return to whoever entered the current coroutine;
  * the next qemu_coroutine_enter() continues after this call.
- * Coroutine context only.
+ * Coroutine context only (outside one: abort with a message).
  */
 AIOLOOP_API void coroutine_fn qemu_coroutine_yield(void);
 
@@ -131,10 +141,12 @@ AIOLOOP_API AioContext *qemu_coroutine_get_aio_context(Coroutine *co);
  * aio_co_schedule - enter @co from @ctx's next aio_poll(), in the thread
  * running that loop. @co must be yielded, or be the caller about to
  * yield (see below), and not scheduled already
- * (scheduling it twice aborts with a message naming the first caller;
- * scheduling a finished coroutine aborts naming it).
- * A coroutine may schedule itself (to move to @ctx's thread) if it yields
- * right after: the other thread waits until it has switched out.
+ * (scheduling it twice, or scheduling a finished coroutine, aborts with a
+ * message naming it). A coroutine may schedule itself (to move to @ctx's
+ * thread) if it yields right after: the other thread waits until it has
+ * switched out. A coroutine still active in the thread when @ctx's loop
+ * enters it (scheduled from a coroutine it entered, which then polls
+ * @ctx) aborts with a message naming it ("re-entered while active").
  * Any thread.
  */
 AIOLOOP_API void aio_co_schedule(AioContext *ctx, Coroutine *co);
@@ -142,7 +154,8 @@ AIOLOOP_API void aio_co_schedule(AioContext *ctx, Coroutine *co);
 /**
  * aio_co_enter - enter @co in @ctx: at once if the caller runs @ctx's
  * loop outside a coroutine; after the current coroutine yields if called
- * from a coroutine of @ctx; else through aio_co_schedule().
+ * from a coroutine of @ctx; else through aio_co_schedule(). A coroutine
+ * that enters (or wakes) itself this way aborts with a message naming it.
  * Any thread.
  */
 AIOLOOP_API void aio_co_enter(AioContext *ctx, Coroutine *co);
@@ -174,20 +187,25 @@ typedef struct CoMutex {
 /** qemu_co_mutex_init - initialise @mutex, unlocked. Any thread. */
 AIOLOOP_API void qemu_co_mutex_init(CoMutex *mutex);
 
-/** qemu_co_mutex_destroy - release @mutex's resources (must be unlocked,
- * no waiters). Any thread. */
+/** qemu_co_mutex_destroy - release @mutex's resources. Destroying it while
+ * a coroutine holds it aborts with a message naming the mutex and the
+ * holder. Any thread. */
 AIOLOOP_API void qemu_co_mutex_destroy(CoMutex *mutex);
 
 /**
  * qemu_co_mutex_lock - take @mutex, yielding while another coroutine
  * holds it; waiters get it in arrival order, each resumed in its own
- * context. Coroutine context only.
+ * context. Not recursive: locking it again from its holder aborts with a
+ * message naming the mutex and the coroutine (it would wait for itself
+ * forever). Coroutine context only.
  */
 AIOLOOP_API void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex);
 
 /**
  * qemu_co_mutex_unlock - release @mutex, handing it to the first waiter.
- * Only by the holder. Coroutine context only.
+ * Only by the holder: unlocking a mutex that is not locked, or that
+ * another coroutine holds, aborts with a message naming the mutex, the
+ * holder and the caller, in every build. Coroutine context only.
  */
 AIOLOOP_API void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex);
 
@@ -199,14 +217,16 @@ AIOLOOP_API void qemu_co_queue_init(CoQueue *queue);
  * or qemu_co_queue_restart_all(). If @lock is not NULL it is released
  * while waiting and taken again before returning.
  * Coroutine context only; @queue belongs to one context (the callers'
- * and wakers' context) unless a @lock protects it.
+ * and wakers' context) unless a @lock protects it. @lock must be held by
+ * the caller (see qemu_co_mutex_unlock()). A zero-filled @queue
+ * (qemu_co_queue_init() forgotten) aborts with a message naming it.
  */
 AIOLOOP_API void coroutine_fn qemu_co_queue_wait(CoQueue *queue, CoMutex *lock);
 
 /**
  * qemu_co_queue_next - wake the first waiter of @queue (FIFO).
- * Returns: true if one was woken. Loop thread of the queue's context,
- * inside or outside a coroutine.
+ * Returns: true if one was woken, false on an empty queue. Loop thread of
+ * the queue's context, inside or outside a coroutine.
  */
 AIOLOOP_API bool qemu_co_queue_next(CoQueue *queue);
 
@@ -219,21 +239,26 @@ AIOLOOP_API bool qemu_co_queue_empty(CoQueue *queue);
 /**
  * qemu_co_sleep_ns - sleep @ns nanoseconds on clock @type (a virtual
  * clock sleep ends when the application advances it), yielding to the
- * loop meanwhile. Coroutine context only, inside an AioContext.
+ * loop meanwhile. Coroutine context only, inside an AioContext: called
+ * outside a coroutine, or in a coroutine that never ran from an event
+ * loop (no AioContext would wake it), it aborts with a message naming the
+ * coroutine.
  */
 AIOLOOP_API void coroutine_fn qemu_co_sleep_ns(QEMUClockType type, int64_t ns);
 
 /**
  * yield_until_fd_readable - yield until @fd is readable (or has an error
  * or hang-up), then return. yield_until_fd_writable() likewise.
- * Coroutine context only, inside an AioContext.
+ * Coroutine context only, inside an AioContext (else abort with a
+ * message, as for qemu_co_sleep_ns()).
  */
 AIOLOOP_API void coroutine_fn yield_until_fd_readable(int fd);
 
 /**
  * yield_until_fd_writable - yield until @fd is writable (or has an error
  * or hang-up), then return.
- * Coroutine context only, inside an AioContext.
+ * Coroutine context only, inside an AioContext (else abort with a
+ * message, as for qemu_co_sleep_ns()).
  */
 AIOLOOP_API void coroutine_fn yield_until_fd_writable(int fd);
 

@@ -115,7 +115,8 @@ AIOLOOP_API Error *error_copy(const Error *err);
  * error_propagate - hand the error local (may be NULL: nothing to do) to
  * dst_errp, following the errp rules: dropped (freed) when dst_errp is
  * NULL, fatal for &error_abort / &error_fatal, and when *dst_errp already
- * holds an error the first one wins and local is freed.
+ * holds an error the first one wins and local is freed, unless it is
+ * local itself (error_propagate(&err, err)): then nothing happens.
  *
  * Any thread.
  */
@@ -133,6 +134,7 @@ AIOLOOP_API void error_prepend(Error *const *errp, const char *fmt, ...)
 
 /*
  * error_report_err - print "aioloop: <message>" on stderr and free err.
+ * NULL: nothing.
  *
  * Any thread.
  */

@@ -26,7 +26,9 @@ typedef struct IOThread IOThread;
 
 /**
  * iothread_create - start a thread running a new AioContext.
- * @id: a name for the thread (copied; may be NULL).
+ * @id: a name for the thread (copied; may be NULL). Ids are names, not
+ *      keys: two IOThreads may share one. The thread's system name is cut
+ *      to 15 bytes; iothread_get_id() returns the whole id.
  * @errp: error object, may be NULL.
  *
  * As in QEMU, the new context polls adaptively: after a short wait the
@@ -46,14 +48,15 @@ AIOLOOP_API IOThread *iothread_create(const char *id, Error **errp);
 
 /**
  * iothread_get_aio_context - the context @iothread runs. It stays valid
- * until iothread_destroy() (take a reference to keep it longer).
+ * until iothread_destroy() (take a reference to keep it longer). A NULL
+ * @iothread aborts with a message.
  * Any thread.
  */
 AIOLOOP_API AioContext *iothread_get_aio_context(IOThread *iothread);
 
 /**
  * iothread_get_id - the id given to iothread_create() (may be NULL).
- * Any thread.
+ * A NULL @iothread aborts with a message. Any thread.
  */
 AIOLOOP_API const char *iothread_get_id(IOThread *iothread);
 
@@ -62,7 +65,11 @@ AIOLOOP_API const char *iothread_get_id(IOThread *iothread);
  *
  * Every BH scheduled on its context before the call runs first; then the
  * thread exits, is joined, and the IOThread's reference to the context is
- * dropped. Must not be called from the IOThread itself.
+ * dropped. Called from the IOThread itself, it aborts with a message
+ * naming the IOThread's id (it would wait for itself). Destroying an
+ * IOThread a second time aborts with a message naming it ("not a live
+ * IOThread"), unless a new IOThread has been created at the same address
+ * meanwhile. NULL is ignored.
  * Any thread other than @iothread's.
  */
 AIOLOOP_API void iothread_destroy(IOThread *iothread);

@@ -22,7 +22,10 @@
  * bytes, not an error.
  *
  * Allocation failure (growing the array: a few bytes per element) aborts
- * with a message; callers are not expected to recover from it.
+ * with a message; callers are not expected to recover from it. So does
+ * misuse, naming the vector ("aioloop: <function>: vector 0x...: ..."):
+ * growing a borrowed array, a total size that would pass SIZE_MAX, a
+ * negative element count.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -70,7 +73,9 @@ AIOLOOP_API void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint);
 /*
  * qemu_iovec_init_external - make qiov describe niov elements of the
  * caller's array iov, without copying or owning it; iov must outlive
- * qiov. Such a vector cannot grow (qemu_iovec_add aborts).
+ * qiov. Such a vector cannot grow (qemu_iovec_add aborts). A negative
+ * niov, a NULL iov with niov > 0, or elements whose lengths add up past
+ * SIZE_MAX abort with a message.
  *
  * Any thread.
  */
@@ -91,7 +96,8 @@ AIOLOOP_API void qemu_iovec_init_buf(QEMUIOVector *qiov, void *buf,
 /*
  * qemu_iovec_add - append the buffer base of len bytes to a vector made
  * by qemu_iovec_init(), growing its array if needed (aborts if memory
- * runs out). Appending to an external or init_buf vector aborts.
+ * runs out). Appending to an external or init_buf vector aborts, and so
+ * does a len that takes the total size past SIZE_MAX.
  *
  * Any thread.
  */
@@ -100,8 +106,9 @@ AIOLOOP_API void qemu_iovec_add(QEMUIOVector *qiov, void *base, size_t len);
 /*
  * qemu_iovec_concat - append to dst the byte range [soffset, soffset +
  * sbytes) of src, as new elements pointing into src's buffers (no data is
- * copied). The range must lie within src (aborts otherwise); dst must be
- * growable (made by qemu_iovec_init) and must not be src.
+ * copied). The range must lie within src (aborts otherwise, also when
+ * soffset + sbytes would wrap around); dst must be growable (made by
+ * qemu_iovec_init) and must not be src.
  *
  * Any thread.
  */
@@ -119,7 +126,10 @@ AIOLOOP_API void qemu_iovec_reset(QEMUIOVector *qiov);
 /*
  * qemu_iovec_destroy - free the array of a vector made by
  * qemu_iovec_init(); for other vectors only forget the elements. The
- * data buffers are never freed. qiov may be re-initialised afterwards.
+ * data buffers are never freed. qiov may be re-initialised afterwards;
+ * destroying it again does nothing, and a destroyed vector is empty and
+ * growable (qemu_iovec_add works on it, as after qemu_iovec_init(qiov,
+ * 0); destroy it again when done).
  *
  * Any thread.
  */

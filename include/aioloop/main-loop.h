@@ -10,6 +10,13 @@
  * *current AsyncContext* (<aioloop/async-context.h>): the main context,
  * unless async_context_push() has made a nested level current.
  *
+ * Before qemu_init_main_loop() (or after qemu_cleanup_main_loop()) the
+ * functions that need the main context - qemu_bh_new(), qemu_bh_poll(),
+ * qemu_set_fd_handler(), main_loop_wait(), qemu_aio_wait(), timer_new() -
+ * abort with "aioloop: <function>: the main loop is not initialised
+ * (call qemu_init_main_loop() first)"; the getters return NULL (and
+ * get_async_context_id() 0).
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef AIOLOOP_MAIN_LOOP_H
@@ -24,8 +31,10 @@ extern "C" {
 
 /**
  * qemu_init_main_loop - create the main AioContext.
- * Returns: 0 on success (also when already initialised), -errno with
- * @errp set on failure.
+ * Returns: 0 on success (also when already initialised: the context
+ * stays the same), -errno with @errp set on failure (-EMFILE when no
+ * descriptor is left); nothing is left behind then and a later call may
+ * succeed.
  * Any thread (call once, before other threads use the main loop).
  */
 AIOLOOP_API int qemu_init_main_loop(Error **errp);
@@ -36,6 +45,9 @@ AIOLOOP_API int qemu_init_main_loop(Error **errp);
  * leaked BHs like any context's); aborts with a message if a level is
  * still pushed. After it, qemu_get_aio_context() returns NULL until the
  * next qemu_init_main_loop(). No thread may be using the main loop.
+ * Without a main loop (never initialised, or cleaned up already) it does
+ * nothing. From a thread other than the one that called
+ * qemu_init_main_loop() it aborts with a message.
  * Main thread only.
  */
 AIOLOOP_API void qemu_cleanup_main_loop(void);

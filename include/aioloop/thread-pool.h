@@ -52,14 +52,18 @@ typedef int ThreadPoolFunc(void *opaque);
 /**
  * thread_pool_new - a standalone pool completing jobs in @ctx.
  * The pool holds a reference to @ctx. Returns: the pool (allocation
- * failure aborts). Any thread.
+ * failure aborts; so does a NULL @ctx, with a message). Any thread.
  */
 AIOLOOP_API ThreadPool *thread_pool_new(AioContext *ctx);
 
 /**
  * thread_pool_free - free @pool: cancels queued jobs, waits for running
- * ones, runs all pending completion callbacks, joins the workers.
- * NULL is ignored. The pool's context thread, outside its callbacks.
+ * ones, runs all pending completion callbacks, joins the workers. A job
+ * submitted by one of those callbacks completes at once with -ECANCELED
+ * and its callback runs too, before this returns. NULL is ignored. The
+ * own pool of a context (aio_get_thread_pool()) is freed with its
+ * context: passing it here aborts with a message naming pool and
+ * context. The pool's context thread, outside its callbacks.
  */
 AIOLOOP_API void thread_pool_free(ThreadPool *pool);
 
@@ -69,8 +73,15 @@ AIOLOOP_API void thread_pool_free(ThreadPool *pool);
  * @func returned (or -ECANCELED). @cb may be NULL.
  * Returns: the request, to cancel it with bdrv_aio_cancel(_async)(); it
  * stays valid until its callback has run (take a reference with
- * qemu_aio_ref() to keep it longer). A NULL @func is a programmer error:
- * assertion, or NULL returned with NDEBUG.
+ * qemu_aio_ref() to keep it longer). Cancelling it twice, or after it
+ * completed (while a reference keeps it), changes nothing: it completes
+ * once. A NULL @pool or @func is a programmer error: builds without
+ * NDEBUG abort with a message naming the pool and the callback; NDEBUG
+ * builds return NULL, with nothing queued (the callback never runs).
+ * Submitted while the pool is being
+ * freed (from a callback that thread_pool_free() or the context's last
+ * unref runs), the job does not run: it completes with -ECANCELED and its
+ * callback runs before the free returns.
  * Any thread.
  */
 AIOLOOP_API BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool,
@@ -84,7 +95,8 @@ AIOLOOP_API BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool,
  * coroutine yields; it is resumed (in its own context) with the value
  * @func returned.
  * Returns: @func's return value.
- * Coroutine context only.
+ * Coroutine context only: called outside a coroutine it aborts with a
+ * message, before anything is submitted.
  */
 AIOLOOP_API int coroutine_fn thread_pool_submit_co(ThreadPool *pool,
                                                    ThreadPoolFunc *func,
@@ -92,7 +104,9 @@ AIOLOOP_API int coroutine_fn thread_pool_submit_co(ThreadPool *pool,
 
 /**
  * thread_pool_submit - run @func(@arg) in a worker with no completion
- * callback (the result is dropped). Any thread.
+ * callback (the result is dropped). A NULL @pool or @func: as for
+ * thread_pool_submit_aio() (abort, or nothing queued with NDEBUG).
+ * Any thread.
  */
 AIOLOOP_API void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func,
                                     void *arg);
@@ -115,7 +129,8 @@ AIOLOOP_API int thread_pool_set_params(ThreadPool *pool, int min_threads,
 /**
  * aio_context_set_thread_pool_params - QEMU's spelling: set min and max
  * workers of @ctx's pool (keeping its timeouts). @errp is set on a bad
- * value (min < 0, max < 1, min > max).
+ * value (min < 0, max < 1, min > max, max > INT_MAX); nothing changes
+ * then.
  * Any thread.
  */
 AIOLOOP_API void aio_context_set_thread_pool_params(AioContext *ctx,

@@ -74,7 +74,8 @@ typedef struct QemuThread {
  * qemu_mutex_init - initialise a non-recursive mutex, unlocked. Builds
  * without NDEBUG use an error-checking mutex, so that unlocking a mutex
  * the thread does not hold, or relocking one it does, aborts instead of
- * corrupting state.
+ * corrupting state, with "aioloop: <function>: mutex 0x...: <pthread
+ * call> failed: <reason>". With NDEBUG no outcome is defined for those.
  *
  * Any thread.
  */
@@ -82,7 +83,9 @@ AIOLOOP_API void qemu_mutex_init(QemuMutex *mutex);
 
 /*
  * qemu_mutex_destroy - release the resources of an unlocked mutex. It must
- * not be used again before another qemu_mutex_init().
+ * not be used again before another qemu_mutex_init(). Destroying a
+ * locked mutex aborts with a message naming it where the C library
+ * detects it (glibc does, in every build).
  *
  * Any thread.
  */

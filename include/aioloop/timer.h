@@ -23,8 +23,17 @@
  *
  * Lifetime: delete (timer_del, timer_free, timer_deinit) every timer
  * before the last unref of its context. A timer still armed then is
- * disarmed and detached; arming it afterwards is a programmer error
- * (assertion in debug builds, ignored otherwise).
+ * disarmed and detached: timer_pending() is false, timer_del(),
+ * timer_deinit() and timer_free() work, and arming it again aborts with a
+ * message naming the timer ("was armed when its timer list (its
+ * AioContext) was freed"), in every build. A timer that was not armed
+ * then keeps a pointer to the freed list: timer_del/timer_deinit/
+ * timer_free still work, but arming it cannot be detected (the memory is
+ * gone), so deinitialise such timers first.
+ *
+ * Misuse reports (one line on stderr, then abort; every build) name the
+ * timer by address and callback: "aioloop: timer_mod: timer 0x...
+ * (callback 0x...) ...".
  *
  * Bad input. Every function that takes a QEMUClockType aborts, in every
  * build, with a message naming itself, the value and the timer (if any)
@@ -113,7 +122,8 @@ AIOLOOP_API int64_t qemu_clock_get_ms(QEMUClockType type);
 /**
  * qemu_clock_advance_virtual_time - move QEMU_CLOCK_VIRTUAL forward to
  * @dest nanoseconds (aioloop's way to drive the virtual clock; the name is
- * QEMU's). A @dest earlier than the current value leaves the clock alone.
+ * QEMU's). A @dest earlier than the current value (INT64_MIN included)
+ * leaves the clock alone.
  * Every context with a virtual-clock timer whose deadline is now reached
  * is woken; the timers then fire from those contexts' aio_poll().
  * Returns: the virtual clock's value after the call.
@@ -209,7 +219,8 @@ AIOLOOP_API QEMUTimerListGroup *aio_get_timer_list_group(AioContext *ctx);
  * @ts: the timer (caller-owned memory); @timer_list: its list;
  * @scale: the unit of timer_mod()'s argument in ns (SCALE_NS, SCALE_US,
  * SCALE_MS); @cb: the callback (required); @opaque: its argument.
- * Any thread.
+ * A NULL @timer_list, a NULL @cb or a @scale <= 0 aborts with a message
+ * naming the timer. Any thread.
  */
 AIOLOOP_API void timer_init_tl(QEMUTimer *ts, QEMUTimerList *timer_list,
                                int scale, QEMUTimerCB *cb, void *opaque);
@@ -239,7 +250,8 @@ AIOLOOP_API QEMUTimer *aio_timer_new(AioContext *ctx, QEMUClockType type,
                                      void *opaque);
 
 /**
- * timer_new - a timer on the main context (qemu_init_main_loop() first),
+ * timer_new - a timer on the main context (qemu_init_main_loop() first;
+ * before it, or after qemu_cleanup_main_loop(), it aborts with a message),
  * i.e. qemu_get_aio_context(), also while an AsyncContext level is pushed
  * (<aioloop/async-context.h>). timer_new_ns/_us/_ms fix the scale.
  * Any thread.
@@ -255,7 +267,11 @@ AIOLOOP_API QEMUTimer *timer_new(QEMUClockType type, int scale,
 /**
  * timer_mod_ns - arm @ts to expire at @expire_time ns on its clock, or
  * move it if armed (no allocation). A deadline in the past fires at the
- * next aio_poll(). Any thread.
+ * next aio_poll(), once; a negative one counts as 0 (the past). Arming a
+ * timer that is not initialised (zero-filled), was deinitialised, or was
+ * detached by the free of its context (see above) aborts with a message
+ * naming the timer, as do the other timer_mod*() functions.
+ * Any thread.
  */
 AIOLOOP_API void timer_mod_ns(QEMUTimer *ts, int64_t expire_time);
 
@@ -278,14 +294,16 @@ AIOLOOP_API void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time);
 AIOLOOP_API void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time);
 
 /**
- * timer_del - disarm @ts (nothing if not armed). Once it returns on the
- * loop thread the callback does not run for the old arm. Any thread.
+ * timer_del - disarm @ts (nothing if not armed, deinitialised, or
+ * zero-filled). Once it returns on the loop thread the callback does not
+ * run for the old arm. Any thread.
  */
 AIOLOOP_API void timer_del(QEMUTimer *ts);
 
 /**
  * timer_deinit - disarm @ts and detach it from its list; caller-owned
- * memory may then be reused. Any thread.
+ * memory may then be reused. Again on a deinitialised (or zero-filled)
+ * timer: no-op. Any thread.
  */
 AIOLOOP_API void timer_deinit(QEMUTimer *ts);
 

@@ -82,6 +82,46 @@
 #include <stdint.h>
 
 #include "coroutine-int.h"
+#include "../util/misuse.h"
+
+/* ------------------------------------------------------------------ */
+/* Misuse                                                              */
+
+/*
+ * The rules these primitives rely on are checked in every build: broken,
+ * each one corrupts state silently (an unlock by a non-holder hands the
+ * mutex to a waiter while its holder still runs; a wait outside a
+ * coroutine queues NULL; a recursive lock waits for itself forever).
+ */
+static Coroutine *self_or_die(const char *func, const char *what,
+                              const void *obj)
+{
+    Coroutine *self = qemu_coroutine_self();
+
+    if (unlikely(!self)) {
+        if (what) {
+            aioloop__misuse(func, "%s %p: called outside a coroutine", what,
+                            obj);
+        }
+        aioloop__misuse(func, "called outside a coroutine");
+    }
+    return self;
+}
+
+/* The context the calling coroutine waits in (for its timer or fd
+ * handler): without one, nothing would ever wake it. */
+static AioContext *self_ctx_or_die(const char *func, Coroutine *self)
+{
+    AioContext *ctx = qemu_coroutine_get_aio_context(self);
+
+    if (unlikely(!ctx)) {
+        aioloop__misuse(func, "coroutine %p (entry %p) has no AioContext "
+                        "(it was not entered from an event loop: use "
+                        "aio_co_enter())", (void *)self,
+                        AIOLOOP_FN_PTR(self->entry));
+    }
+    return ctx;
+}
 
 /* ------------------------------------------------------------------ */
 /* CoMutex                                                             */
@@ -96,19 +136,27 @@ void qemu_co_mutex_init(CoMutex *mutex)
 
 void qemu_co_mutex_destroy(CoMutex *mutex)
 {
-    assert(!mutex->locked);
-    assert(QSIMPLEQ_EMPTY(&mutex->waiters));
+    if (unlikely(mutex->locked || !QSIMPLEQ_EMPTY(&mutex->waiters))) {
+        aioloop__misuse("qemu_co_mutex_destroy", "CoMutex %p destroyed "
+                        "while held by coroutine %p", (void *)mutex,
+                        (void *)mutex->holder);
+    }
     qemu_mutex_destroy(&mutex->lock);
 }
 
 void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex)
 {
-    Coroutine *self = qemu_coroutine_self();
+    Coroutine *self = self_or_die("qemu_co_mutex_lock", "CoMutex", mutex);
 
-    assert(self != NULL);
     qemu_mutex_lock(&mutex->lock);
-    /* Recursive locking would deadlock: catch it. */
-    assert(mutex->holder != self);
+    /* Recursive locking would wait for itself forever: catch it. */
+    if (unlikely(mutex->holder == self)) {
+        qemu_mutex_unlock(&mutex->lock);
+        aioloop__misuse("qemu_co_mutex_lock", "CoMutex %p locked twice by "
+                        "coroutine %p (entry %p): it would wait for itself",
+                        (void *)mutex, (void *)self,
+                        AIOLOOP_FN_PTR(self->entry));
+    }
 
     if (!mutex->locked) {
         /* Free means nobody queues either (see the invariants). */
@@ -143,12 +191,23 @@ void coroutine_fn qemu_co_mutex_lock(CoMutex *mutex)
 
 void coroutine_fn qemu_co_mutex_unlock(CoMutex *mutex)
 {
-    Coroutine *self __attribute__((unused)) = qemu_coroutine_self();
+    Coroutine *self = self_or_die("qemu_co_mutex_unlock", "CoMutex", mutex);
     Coroutine *next;
 
-    assert(self != NULL);
     qemu_mutex_lock(&mutex->lock);
-    assert(mutex->locked && mutex->holder == self);
+    if (unlikely(!mutex->locked || mutex->holder != self)) {
+        Coroutine *holder = mutex->holder;
+
+        qemu_mutex_unlock(&mutex->lock);
+        if (!holder) {
+            aioloop__misuse("qemu_co_mutex_unlock", "CoMutex %p is not "
+                            "locked (unlock by coroutine %p)", (void *)mutex,
+                            (void *)self);
+        }
+        aioloop__misuse("qemu_co_mutex_unlock", "CoMutex %p is held by "
+                        "coroutine %p, not by the caller, coroutine %p",
+                        (void *)mutex, (void *)holder, (void *)self);
+    }
 
     next = QSIMPLEQ_FIRST(&mutex->waiters);
     if (next) {
@@ -179,9 +238,14 @@ void qemu_co_queue_init(CoQueue *queue)
 
 void coroutine_fn qemu_co_queue_wait(CoQueue *queue, CoMutex *lock)
 {
-    Coroutine *self = qemu_coroutine_self();
+    Coroutine *self = self_or_die("qemu_co_queue_wait", "CoQueue", queue);
 
-    assert(self != NULL);
+    /* A zero-filled queue (qemu_co_queue_init() forgotten) has no tail
+     * pointer: the insert would write through NULL. */
+    if (unlikely(!queue->entries.sqh_last)) {
+        aioloop__misuse("qemu_co_queue_wait", "CoQueue %p is not "
+                        "initialised (qemu_co_queue_init)", (void *)queue);
+    }
     /* Queue first, unlock second: a waker that takes @lock after us
      * must find us on the queue, or the wakeup would be lost. */
     QSIMPLEQ_INSERT_TAIL(&queue->entries, self, co_queue_next);
@@ -239,14 +303,10 @@ static void co_sleep_cb(void *opaque)
 
 void coroutine_fn qemu_co_sleep_ns(QEMUClockType type, int64_t ns)
 {
-    Coroutine *self = qemu_coroutine_self();
-    AioContext *ctx;
+    Coroutine *self = self_or_die("qemu_co_sleep_ns", NULL, NULL);
+    AioContext *ctx = self_ctx_or_die("qemu_co_sleep_ns", self);
     QEMUTimer ts;
     int64_t deadline;
-
-    assert(self != NULL);
-    ctx = qemu_coroutine_get_aio_context(self);
-    assert(ctx != NULL);
 
     aio_timer_init(ctx, &ts, type, SCALE_NS, co_sleep_cb, self);
     /* Saturated: a huge @ns sleeps until woken (INT64_MAX never fires). */
@@ -284,12 +344,15 @@ static void fd_coroutine_enter(void *opaque)
  * one handler set per (fd, context), and this one replaces it. */
 static void coroutine_fn yield_until_fd(int fd, bool writable)
 {
+    const char *func = writable ? "yield_until_fd_writable"
+                                : "yield_until_fd_readable";
     FDYieldUntilData data;
 
     data.co = qemu_coroutine_self();
-    assert(data.co != NULL);
-    data.ctx = qemu_coroutine_get_aio_context(data.co);
-    assert(data.ctx != NULL);
+    if (unlikely(!data.co)) {
+        aioloop__misuse(func, "fd %d: called outside a coroutine", fd);
+    }
+    data.ctx = self_ctx_or_die(func, data.co);
     data.fd = fd;
 
     aio_set_fd_handler(data.ctx, fd, false,

@@ -133,6 +133,7 @@
 #include "coroutine-int.h"
 #include "../util/alloc.h"
 #include "../util/fault.h"
+#include "../util/misuse.h"
 
 #ifdef AIOLOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -601,7 +602,9 @@ Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
     CoroutineThread *t = co_thread_get();
     Coroutine *co = QSLIST_FIRST(&t->pool);
 
-    assert(entry);
+    if (unlikely(!entry)) {
+        aioloop__misuse("qemu_coroutine_create", "NULL entry function");
+    }
     if (co) {
         QSLIST_REMOVE_HEAD(&t->pool, pool_next);
         t->pool_size--;
@@ -698,9 +701,9 @@ static __attribute__((noinline)) void enter_check(Coroutine *self,
         finished_abort("qemu_coroutine_enter", co);
     }
     if (sched) {
-        fprintf(stderr, "aioloop: coroutine %p entered while scheduled by "
-                "'%s'\n", (void *)co, sched);
-        abort();
+        aioloop__misuse("qemu_coroutine_enter", "coroutine %p (entry %p) "
+                        "entered while scheduled by '%s'", (void *)co,
+                        AIOLOOP_FN_PTR(co->entry), sched);
     }
     if (qatomic_load_acquire(&co->running)) {
         /* Legal only while it finishes yielding in another thread after
@@ -708,10 +711,9 @@ static __attribute__((noinline)) void enter_check(Coroutine *self,
          * switch out of it in that thread); from this thread it is a
          * bug. */
         if (in_chain(self, co)) {
-            fprintf(stderr, "aioloop: coroutine %p (entry %p) re-entered "
-                    "while active\n", (void *)co,
-                    (void *)(uintptr_t)co->entry);
-            abort();
+            aioloop__misuse("qemu_coroutine_enter", "coroutine %p (entry %p) "
+                            "re-entered while active", (void *)co,
+                            AIOLOOP_FN_PTR(co->entry));
         }
         /* A few instructions normally; if the other thread lost its CPU
          * mid-switch (both on one CPU), give it the CPU back. */
@@ -841,8 +843,7 @@ void qemu_coroutine_enter_if_inactive(Coroutine *co)
 
 static __attribute__((noreturn, noinline)) void yield_outside(void)
 {
-    fprintf(stderr, "aioloop: qemu_coroutine_yield outside a coroutine\n");
-    abort();
+    aioloop__misuse("qemu_coroutine_yield", "called outside a coroutine");
 }
 
 void coroutine_fn qemu_coroutine_yield(void)
@@ -922,9 +923,9 @@ void aio_co_schedule(AioContext *ctx, Coroutine *co)
     old = qatomic_cmpxchg(&co->scheduled, NULL, __func__);
 
     if (old) {
-        fprintf(stderr, "aioloop: coroutine was already scheduled in '%s'\n",
-                old);
-        abort();
+        aioloop__misuse("aio_co_schedule", "coroutine %p (entry %p) was "
+                        "already scheduled in '%s'", (void *)co,
+                        AIOLOOP_FN_PTR(co->entry), old);
     }
     /* Keep the context alive until the coroutine has been entered. */
     aio_context_ref(ctx);
@@ -943,8 +944,14 @@ void aio_co_enter(AioContext *ctx, Coroutine *co)
     }
     t = co_thread_get();
     if (t->current) {
-        /* Entered once the running coroutine yields (coroutine_enter_in). */
-        assert(t->current != co);
+        /* Entered once the running coroutine yields (coroutine_enter_in);
+         * a coroutine that enters itself would run again after its own
+         * yield, as if woken: a bug in every build. */
+        if (unlikely(t->current == co)) {
+            aioloop__misuse("aio_co_enter", "coroutine %p (entry %p) "
+                            "re-entered while active (it enters itself)",
+                            (void *)co, AIOLOOP_FN_PTR(co->entry));
+        }
         QSIMPLEQ_INSERT_TAIL(&t->current->co_queue_wakeup, co, co_queue_next);
     } else {
         coroutine_enter_in(ctx, co);

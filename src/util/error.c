@@ -184,6 +184,11 @@ void error_propagate(Error **dst_errp, Error *local)
     if (!local) {
         return;
     }
+    /* error_propagate(&err, err): it is already where it should go; the
+     * "first wins" rule below would free the error *dst_errp holds. */
+    if (dst_errp && *dst_errp == local) {
+        return;
+    }
     if (dst_errp && dst_errp != &error_abort && dst_errp != &error_fatal &&
         *dst_errp != NULL) {
         /* The first error wins; this one adds nothing the caller sees. */
@@ -222,6 +227,9 @@ void error_report_err(Error *err)
 {
     int saved_errno = errno;
 
+    if (!err) {
+        return;
+    }
     print_line("", err->msg);
     error_free(err);
     errno = saved_errno;

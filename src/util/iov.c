@@ -27,12 +27,15 @@
 
 #include <aioloop/iov.h>
 #include "alloc.h"
+#include "misuse.h"
 
-/* A programming error in the caller: say which rule and stop. */
-static AIOLOOP_NORETURN void iov_misuse(const char *func, const char *what)
+/* A programming error in the caller (or no memory left): say which rule,
+ * name the vector, and stop. */
+static AIOLOOP_NORETURN void iov_misuse(const char *func,
+                                        const QEMUIOVector *qiov,
+                                        const char *what)
 {
-    fprintf(stderr, "aioloop: %s: %s\n", func, what);
-    abort();
+    aioloop__misuse(func, "vector %p: %s", (const void *)qiov, what);
 }
 
 size_t iov_size(const struct iovec *iov, unsigned int iov_cnt)
@@ -53,7 +56,7 @@ void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
     }
     qiov->iov = aioloop__malloc((size_t)alloc_hint * sizeof(struct iovec));
     if (!qiov->iov) {
-        iov_misuse("qemu_iovec_init", "out of memory");
+        iov_misuse("qemu_iovec_init", qiov, "out of memory");
     }
     qiov->niov = 0;
     qiov->nalloc = alloc_hint;
@@ -62,10 +65,28 @@ void qemu_iovec_init(QEMUIOVector *qiov, int alloc_hint)
 
 void qemu_iovec_init_external(QEMUIOVector *qiov, struct iovec *iov, int niov)
 {
+    size_t size = 0;
+    int i;
+
+    /* A negative count would read far past the array; a total that
+     * wraps would understate what the elements cover. */
+    if (niov < 0 || (niov > 0 && !iov)) {
+        aioloop__misuse("qemu_iovec_init_external", "vector %p: invalid "
+                        "array %p with %d elements", (void *)qiov,
+                        (void *)iov, niov);
+    }
+    for (i = 0; i < niov; i++) {
+        if (iov[i].iov_len > SIZE_MAX - size) {
+            aioloop__misuse("qemu_iovec_init_external", "vector %p: the "
+                            "total size of its %d elements overflows",
+                            (void *)qiov, niov);
+        }
+        size += iov[i].iov_len;
+    }
     qiov->iov = iov;
     qiov->niov = niov;
     qiov->nalloc = -1;
-    qiov->size = iov_size(iov, (unsigned int)niov);
+    qiov->size = size;
 }
 
 void qemu_iovec_init_buf(QEMUIOVector *qiov, void *buf, size_t len)
@@ -81,20 +102,27 @@ void qemu_iovec_init_buf(QEMUIOVector *qiov, void *buf, size_t len)
 void qemu_iovec_add(QEMUIOVector *qiov, void *base, size_t len)
 {
     if (qiov->nalloc < 0) {
-        iov_misuse("qemu_iovec_add", "vector does not own its array");
+        iov_misuse("qemu_iovec_add", qiov, "it does not own its array "
+                   "(qemu_iovec_init_external or _init_buf)");
+    }
+    if (len > SIZE_MAX - qiov->size) {
+        aioloop__misuse("qemu_iovec_add", "vector %p: adding %zu bytes to "
+                        "%zu overflows its total size", (void *)qiov, len,
+                        qiov->size);
     }
     if (qiov->niov == qiov->nalloc) {
         int nalloc;
         struct iovec *grown;
 
         if (qiov->nalloc > INT32_MAX / 2) {
-            iov_misuse("qemu_iovec_add", "too many elements");
+            iov_misuse("qemu_iovec_add", qiov, "too many elements");
         }
-        nalloc = qiov->nalloc * 2;
+        /* From 0 after qemu_iovec_destroy(): growable again. */
+        nalloc = qiov->nalloc ? qiov->nalloc * 2 : 1;
         grown = aioloop__realloc(qiov->iov,
                                  (size_t)nalloc * sizeof(struct iovec));
         if (!grown) {
-            iov_misuse("qemu_iovec_add", "out of memory");
+            iov_misuse("qemu_iovec_add", qiov, "out of memory");
         }
         qiov->iov = grown;
         qiov->nalloc = nalloc;
@@ -111,10 +139,10 @@ void qemu_iovec_concat(QEMUIOVector *dst, QEMUIOVector *src,
     int i;
 
     if (dst == src) {
-        iov_misuse("qemu_iovec_concat", "dst and src are the same vector");
+        iov_misuse("qemu_iovec_concat", dst, "dst and src are the same vector");
     }
     if (soffset > src->size || sbytes > src->size - soffset) {
-        iov_misuse("qemu_iovec_concat", "range beyond the end of src");
+        iov_misuse("qemu_iovec_concat", dst, "range beyond the end of src");
     }
     for (i = 0; i < src->niov && sbytes > 0; i++) {
         size_t len = src->iov[i].iov_len;
@@ -137,7 +165,8 @@ void qemu_iovec_concat(QEMUIOVector *dst, QEMUIOVector *src,
 void qemu_iovec_reset(QEMUIOVector *qiov)
 {
     if (qiov->nalloc < 0) {
-        iov_misuse("qemu_iovec_reset", "vector does not own its array");
+        iov_misuse("qemu_iovec_reset", qiov, "it does not own its array "
+                   "(qemu_iovec_init_external or _init_buf)");
     }
     qiov->niov = 0;
     qiov->size = 0;

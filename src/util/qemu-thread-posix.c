@@ -77,6 +77,18 @@ static AIOLOOP_NORETURN void thread_die(const char *func, int err)
     abort();
 }
 
+/* The same for a call on a QemuMutex, naming it: the usual mistakes
+ * (unlocking a mutex the thread does not hold, locking it twice - both
+ * detected in builds without NDEBUG - or destroying it while held) are
+ * easier to find with the mutex's address. */
+static AIOLOOP_NORETURN void mutex_die(const char *func, const char *call,
+                                       const QemuMutex *mutex, int err)
+{
+    fprintf(stderr, "aioloop: %s: mutex %p: %s failed: %s\n", func,
+            (const void *)mutex, call, strerror(err));
+    abort();
+}
+
 /* The absolute CLOCK_MONOTONIC time ms milliseconds from now. */
 static struct timespec deadline_after_ms(int ms)
 {
@@ -124,7 +136,7 @@ void qemu_mutex_destroy(QemuMutex *mutex)
     int err = pthread_mutex_destroy(&mutex->lock);
 
     if (err) {
-        thread_die("pthread_mutex_destroy", err);
+        mutex_die(__func__, "pthread_mutex_destroy", mutex, err);
     }
 }
 
@@ -133,7 +145,7 @@ void qemu_mutex_lock(QemuMutex *mutex)
     int err = pthread_mutex_lock(&mutex->lock);
 
     if (err) {
-        thread_die("pthread_mutex_lock", err);
+        mutex_die(__func__, "pthread_mutex_lock", mutex, err);
     }
 }
 
@@ -147,7 +159,7 @@ int qemu_mutex_trylock(QemuMutex *mutex)
     if (err == EBUSY) {
         return -EBUSY;
     }
-    thread_die("pthread_mutex_trylock", err);
+    mutex_die(__func__, "pthread_mutex_trylock", mutex, err);
 }
 
 void qemu_mutex_unlock(QemuMutex *mutex)
@@ -155,7 +167,7 @@ void qemu_mutex_unlock(QemuMutex *mutex)
     int err = pthread_mutex_unlock(&mutex->lock);
 
     if (err) {
-        thread_die("pthread_mutex_unlock", err);
+        mutex_die(__func__, "pthread_mutex_unlock", mutex, err);
     }
 }
 

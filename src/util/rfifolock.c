@@ -58,6 +58,7 @@
 
 #include <aioloop/atomic.h>
 #include <aioloop/rfifolock.h>
+#include "rfifolock-internal.h"
 
 /* Its address identifies the calling thread; it is never read or written. */
 static __thread char rfifolock_thread_token;
@@ -149,14 +150,28 @@ void rfifolock_lock(RFifoLock *r)
     rfifolock_lock_slow(r, self);
 }
 
-void rfifolock_unlock(RFifoLock *r)
+/* A release by a thread that does not own @r: name @what @obj and stop. */
+static AIOLOOP_NORETURN __attribute__((noinline, cold))
+void unlock_not_owner(const char *func, const char *what, const void *obj,
+                      uintptr_t owner)
+{
+    fprintf(stderr, "aioloop: %s: %s %p is %s\n", func, what, obj,
+            owner ? "held by another thread"
+                  : "not held (a release without its acquire)");
+    abort();
+}
+
+static inline __attribute__((always_inline))
+void unlock_common(RFifoLock *r, bool is_ctx)
 {
     uintptr_t owner = qatomic_read(&r->owner);
 
-    if (owner != self_token()) {
-        fprintf(stderr, "aioloop: rfifolock_unlock: lock %p is %s\n",
-                (void *)r, owner ? "held by another thread" : "not held");
-        abort();
+    if (unlikely(owner != self_token())) {
+        if (is_ctx) {
+            unlock_not_owner("aio_context_release", "AioContext",
+                             r->cb_opaque, owner);
+        }
+        unlock_not_owner("rfifolock_unlock", "lock", r, owner);
     }
     if (--r->nesting > 0) {
         return;
@@ -170,6 +185,16 @@ void rfifolock_unlock(RFifoLock *r)
         qemu_cond_broadcast(&r->cond);
         qemu_mutex_unlock(&r->lock);
     }
+}
+
+void rfifolock_unlock(RFifoLock *r)
+{
+    unlock_common(r, false);
+}
+
+void aioloop__rfifolock_unlock_ctx(RFifoLock *r)
+{
+    unlock_common(r, true);
 }
 
 bool rfifolock_held_by_self(RFifoLock *r)

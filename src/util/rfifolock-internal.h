@@ -1,0 +1,25 @@
+/*
+ * rfifolock-internal.h - the library's own entry into rfifolock.c. Not
+ * installed; not part of the ABI (hidden, aioloop__ prefix).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_RFIFOLOCK_INTERNAL_H
+#define AIOLOOP_RFIFOLOCK_INTERNAL_H
+
+#include <aioloop/rfifolock.h>
+
+/*
+ * aioloop__rfifolock_unlock_ctx - rfifolock_unlock() of an AioContext's
+ * lock, for aio_context_release(): the same code on the same path, but a
+ * release by a thread that does not hold the lock is reported as
+ * "aioloop: aio_context_release: AioContext <address> is ...", naming the
+ * context, which is the argument of the lock's contention callback
+ * (r->cb_opaque; see aio_context_new()). Costs nothing over
+ * rfifolock_unlock(): only the report differs.
+ *
+ * Any thread (the owner).
+ */
+void aioloop__rfifolock_unlock_ctx(RFifoLock *r);
+
+#endif /* AIOLOOP_RFIFOLOCK_INTERNAL_H */
