@@ -20,6 +20,15 @@
  * ran no idle BH and saw no aio_notify(): wake-ups nobody asked for (a
  * stale eventfd, a handler-set change) are not visible to the caller.
  *
+ * With no time to wait (non-blocking, or work already pending) and every
+ * handler pollable, the look is one round of io_poll() calls, except on
+ * a context that polls adaptively: there, as in QEMU, io_poll runs only
+ * inside a poll window, which such a call does not have, so the
+ * handlers are left alone until a call that may wait. While a
+ * handler's io_poll_ready() runs, nested aio_poll()s skip its io_poll(),
+ * so a level-triggered poll handler that nests is not re-entered
+ * (QEMU 8.1's rule).
+ *
  * Handler lifetime
  * ----------------
  * Handler nodes are immutable after publication. aio_set_fd_handler()
@@ -221,11 +230,11 @@ static void fdmon_fall_back_locked(AioContext *ctx)
     (void)ret;
 }
 
-int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
-                         bool internal, IOHandler *io_read,
-                         EventNotifierHandler *en_read, IOHandler *io_write,
-                         AioPollFn *io_poll, IOHandler *io_poll_ready,
-                         void *opaque)
+static int set_handler(AioContext *ctx, int fd, bool is_external,
+                       bool internal, IOHandler *io_read,
+                       EventNotifierHandler *en_read, IOHandler *io_write,
+                       AioPollFn *io_poll, IOHandler *io_poll_ready,
+                       EventNotifierHandler *en_poll_ready, void *opaque)
 {
     bool remove = !io_read && !en_read && !io_write && !io_poll;
     AioHandler *old_node, *new_node = NULL;
@@ -250,6 +259,7 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         new_node->io_write = io_write;
         new_node->io_poll = io_poll;
         new_node->io_poll_ready = io_poll_ready;
+        new_node->en_poll_ready = en_poll_ready;
         new_node->opaque = opaque;
     }
 
@@ -298,6 +308,16 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     return 0;
 }
 
+int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                         bool internal, IOHandler *io_read,
+                         EventNotifierHandler *en_read, IOHandler *io_write,
+                         AioPollFn *io_poll, IOHandler *io_poll_ready,
+                         void *opaque)
+{
+    return set_handler(ctx, fd, is_external, internal, io_read, en_read,
+                       io_write, io_poll, io_poll_ready, NULL, opaque);
+}
+
 /* The public setters have no error channel: out of memory aborts (see
  * the policy in util/alloc.h). */
 static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
@@ -336,6 +356,28 @@ void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
 {
     set_handler_or_die(ctx, event_notifier_get_fd(notifier), is_external,
                        NULL, io_read, NULL, NULL, NULL, notifier);
+}
+
+void aio_set_event_notifier_full(AioContext *ctx, EventNotifier *notifier,
+                                 bool is_external,
+                                 EventNotifierHandler *io_read,
+                                 AioPollFn *io_poll,
+                                 EventNotifierHandler *io_poll_ready)
+{
+    int fd = event_notifier_get_fd(notifier);
+
+    /* No read handler: nothing to poll for either (QEMU removes the
+     * registration when io_read is NULL). */
+    if (!io_read) {
+        io_poll = NULL;
+        io_poll_ready = NULL;
+    }
+    if (set_handler(ctx, fd, is_external, false, NULL, io_read, NULL,
+                    io_poll, NULL, io_poll_ready, notifier) == -ENOMEM) {
+        fprintf(stderr, "aioloop: out of memory registering event "
+                "notifier fd %d\n", fd);
+        abort();
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -407,8 +449,14 @@ static bool dispatch_handler(AioContext *ctx, AioHandler *node, int revents)
         return false;
     }
     if (revents & AIO_POLL_READY) {
-        if (node->io_poll_ready) {
-            node->io_poll_ready(node->opaque);
+        if (node->io_poll_ready || node->en_poll_ready) {
+            node->poll_ready_running = true;
+            if (node->en_poll_ready) {
+                node->en_poll_ready(node->opaque);
+            } else {
+                node->io_poll_ready(node->opaque);
+            }
+            node->poll_ready_running = false;
         } else if (node->io_read) {
             node->io_read(node->opaque);
         } else if (node->en_read) {
@@ -461,6 +509,7 @@ static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list,
     for (node = aioloop__handlers_first(ctx); node;
          node = aioloop__handler_next(node)) {
         if (!node->io_poll || qatomic_read(&node->deleted) ||
+            node->poll_ready_running ||
             (skip_internal && node->internal) ||
             !aioloop__handler_events(ctx, node)) {
             continue;
@@ -597,7 +646,12 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
 
     if (timeout == 0) {
         if (QLIST_EMPTY(&ready_list)) {
-            if (can_poll) {
+            if (can_poll && qatomic_read(&ctx->poll_max_ns)) {
+                /* Adaptive polling on, every handler pollable: as in
+                 * QEMU, io_poll runs only inside a poll window, and a
+                 * call that must not wait has none; nor is the fd
+                 * monitor needed. BHs and timers still run. */
+            } else if (can_poll) {
                 run_poll_handlers_once(ctx, &ready_list, true);
             } else {
                 aioloop__sleep_hooks_prepare(ctx);
@@ -804,4 +858,15 @@ const char *aio_context_fdmon_name(AioContext *ctx)
     const FDMonOps *ops = qatomic_mb_read(&ctx->fdmon_ops);
 
     return ops->name;
+}
+
+const struct FDMonOps *aioloop_fdmon_ops(const char *name)
+{
+    if (name && strcmp(name, aioloop__fdmon_poll_ops.name) == 0) {
+        return &aioloop__fdmon_poll_ops;
+    }
+    if (name && strcmp(name, aioloop__fdmon_epoll_ops.name) == 0) {
+        return &aioloop__fdmon_epoll_ops;
+    }
+    return NULL;
 }

@@ -24,6 +24,12 @@ extern "C" {
 
 /**
  * qemu_init_main_loop - create the main AioContext.
+ *
+ * When the library is built with GLib (AIOLOOP_HAVE_GLIB), the main
+ * context's GSource (aio_get_g_source()) is attached to GLib's default
+ * main context, as QEMU does: g_main_context_iteration(NULL, ...) or a
+ * GMainLoop on the default context then runs the main loop's bottom
+ * halves, handlers and timers too. qemu_cleanup_main_loop() detaches it.
  * Returns: 0 on success (also when already initialised), -errno with
  * @errp set on failure.
  * Any thread (call once, before other threads use the main loop).
@@ -56,6 +62,19 @@ AIOLOOP_API AioContext *qemu_get_aio_context(void);
  * Any thread.
  */
 AIOLOOP_API AioContext *qemu_get_current_aio_context(void);
+
+/**
+ * qemu_set_current_aio_context - make @ctx the calling thread's home
+ * context: qemu_get_current_aio_context() returns it from now on, and
+ * coroutines the thread enters outside aio_poll() belong to it (QEMU 6.1+
+ * names this for a thread that runs a context's loop itself). The caller
+ * keeps its own reference to @ctx and must not free it while it is set.
+ * Aborts with a message if the thread already has one (an IOThread's, or
+ * an earlier call's). NULL forgets the home context of a thread that set
+ * one (not in an IOThread).
+ * Any thread (about itself).
+ */
+AIOLOOP_API void qemu_set_current_aio_context(AioContext *ctx);
 
 /**
  * qemu_bh_new_full - a bottom half on the main loop (see aio_bh_new()).

@@ -112,6 +112,13 @@
 #include <valgrind/valgrind.h>
 #endif
 
+/* The QEMU-named qemu/coroutine_int.h gives Coroutine the size meson
+ * measured (see src/meson.build); it must be this one. */
+#ifdef AIOLOOP_COROUTINE_SIZE_EXPECTED
+_Static_assert(sizeof(struct Coroutine) == AIOLOOP_COROUTINE_SIZE_EXPECTED,
+               "struct Coroutine changed size since meson measured it");
+#endif
+
 #define COROUTINE_STACK_SIZE (1 << 20)
 #define POOL_MAX 64
 
@@ -143,6 +150,13 @@ static pthread_key_t co_thread_key;
 static pthread_once_t co_thread_once = PTHREAD_ONCE_INIT;
 
 static void coroutine_delete(Coroutine *co);
+
+/* co->scheduled of a coroutine that terminated (in the pool): entering
+ * or scheduling it again is a use after free of the caller's, which the
+ * checks of the unusual cases (they already test co->scheduled) report
+ * by name instead of corrupting the pool. qemu_coroutine_create() clears
+ * it. */
+static const char co_terminated[] = "(terminated)";
 
 static void co_thread_exit(void *opaque)
 {
@@ -464,6 +478,11 @@ static __attribute__((noinline)) void enter_check(Coroutine *self,
 {
     const char *sched = qatomic_read(&co->scheduled);
 
+    if (sched == co_terminated) {
+        fprintf(stderr, "aioloop: coroutine %p entered after it "
+                "terminated\n", (void *)co);
+        abort();
+    }
     if (sched) {
         fprintf(stderr, "aioloop: coroutine entered while scheduled by "
                 "'%s'\n", sched);
@@ -550,6 +569,7 @@ long aioloop__co_switch_hook(long action)
         t->finished = NULL;
         qatomic_set(&done->caller, NULL);
         qatomic_set(&done->running, 0);
+        qatomic_set(&done->scheduled, co_terminated);
         coroutine_release(done);
     }
     if (QSIMPLEQ_EMPTY(&t->handoff)) {
@@ -681,6 +701,11 @@ void aio_co_schedule(AioContext *ctx, Coroutine *co)
 {
     const char *old = qatomic_cmpxchg(&co->scheduled, NULL, __func__);
 
+    if (old == co_terminated) {
+        fprintf(stderr, "aioloop: aio_co_schedule: coroutine %p terminated "
+                "already\n", (void *)co);
+        abort();
+    }
     if (old) {
         fprintf(stderr, "aioloop: coroutine was already scheduled in '%s'\n",
                 old);
@@ -714,4 +739,24 @@ void aio_co_enter(AioContext *ctx, Coroutine *co)
 void aio_co_wake(Coroutine *co)
 {
     aio_co_enter(qatomic_read(&co->ctx), co);
+}
+
+void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx)
+{
+    Coroutine *self = qemu_coroutine_self();
+
+    assert(self && new_ctx);
+    if (qatomic_read(&self->ctx) == new_ctx && current_ctx() == new_ctx) {
+        return;
+    }
+    /* Scheduling ourselves is allowed when we yield right after: the
+     * other context's thread waits until we have switched out. */
+    aio_co_schedule(new_ctx, self);
+    qemu_coroutine_yield();
+}
+
+void qemu_coroutine_set_entry_arg(Coroutine *co, void *opaque)
+{
+    /* Read by aioloop__co_main() when the entry function starts. */
+    co->entry_arg = opaque;
 }
