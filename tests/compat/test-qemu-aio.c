@@ -453,6 +453,44 @@ static void test_aio_wait_while(void)
 }
 #endif
 
+static void test_main_loop_notifier(void)
+{
+    EventNotifier e;
+
+    REQUIRE(qemu_init_main_loop(&error_abort) == 0);
+    REQUIRE(event_notifier_init(&e, 1) == 0);
+    reads = 0;
+#if AIOLOOP_QEMU_API < 206
+    CHECK_EQ(event_notifier_set_handler(&e, en_read), 0);
+#elif AIOLOOP_QEMU_API < 209
+    CHECK_EQ(event_notifier_set_handler(&e, false, en_read), 0);
+#else
+    event_notifier_set_handler(&e, en_read);
+#endif
+    CHECK(aio_poll(qemu_get_aio_context(), true));
+    CHECK_EQ(reads, 1);
+#if AIOLOOP_QEMU_API < 206
+    event_notifier_set_handler(&e, NULL);
+#elif AIOLOOP_QEMU_API < 209
+    event_notifier_set_handler(&e, false, NULL);
+#else
+    event_notifier_set_handler(&e, NULL);
+#endif
+    event_notifier_cleanup(&e);
+#if AIOLOOP_QEMU_API >= 900
+    aio_context_set_aio_params(qemu_get_aio_context(), 32);
+#elif AIOLOOP_QEMU_API >= 601
+    {
+        Error *err = NULL;
+
+        aio_context_set_aio_params(qemu_get_aio_context(), 32, &error_abort);
+        aio_context_set_aio_params(qemu_get_aio_context(), -1, &err);
+        CHECK(err != NULL);
+        error_free(err);
+    }
+#endif
+}
+
 static void test_errors(void)
 {
     Error *err = NULL;
@@ -488,6 +526,7 @@ int main(void)
 #if AIOLOOP_QEMU_API >= 212
     TEST(test_aio_wait_while);
 #endif
+    TEST(test_main_loop_notifier);
     TEST(test_errors);
     return test_done();
 }

@@ -336,6 +336,49 @@ static void test_sleep(void)
     CHECK(qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0 >= 2000000);
 }
 
+#if AIOLOOP_QEMU_API >= 402
+/* Wakeable sleeps: a long sleep ended early by qemu_co_sleep_wake(). */
+#if AIOLOOP_QEMU_API >= 601
+static QemuCoSleep sleep_w;
+#else
+static QemuCoSleepState *sleep_state;
+#endif
+static bool woke;
+
+static void coroutine_fn long_sleeper(void *opaque)
+{
+#if AIOLOOP_QEMU_API >= 601
+    qemu_co_sleep_ns_wakeable(&sleep_w, QEMU_CLOCK_REALTIME,
+                              3600 * NANOSECONDS_PER_SECOND);
+#else
+    qemu_co_sleep_ns_wakeable(QEMU_CLOCK_REALTIME,
+                              3600 * NANOSECONDS_PER_SECOND, &sleep_state);
+    CHECK(sleep_state == NULL);
+#endif
+    woke = true;
+}
+
+static void test_wakeable_sleep(void)
+{
+    REQUIRE(qemu_init_main_loop(&error_abort) == 0);
+    start(long_sleeper, NULL);
+    CHECK(!woke);
+#if AIOLOOP_QEMU_API >= 601
+    REQUIRE(sleep_w.to_wake != NULL);
+    qemu_co_sleep_wake(&sleep_w);
+    qemu_co_sleep_wake(&sleep_w);       /* a second wake does nothing */
+#else
+    REQUIRE(sleep_state != NULL);
+    qemu_co_sleep_wake(sleep_state);
+#endif
+    while (!woke) {
+        aio_poll(qemu_get_aio_context(), true);
+    }
+    /* The timer is gone with the sleep: nothing left to run. */
+    CHECK(!aio_poll(qemu_get_aio_context(), false));
+}
+#endif
+
 #if AIOLOOP_QEMU_API >= 209
 static AioContext *seen_ctx;        /* where it ran in between */
 static bool hop_done;               /* atomic */
@@ -393,6 +436,9 @@ int main(void)
     TEST(test_rwlock_upgrade_downgrade);
 #endif
     TEST(test_sleep);
+#if AIOLOOP_QEMU_API >= 402
+    TEST(test_wakeable_sleep);
+#endif
 #if AIOLOOP_QEMU_API >= 209
     TEST(test_schedule_between_contexts);
 #endif

@@ -488,6 +488,10 @@ static inline QEMUTimer *aio_timer_new_with_attrs(AioContext *ctx,
     return aio_timer_new(ctx, type, scale, cb, opaque);
 }
 
+#ifndef NANOSECONDS_PER_SECOND
+#define NANOSECONDS_PER_SECOND 1000000000LL
+#endif
+
 /* qemu_soonest_timeout(a, b) - the smaller timeout, -1 meaning none. */
 static inline int64_t qemu_soonest_timeout(int64_t timeout1,
                                            int64_t timeout2)
@@ -609,6 +613,55 @@ static inline QEMUBH *aioloop_qemu_bh_new_full(QEMUBHFunc *cb, void *opaque,
                                 (io_read), (io_poll), NULL)
 #endif
 
+/*
+ * event_notifier_set_handler(): an event notifier on the main loop (QEMU
+ * puts it on the main loop's iohandler context; here: the main context).
+ * 2.5 returned int, 2.6 to 2.8 took is_external, 2.9 on returns void.
+ */
+static inline int aioloop_qemu_notifier_set_handler(EventNotifier *e,
+                                                    bool is_external,
+                                                    EventNotifierHandler *h)
+{
+    (aio_set_event_notifier)(qemu_get_aio_context(), e, is_external, h);
+    return 0;
+}
+#if AIOLOOP_QEMU_API < 206
+#define event_notifier_set_handler(e, handler) \
+    aioloop_qemu_notifier_set_handler((e), false, (handler))
+#elif AIOLOOP_QEMU_API < 209
+#define event_notifier_set_handler(e, is_external, handler) \
+    aioloop_qemu_notifier_set_handler((e), (is_external), (handler))
+#else
+#define event_notifier_set_handler(e, handler) \
+    ((void)aioloop_qemu_notifier_set_handler((e), false, (handler)))
+#endif
+
+#if AIOLOOP_QEMU_API >= 601
+/*
+ * aio_context_set_aio_params(ctx, max_batch[, errp]) (6.1 on; errp gone
+ * in 9.0): the largest Linux AIO batch of the context. aioloop batches up
+ * to its queue depth or a full plug batch, whatever this says; a negative
+ * value is still an error.
+ */
+static inline void aioloop_qemu_set_aio_params(AioContext *ctx,
+                                               int64_t max_batch,
+                                               Error **errp)
+{
+    (void)ctx;
+    if (max_batch < 0) {
+        error_setg(errp, "max_batch must be non-negative (%lld)",
+                   (long long)max_batch);
+    }
+}
+#if AIOLOOP_QEMU_API >= 900
+#define aio_context_set_aio_params(ctx, max_batch) \
+    aioloop_qemu_set_aio_params((ctx), (max_batch), NULL)
+#else
+#define aio_context_set_aio_params(ctx, max_batch, errp) \
+    aioloop_qemu_set_aio_params((ctx), (max_batch), (errp))
+#endif
+#endif
+
 /* ------------------------------------------------------------------ */
 /* Waiting (block/aio-wait.h, QEMU 2.12 on)                            */
 
@@ -671,6 +724,112 @@ static inline void aioloop_qemu_coroutine_enter_arg(Coroutine *co,
 #endif
 #define qemu_co_enter_all(queue, lock) \
     qemu_co_enter_all_impl((queue), QEMU_MAKE_LOCKABLE(lock))
+
+/* The context a sleeping coroutine's timer goes on: its own. */
+static inline AioContext *aioloop_qemu_sleep_ctx(Coroutine *co)
+{
+    AioContext *ctx = qemu_coroutine_get_aio_context(co);
+
+    return ctx ? ctx : qemu_get_current_aio_context();
+}
+
+#if AIOLOOP_QEMU_API >= 601
+/*
+ * Wakeable sleeps, QEMU 6.1 on: while the coroutine sleeps in
+ * qemu_co_sleep() or qemu_co_sleep_ns_wakeable(), w->to_wake is the
+ * coroutine and qemu_co_sleep_wake(w) ends the sleep early (once: it
+ * takes to_wake with an atomic exchange, like the timer does).
+ */
+typedef struct QemuCoSleep {
+    Coroutine *to_wake;
+} QemuCoSleep;
+
+static inline void qemu_co_sleep_wake(QemuCoSleep *w)
+{
+    Coroutine *co = qatomic_xchg(&w->to_wake, NULL);
+
+    if (co) {
+        aio_co_wake(co);
+    }
+}
+
+static inline void coroutine_fn qemu_co_sleep(QemuCoSleep *w)
+{
+    Coroutine *co = qemu_coroutine_self();
+
+    assert(co && !w->to_wake);
+    qatomic_set(&w->to_wake, co);
+    qemu_coroutine_yield();
+    /* Woken by qemu_co_sleep_wake(), which cleared to_wake. */
+}
+
+static void aioloop_qemu_co_sleep_cb(void *opaque)
+{
+    qemu_co_sleep_wake((QemuCoSleep *)opaque);
+}
+
+static inline void coroutine_fn qemu_co_sleep_ns_wakeable(QemuCoSleep *w,
+                                                          QEMUClockType type,
+                                                          int64_t ns)
+{
+    QEMUTimer ts;
+
+    aio_timer_init(aioloop_qemu_sleep_ctx(qemu_coroutine_self()), &ts, type,
+                   SCALE_NS, aioloop_qemu_co_sleep_cb, w);
+    timer_mod(&ts, qemu_clock_get_ns(type) + ns);
+    qemu_co_sleep(w);
+    timer_deinit(&ts);
+}
+#elif AIOLOOP_QEMU_API >= 402
+/*
+ * Wakeable sleeps, QEMU 4.2 to 6.0: *sleep_state points to the sleep
+ * while the coroutine sleeps and is cleared when it ends;
+ * qemu_co_sleep_wake() on a non-NULL state ends it early.
+ */
+typedef struct QemuCoSleepState {
+    Coroutine *co;
+    QEMUTimer ts;
+    struct QemuCoSleepState **user_state_pointer;
+} QemuCoSleepState;
+
+static inline void qemu_co_sleep_wake(QemuCoSleepState *sleep_state)
+{
+    Coroutine *co = qatomic_xchg(&sleep_state->co, NULL);
+
+    if (!co) {
+        return;
+    }
+    if (sleep_state->user_state_pointer) {
+        qatomic_set(sleep_state->user_state_pointer, NULL);
+    }
+    timer_del(&sleep_state->ts);
+    aio_co_wake(co);
+}
+
+static void aioloop_qemu_co_sleep_state_cb(void *opaque)
+{
+    qemu_co_sleep_wake((QemuCoSleepState *)opaque);
+}
+
+static inline void coroutine_fn
+qemu_co_sleep_ns_wakeable(QEMUClockType type, int64_t ns,
+                          QemuCoSleepState **sleep_state)
+{
+    QemuCoSleepState state = {
+        .co = qemu_coroutine_self(),
+        .user_state_pointer = sleep_state,
+    };
+
+    aio_timer_init(aioloop_qemu_sleep_ctx(state.co), &state.ts, type,
+                   SCALE_NS, aioloop_qemu_co_sleep_state_cb, &state);
+    if (sleep_state) {
+        qatomic_set(sleep_state, &state);
+    }
+    timer_mod(&state.ts, qemu_clock_get_ns(type) + ns);
+    qemu_coroutine_yield();
+    timer_deinit(&state.ts);
+}
+#endif
 
 /* qemu_co_mutex_assert_locked(m) (QEMU 4.2 on): the caller holds m. */
 static inline void qemu_co_mutex_assert_locked(CoMutex *mutex)
