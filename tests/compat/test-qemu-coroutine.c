@@ -286,7 +286,7 @@ static void coroutine_fn downgrader(void *opaque)
 static void test_rwlock_upgrade_downgrade(void)
 {
     bool up_done = false, w_done = false, down_done = false;
-    Coroutine *up, *w;
+    Coroutine *up, *w, *r;
 
     qemu_co_rwlock_init(&rw);
     up = start(upgrader, &up_done);
@@ -302,10 +302,12 @@ static void test_rwlock_upgrade_downgrade(void)
     qemu_co_rwlock_init(&rw);
     up = start(reader, NULL);           /* holds a read lock */
     start(downgrader, &down_done);      /* queued writer */
-    start(reader, NULL);                /* queued reader */
+    r = start(reader, NULL);            /* queued reader */
     resume(up);                         /* out: writer in, downgrades */
     CHECK(down_done);
     CHECK_EQ(readers_in, 1);            /* the queued reader got in */
+    resume(r);                          /* and leaves */
+    CHECK_EQ(readers_in, 0);
 }
 #endif
 

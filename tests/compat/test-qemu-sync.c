@@ -291,9 +291,32 @@ static void test_futex(void)
 
 static void test_spin_and_rec_mutex(void)
 {
+#if AIOLOOP_QEMU_API >= 500
+    QemuMutex m;
+    int i, n = 0;
+#endif
     QemuSpin spin;
     QemuRecMutex rec;
 
+#if AIOLOOP_QEMU_API >= 500
+    qemu_mutex_init(&m);
+    {
+        QEMU_LOCK_GUARD(&m);
+        CHECK(qemu_mutex_trylock(&m) != 0);     /* held by the guard */
+    }
+    CHECK_EQ(qemu_mutex_trylock(&m), 0);        /* released at '}' */
+    qemu_mutex_unlock(&m);
+    for (i = 0; i < 3; i++) {
+        WITH_QEMU_LOCK_GUARD(&m) {
+            CHECK(qemu_mutex_trylock(&m) != 0);
+            n++;
+        }
+    }
+    CHECK_EQ(n, 3);
+    CHECK_EQ(qemu_mutex_trylock(&m), 0);
+    qemu_mutex_unlock(&m);
+    qemu_mutex_destroy(&m);
+#endif
     qemu_spin_init(&spin);
     CHECK(!qemu_spin_trylock(&spin));       /* false: taken by us */
     CHECK(qemu_spin_locked(&spin));

@@ -263,6 +263,44 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------ */
+/* Lock guards (qemu/lockable.h, QEMU 5.0 on)                          */
+
+/* Take @l (if not NULL) and return it: the start of a guard. */
+static inline QemuLockable *aioloop_lock_guard_take(QemuLockable *l)
+{
+    if (l) {
+        qemu_lockable_lock(l);
+    }
+    return l;
+}
+
+/* The end of a guard: release what aioloop_lock_guard_take() took. */
+static inline void aioloop_lock_guard_release(QemuLockable **l)
+{
+    if (*l) {
+        qemu_lockable_unlock(*l);
+        *l = NULL;
+    }
+}
+
+/*
+ * QEMU_LOCK_GUARD(x) - take the lock @x (any QEMU_MAKE_LOCKABLE() type)
+ * until the end of the enclosing block. WITH_QEMU_LOCK_GUARD(x) { ... }
+ * holds it for the statement that follows.
+ */
+#define QEMU_LOCK_GUARD(x)                                              \
+    QemuLockable *glue(aioloop_lock_guard_, __COUNTER__)                \
+        __attribute__((cleanup(aioloop_lock_guard_release), unused)) =  \
+        aioloop_lock_guard_take(QEMU_MAKE_LOCKABLE(x))
+#define WITH_QEMU_LOCK_GUARD_(x, var)                                   \
+    for (QemuLockable *var                                              \
+             __attribute__((cleanup(aioloop_lock_guard_release))) =     \
+             aioloop_lock_guard_take(QEMU_MAKE_LOCKABLE(x));            \
+         var; aioloop_lock_guard_release(&var))
+#define WITH_QEMU_LOCK_GUARD(x) \
+    WITH_QEMU_LOCK_GUARD_((x), glue(aioloop_with_lock_guard_, __COUNTER__))
+
+/* ------------------------------------------------------------------ */
 /* Errors (qapi/error.h, qemu/error-report.h)                          */
 
 /* error_reportf_err(err, fmt, ...) - prefix err's message with the
