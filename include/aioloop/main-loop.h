@@ -55,10 +55,12 @@ AIOLOOP_API AioContext *qemu_get_aio_context(void);
 
 /**
  * qemu_get_current_aio_context - the context whose loop the calling
- * thread runs: in an IOThread, that IOThread's context; on the main-loop
- * thread, the current AsyncContext's (the main context unless a level is
- * pushed, then the pushed level's); in any other thread, the main
- * context. NULL before qemu_init_main_loop() (except in an IOThread).
+ * thread runs: its home context if it has one (an IOThread's context in
+ * that IOThread, or one set with qemu_set_current_aio_context()); on the
+ * main-loop thread, the current AsyncContext's (the main context unless a
+ * level is pushed, then the pushed level's); in any other thread, the
+ * main context. NULL before qemu_init_main_loop() (except with a home
+ * context).
  * Any thread.
  */
 AIOLOOP_API AioContext *qemu_get_current_aio_context(void);
