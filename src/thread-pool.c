@@ -63,6 +63,7 @@
 
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
+#include "aiocb-internal.h"
 #include "util/alloc.h"
 
 enum { THREAD_QUEUED, THREAD_ACTIVE, THREAD_DONE };
@@ -181,11 +182,9 @@ static void completion_bh(void *opaque)
              * with the rest. */
             qemu_bh_schedule(pool->completion_bh);
         }
-        if (req->common.cb) {
-            req->common.cb(req->common.opaque, req->ret);
+        if (aioloop__aiocb_complete(&req->common, req->ret)) {
             aioloop__report_progress(pool->ctx);
         }
-        qemu_aio_unref(req);
     }
 }
 

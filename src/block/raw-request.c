@@ -17,6 +17,7 @@
 
 #include <aioloop/thread-pool.h>
 #include "raw-aio-int.h"
+#include "../aiocb-internal.h"
 #include "../util/fault.h"
 #include "../util/valgrind-hints.h"
 
@@ -61,8 +62,7 @@ void aioloop__raw_finish(RawRequest *r, int ret)
         }
         return;
     }
-    r->common.cb(r->common.opaque, ret);
-    qemu_aio_unref(r);
+    aioloop__aiocb_complete(&r->common, ret);
 }
 
 /* ---- requests ----------------------------------------------------------- */
