@@ -14,6 +14,7 @@
 #include <aioloop/atomic.h>
 #include <aioloop/queue.h>
 #include <aioloop/thread.h>
+#include <aioloop/lockcnt.h>
 #include <aioloop/rfifolock.h>
 #include <aioloop/error.h>
 #include <aioloop/event-notifier.h>
@@ -23,7 +24,9 @@
 #include <aioloop/block-aio.h>
 #include <aioloop/thread-pool.h>
 #include <aioloop/coroutine.h>
+#include <aioloop/lockable.h>
 #include <aioloop/main-loop.h>
+#include <aioloop/aio-wait.h>
 #include <aioloop/async-context.h>
 #include <aioloop/iothread.h>
 #include <aioloop/raw-aio.h>

@@ -53,6 +53,7 @@ struct QEMUBH {
     QSLIST_ENTRY(QEMUBH) next;  /* ctx->bh_list or a slice: see BH_PENDING */
     QLIST_ENTRY(QEMUBH) all;    /* ctx->all_bhs, under ctx->bh_lock */
     unsigned flags;             /* BH_*, atomic */
+    MemReentrancyGuard *guard;  /* aio_bh_new_guarded(), or NULL */
 };
 
 typedef QSLIST_HEAD(, QEMUBH) BHList;
@@ -84,9 +85,14 @@ struct AioHandler {
     IOHandler *io_write;
     AioPollFn *io_poll;
     IOHandler *io_poll_ready;
+    EventNotifierHandler *en_poll_ready;   /* notifiers: instead of it */
     void *opaque;
 
     bool deleted;               /* atomic: retired, never call again */
+    /* io_poll_ready() is on the stack of the context's holder: a nested
+     * aio_poll() does not poll this node (QEMU takes it off its poll
+     * list), so the callback is never re-entered through io_poll. */
+    bool poll_ready_running;
     /* ppoll reported POLLNVAL: the descriptor was closed while the
      * handler was registered. The handler is parked - never called,
      * never polled - until it is replaced or removed. Atomic; set by a
@@ -166,6 +172,11 @@ extern const FDMonOps aioloop__fdmon_poll_ops;
 /* The context                                                         */
 
 struct AioContext {
+    /* First, by contract: the QEMU-named util/aio-posix.h of the
+     * installed compat headers reads it as ctx->fdmon_ops (what QEMU's
+     * test-nested-aio-poll does). See fdmon_ops below. */
+    const struct FDMonOps *fdmon_ops;   /* atomic pointer */
+
     int refcnt;                     /* atomic */
 
     /* aio_context_acquire/release; aio_poll() holds it except while it
@@ -213,7 +224,7 @@ struct AioContext {
     /* fd monitor in use and its private state. fdmon_ops changes (epoll to
      * poll fallback, poll to epoll for GLib) only under list_lock and
      * while the context is held (a sleeping waiter is woken by a kick). */
-    const FDMonOps *fdmon_ops;      /* atomic pointer */
+    /* fdmon_ops is the first field (above). */
     /* The epoll set. Its number never changes while the context lives;
      * the set behind it may be replaced (dup3) by a rebuild that drops
      * stale registrations, see fdmon-epoll.c. */
@@ -285,7 +296,8 @@ static inline void aioloop__report_progress(AioContext *ctx)
  * bookkeeping; each answer is a thread-local load or two, inline:
  *  aioloop__poll_ctx(): the context of the innermost aio_poll() or
  *    aio_dispatch() the thread is inside, else NULL (aio-posix.c);
- *  aioloop__iothread_ctx(): an IOThread's context, in that IOThread,
+ *  aioloop__iothread_ctx(): the thread's home context: an IOThread's,
+ *    in that IOThread, or one set with qemu_set_current_aio_context();
  *    else NULL (iothread.c);
  *  aioloop__in_main_thread(): whether this is the thread that created
  *    the main loop, which is still there (main-loop.c). That thread has

@@ -20,6 +20,15 @@
  * ran no idle BH and saw no aio_notify(): wake-ups nobody asked for (a
  * stale eventfd, a handler-set change) are not visible to the caller.
  *
+ * With no time to wait (non-blocking, or work already pending) and every
+ * handler pollable, the look is one round of io_poll() calls, except on
+ * a context that polls adaptively: there, as in QEMU, io_poll runs only
+ * inside a poll window, which such a call does not have, so the
+ * handlers are left alone until a call that may wait. While a
+ * handler's io_poll_ready() runs, nested aio_poll()s skip its io_poll(),
+ * so a level-triggered poll handler that nests is not re-entered
+ * (QEMU 8.1's rule).
+ *
  * Handler lifetime
  * ----------------
  * Handler nodes are immutable after publication. aio_set_fd_handler()
@@ -278,11 +287,11 @@ void aioloop__fdmon_fall_back_locked(AioContext *ctx)
     (void)ret;
 }
 
-int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
-                         bool internal, IOHandler *io_read,
-                         EventNotifierHandler *en_read, IOHandler *io_write,
-                         AioPollFn *io_poll, IOHandler *io_poll_ready,
-                         void *opaque)
+static int set_handler(AioContext *ctx, int fd, bool is_external,
+                       bool internal, IOHandler *io_read,
+                       EventNotifierHandler *en_read, IOHandler *io_write,
+                       AioPollFn *io_poll, IOHandler *io_poll_ready,
+                       EventNotifierHandler *en_poll_ready, void *opaque)
 {
     bool remove = !io_read && !en_read && !io_write && !io_poll;
     AioHandler *old_node, *new_node = NULL;
@@ -307,6 +316,7 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         new_node->io_write = io_write;
         new_node->io_poll = io_poll;
         new_node->io_poll_ready = io_poll_ready;
+        new_node->en_poll_ready = en_poll_ready;
         new_node->opaque = opaque;
     }
 
@@ -377,6 +387,16 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     return 0;
 }
 
+int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                         bool internal, IOHandler *io_read,
+                         EventNotifierHandler *en_read, IOHandler *io_write,
+                         AioPollFn *io_poll, IOHandler *io_poll_ready,
+                         void *opaque)
+{
+    return set_handler(ctx, fd, is_external, internal, io_read, en_read,
+                       io_write, io_poll, io_poll_ready, NULL, opaque);
+}
+
 /* The public setters have no error channel: every refusal aborts with a
  * message that names the descriptor (out of memory: see the policy in
  * util/alloc.h). @who is the public function's name. */
@@ -384,11 +404,13 @@ static void set_handler_or_die(AioContext *ctx, const char *who, int fd,
                                bool is_external, IOHandler *io_read,
                                EventNotifierHandler *en_read,
                                IOHandler *io_write, AioPollFn *io_poll,
-                               IOHandler *io_poll_ready, void *opaque)
+                               IOHandler *io_poll_ready,
+                               EventNotifierHandler *en_poll_ready,
+                               void *opaque)
 {
-    int ret = aioloop__set_handler(ctx, fd, is_external, false, io_read,
-                                   en_read, io_write, io_poll, io_poll_ready,
-                                   opaque);
+    int ret = set_handler(ctx, fd, is_external, false, io_read, en_read,
+                          io_write, io_poll, io_poll_ready, en_poll_ready,
+                          opaque);
 
     switch (ret) {
     case 0:
@@ -418,7 +440,7 @@ void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
                         IOHandler *io_read, IOHandler *io_write, void *opaque)
 {
     set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
-                       io_write, NULL, NULL, opaque);
+                       io_write, NULL, NULL, NULL, opaque);
 }
 
 void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
@@ -426,15 +448,10 @@ void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
                              AioPollFn *io_poll, IOHandler *io_poll_ready,
                              void *opaque)
 {
-    /* A poll handler that reports "ready" needs something to call then
-     * (the dispatch called nothing and counted it as progress). */
-    if (io_poll && !io_read && !io_poll_ready) {
-        aioloop__misuse(__func__, "fd %d: io_poll without io_read or "
-                        "io_poll_ready (nothing to call when it reports "
-                        "ready)", fd);
-    }
+    /* io_poll without io_read or io_poll_ready is legal, as in QEMU:
+     * io_poll then does the work itself and its "ready" is progress. */
     set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
-                       io_write, io_poll, io_poll_ready, opaque);
+                       io_write, io_poll, io_poll_ready, NULL, opaque);
 }
 
 void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
@@ -453,7 +470,33 @@ void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
         abort();
     }
     set_handler_or_die(ctx, __func__, fd, is_external, NULL, io_read, NULL,
-                       NULL, NULL, notifier);
+                       NULL, NULL, NULL, notifier);
+}
+
+void aio_set_event_notifier_full(AioContext *ctx, EventNotifier *notifier,
+                                 bool is_external,
+                                 EventNotifierHandler *io_read,
+                                 AioPollFn *io_poll,
+                                 EventNotifierHandler *io_poll_ready)
+{
+    int fd = event_notifier_get_fd(notifier);
+
+    /* No read handler: nothing to poll for either (QEMU removes the
+     * registration when io_read is NULL). */
+    if (!io_read) {
+        io_poll = NULL;
+        io_poll_ready = NULL;
+    }
+    if (fd < 0) {
+        if (!io_read) {
+            return;     /* never registered, as aio_set_event_notifier() */
+        }
+        fprintf(stderr, "aioloop: %s: EventNotifier %p is not initialised "
+                "(AioContext %p)\n", __func__, (void *)notifier, (void *)ctx);
+        abort();
+    }
+    set_handler_or_die(ctx, __func__, fd, is_external, NULL, io_read, NULL,
+                       io_poll, NULL, io_poll_ready, notifier);
 }
 
 /* ------------------------------------------------------------------ */
@@ -542,8 +585,14 @@ static bool dispatch_handler(AioContext *ctx, AioHandler *node, int revents)
         return false;
     }
     if (revents & AIO_POLL_READY) {
-        if (node->io_poll_ready) {
-            node->io_poll_ready(node->opaque);
+        if (node->io_poll_ready || node->en_poll_ready) {
+            node->poll_ready_running = true;
+            if (node->en_poll_ready) {
+                node->en_poll_ready(node->opaque);
+            } else {
+                node->io_poll_ready(node->opaque);
+            }
+            node->poll_ready_running = false;
         } else if (node->io_read) {
             node->io_read(node->opaque);
         } else if (node->en_read) {
@@ -595,9 +644,13 @@ static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list,
 
     for (node = aioloop__handlers_first(ctx); node;
          node = aioloop__handler_next(node)) {
+        /* Not the fd's events: an io_poll with neither io_read nor
+         * io_write is legal (it does its work itself, as in QEMU). */
         if (!node->io_poll || qatomic_read(&node->deleted) ||
+            node->poll_ready_running ||
             (skip_internal && node->internal) ||
-            !aioloop__handler_events(ctx, node)) {
+            (node->is_external &&
+             qatomic_read(&ctx->external_disable_cnt))) {
             continue;
         }
         if (node->io_poll(node->opaque)) {
@@ -745,7 +798,12 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
 
     if (timeout == 0) {
         if (QLIST_EMPTY(&ready_list)) {
-            if (can_poll) {
+            if (can_poll && qatomic_read(&ctx->poll_max_ns)) {
+                /* Adaptive polling on, every handler pollable: as in
+                 * QEMU, io_poll runs only inside a poll window, and a
+                 * call that must not wait has none; nor is the fd
+                 * monitor needed. BHs and timers still run. */
+            } else if (can_poll) {
                 run_poll_handlers_once(ctx, &ready_list, true);
             } else {
                 aioloop__sleep_hooks_prepare(ctx);
@@ -1022,4 +1080,15 @@ const char *aio_context_fdmon_name(AioContext *ctx)
     const FDMonOps *ops = qatomic_mb_read(&ctx->fdmon_ops);
 
     return ops->name;
+}
+
+const struct FDMonOps *aioloop_fdmon_ops(const char *name)
+{
+    if (name && strcmp(name, aioloop__fdmon_poll_ops.name) == 0) {
+        return &aioloop__fdmon_poll_ops;
+    }
+    if (name && strcmp(name, aioloop__fdmon_epoll_ops.name) == 0) {
+        return &aioloop__fdmon_epoll_ops;
+    }
+    return NULL;
 }

@@ -125,6 +125,32 @@ QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
     return bh_alloc(ctx, cb, opaque, name, 0, false);
 }
 
+QEMUBH *aio_bh_new_guarded_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+                                const char *name, MemReentrancyGuard *guard)
+{
+    QEMUBH *bh = aio_bh_new_full(ctx, cb, opaque, name);
+
+    bh->guard = guard;
+    return bh;
+}
+
+/* Run @bh's callback; a guarded BH raises its guard around it (the BH
+ * may be freed by its callback: the guard pointer is read first). */
+static inline void bh_call(QEMUBH *bh)
+{
+    MemReentrancyGuard *guard = bh->guard;
+    bool was_engaged = false;
+
+    if (unlikely(guard)) {
+        was_engaged = guard->engaged_in_io;
+        guard->engaged_in_io = true;
+    }
+    bh->cb(bh->opaque);
+    if (unlikely(guard)) {
+        guard->engaged_in_io = was_engaged;
+    }
+}
+
 /*
  * Set @new_flags and make sure the BH is on its context's list.
  * Wait-free: one fetch-or, at most one CAS loop iteration per concurrent
@@ -211,10 +237,23 @@ void qemu_bh_delete(QEMUBH *bh)
     if (!bh) {
         return;
     }
-    /* Freed by the aio_bh_poll() that takes it off the list. No wake-up:
-     * nothing runs, so a sleeping loop need not notice. */
-    if (unlikely(bh_enqueue(bh, BH_DELETED, false) & BH_DELETED)) {
+    /* Freed by the aio_bh_poll() that takes it off the list. As in QEMU
+     * (5.0 on), the loop is woken like for a schedule, so that a loop
+     * asleep in aio_poll() or GLib frees it promptly. */
+    if (unlikely(bh_enqueue(bh, BH_DELETED, true) & BH_DELETED)) {
         aioloop__misuse("qemu_bh_delete", "BH '%s' deleted twice",
+                        bh_name(bh->name));
+    }
+}
+
+void qemu_bh_delete_quiet(QEMUBH *bh)
+{
+    /* The same without the wake-up: freed at the loop's next look. */
+    if (!bh) {
+        return;
+    }
+    if (unlikely(bh_enqueue(bh, BH_DELETED, false) & BH_DELETED)) {
+        aioloop__misuse("qemu_bh_delete_quiet", "BH '%s' deleted twice",
                         bh_name(bh->name));
     }
 }
@@ -264,7 +303,7 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
             if (flags & BH_INTERNAL) {
                 unsigned before = ctx->user_progress;
 
-                bh->cb(bh->opaque);
+                bh_call(bh);
                 if (ctx->user_progress != before) {
                     ret = 1;
                 }
@@ -274,7 +313,7 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
                 } else {
                     *ran_idle = true;
                 }
-                bh->cb(bh->opaque);
+                bh_call(bh);
             }
         }
         if (flags & (BH_DELETED | BH_ONESHOT)) {

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,10 +46,30 @@ __thread AioContext *aioloop__iothread_ctx_tls; /* it->ctx (aio-internal.h) */
 
 AioContext *qemu_get_current_aio_context(void)
 {
-    /* Elsewhere: the main context, or on the main-loop thread the top of
-     * the AsyncContext stack. */
-    return current_iothread ? current_iothread->ctx
-                            : aioloop__main_current_ctx();
+    /* The thread's home context (an IOThread's, or one set with
+     * qemu_set_current_aio_context()); elsewhere the main context, or on
+     * the main-loop thread the top of the AsyncContext stack. */
+    AioContext *home = aioloop__iothread_ctx_tls;
+
+    return home ? home : aioloop__main_current_ctx();
+}
+
+void qemu_set_current_aio_context(AioContext *ctx)
+{
+    if (ctx && aioloop__iothread_ctx_tls) {
+        fprintf(stderr, "aioloop: qemu_set_current_aio_context: this "
+                "thread already runs AioContext %p%s\n",
+                (void *)aioloop__iothread_ctx_tls,
+                current_iothread ? " (its IOThread's)" : "");
+        abort();
+    }
+    if (!ctx && current_iothread) {
+        fprintf(stderr, "aioloop: qemu_set_current_aio_context(NULL) in "
+                "IOThread '%s'\n",
+                current_iothread->id ? current_iothread->id : "iothread");
+        abort();
+    }
+    aioloop__iothread_ctx_tls = ctx;
 }
 
 static void *iothread_run(void *opaque)

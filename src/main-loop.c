@@ -11,6 +11,13 @@
  * which is the main context unless a level is pushed);
  * qemu_set_fd_handler() always uses the main context.
  *
+ * GLib: when the library is built with GLib, qemu_init_main_loop()
+ * attaches the main context's GSource to GLib's default main context, as
+ * QEMU's does, so that g_main_context_iteration(NULL, ...) and a GMainLoop
+ * on the default context run the main loop's BHs, handlers and timers.
+ * The context owns its source: freeing the context (qemu_cleanup_main_loop)
+ * destroys it, which detaches it from GLib.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
@@ -18,6 +25,9 @@
 
 #include <aioloop/main-loop.h>
 #include "aio-internal.h"
+#if AIOLOOP_HAVE_GLIB
+#include <glib.h>
+#endif
 #include "util/misuse.h"
 
 /* The main loop must exist for @func to have a context to act on. */
@@ -54,6 +64,14 @@ int qemu_init_main_loop(Error **errp)
     }
     aioloop__main_loop_ctx_tls = ctx;
     aioloop__main_loop_gen_tls = qatomic_fetch_inc(&aioloop__main_loop_gen) + 1;
+#if AIOLOOP_HAVE_GLIB
+    {
+        GSource *src = aio_get_g_source(ctx);
+
+        g_source_attach(src, NULL);     /* GLib's default main context */
+        g_source_unref(src);
+    }
+#endif
     return 0;
 }
 

@@ -30,9 +30,17 @@
  * again.
  *
  * Clocks: REALTIME and VIRTUAL_RT read CLOCK_MONOTONIC, HOST reads
- * CLOCK_REALTIME, VIRTUAL is a counter the application advances. Each
- * clock knows its lists (under a mutex) so that advancing the virtual
- * clock or re-enabling a clock can wake the loops concerned.
+ * CLOCK_REALTIME. VIRTUAL reads CLOCK_MONOTONIC too, as in QEMU's tools
+ * and tests, until the application takes it over
+ * (qemu_clock_take_over_virtual(), or its first
+ * qemu_clock_advance_virtual_time()): from then on it is a counter,
+ * frozen at the value it had, that only the application advances. The
+ * switch happens once, under virtual_lock; virtual_driven is published
+ * with a release store after the counter, so a reader that sees it set
+ * (acquire) reads a counter at least as large as any host time it could
+ * have read before. Each clock knows its lists (under a mutex) so that
+ * advancing the virtual clock or re-enabling a clock can wake the loops
+ * concerned.
  *
  * Bad input. A clock type outside [0, QEMU_CLOCK_MAX) would index the
  * clock and list arrays out of bounds, and none of the functions taking
@@ -100,7 +108,11 @@ static QEMUClock qemu_clocks[QEMU_CLOCK_MAX] = {
     },
 };
 
-static int64_t virtual_clock_ns;    /* atomic */
+/* QEMU_CLOCK_VIRTUAL: host time until virtual_driven, then the counter.
+ * virtual_lock serialises the switch; the two words are atomic. */
+static pthread_mutex_t virtual_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool virtual_driven;
+static int64_t virtual_clock_ns;
 
 /* ------------------------------------------------------------------ */
 /* Bad input                                                           */
@@ -162,7 +174,11 @@ int64_t qemu_clock_get_ns(QEMUClockType type)
     check_clock(__func__, type, NULL);
     switch (type) {
     case QEMU_CLOCK_VIRTUAL:
-        return qatomic_read(&virtual_clock_ns);
+        /* Pairs with the release store in qemu_clock_take_over_virtual(). */
+        if (qatomic_load_acquire(&virtual_driven)) {
+            return qatomic_read(&virtual_clock_ns);
+        }
+        return aioloop__now_ns();
     case QEMU_CLOCK_HOST:
         return aioloop__clock_ns(CLOCK_REALTIME);
     case QEMU_CLOCK_REALTIME:
@@ -200,9 +216,28 @@ static void clock_notify(QEMUClockType type, int64_t limit)
     pthread_mutex_unlock(&clock->lock);
 }
 
+int64_t qemu_clock_take_over_virtual(void)
+{
+    if (!qatomic_load_acquire(&virtual_driven)) {
+        pthread_mutex_lock(&virtual_lock);
+        if (!qatomic_read(&virtual_driven)) {
+            /* Frozen where host time is now: it never goes back. */
+            qatomic_set(&virtual_clock_ns, aioloop__now_ns());
+            qatomic_store_release(&virtual_driven, true);
+        }
+        pthread_mutex_unlock(&virtual_lock);
+    }
+    return qatomic_read(&virtual_clock_ns);
+}
+
+bool qemu_clock_virtual_is_driven(void)
+{
+    return qatomic_load_acquire(&virtual_driven);
+}
+
 int64_t qemu_clock_advance_virtual_time(int64_t dest)
 {
-    int64_t cur = qatomic_read(&virtual_clock_ns);
+    int64_t cur = qemu_clock_take_over_virtual();
 
     while (dest > cur) {
         int64_t seen = qatomic_cmpxchg(&virtual_clock_ns, cur, dest);

@@ -148,6 +148,16 @@ AIOLOOP_API void aio_context_release(AioContext *ctx);
  */
 AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
 
+/* An fd monitor's operations (opaque). */
+struct FDMonOps;
+/**
+ * aioloop_fdmon_ops - the identity of the fd monitor named @name ("poll"
+ * or "epoll"; NULL for any other name), for code that compares monitors
+ * by address as QEMU's does: the QEMU-named util/aio-posix.h defines
+ * fdmon_poll_ops and fdmon_epoll_ops with it. Any thread.
+ */
+AIOLOOP_API const struct FDMonOps *aioloop_fdmon_ops(const char *name);
+
 /**
  * aio_context_set_poll_params - configure adaptive busy polling.
  * @ctx: the context.
@@ -192,6 +202,32 @@ AIOLOOP_API QEMUBH *aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb,
  * Any thread.
  */
 #define aio_bh_new(ctx, cb, opaque) aio_bh_new_full((ctx), (cb), (opaque), #cb)
+
+/* A device's "I am doing I/O" flag (QEMU's MemReentrancyGuard): a BH
+ * created with aio_bh_new_guarded() sets engaged_in_io while its callback
+ * runs (and restores the previous value after), so that code the callback
+ * reaches can tell it runs on behalf of that device. */
+typedef struct MemReentrancyGuard {
+    bool engaged_in_io;         /* a guarded BH's callback is running */
+} MemReentrancyGuard;
+
+/**
+ * aio_bh_new_guarded_full - aio_bh_new_full() with a re-entrancy guard.
+ * @ctx, @cb, @opaque, @name: as for aio_bh_new_full().
+ * @guard: raised (engaged_in_io = true) while @cb runs, then restored;
+ *         may be NULL. It must outlive the BH.
+ * aio_bh_new_guarded(ctx, cb, opaque, guard) names the BH after @cb.
+ * Returns: the BH, never NULL. Any thread.
+ */
+AIOLOOP_API QEMUBH *aio_bh_new_guarded_full(AioContext *ctx, QEMUBHFunc *cb,
+                                            void *opaque, const char *name,
+                                            MemReentrancyGuard *guard);
+/**
+ * aio_bh_new_guarded - aio_bh_new_guarded_full() named after @cb.
+ * Any thread.
+ */
+#define aio_bh_new_guarded(ctx, cb, opaque, guard) \
+    aio_bh_new_guarded_full((ctx), (cb), (opaque), #cb, (guard))
 
 /**
  * aio_bh_schedule_oneshot_full - run @cb(@opaque) once from @ctx's loop,
@@ -261,10 +297,21 @@ AIOLOOP_API void qemu_bh_cancel(QEMUBH *bh);
  * used after this call (but see qemu_bh_schedule()): deleting it a second
  * time before the loop freed it aborts with a message naming the BH
  * ("deleted twice"); after it was freed nothing can be detected. NULL is
- * ignored.
+ * ignored. Like a schedule, the delete wakes the loop (as QEMU does since
+ * 5.0), so a loop asleep in aio_poll() or in GLib frees the BH promptly;
+ * the wake-up is not progress (aio_poll() returns false for it), but a
+ * GLib iteration may dispatch the context's source once for it.
  * Any thread.
  */
 AIOLOOP_API void qemu_bh_delete(QEMUBH *bh);
+
+/**
+ * qemu_bh_delete_quiet - qemu_bh_delete() without the wake-up (an
+ * aioloop extension; QEMU before 5.0 deleted this way): the BH is freed
+ * by the loop's next aio_bh_poll(), whenever that comes.
+ * Any thread.
+ */
+AIOLOOP_API void qemu_bh_delete_quiet(QEMUBH *bh);
 
 /* ------------------------------------------------------------------ */
 /* Notification                                                        */
@@ -408,14 +455,22 @@ AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
  * aio_set_fd_handler_poll - aio_set_fd_handler() with a busy-poll check.
  * @ctx, @fd, @is_external, @io_read, @io_write, @opaque: as for
  *      aio_set_fd_handler().
- * @io_poll: called during adaptive polling (and by non-blocking
- *           aio_poll()) instead of a system call; returns true when there
- *           is work. May be NULL.
+ * @io_poll: called during adaptive polling instead of a system call;
+ *           returns true when there is work. May be NULL. A non-blocking
+ *           aio_poll() on a context without adaptive polling (the default
+ *           of aio_context_new()) asks it once instead of the fd monitor
+ *           when every handler has one; on a context that polls
+ *           adaptively (aio_context_set_poll_params(), IOThreads), a
+ *           non-blocking aio_poll() has no poll window, so, as in QEMU,
+ *           it then neither polls nor waits on fds (BHs and timers run).
  * @io_poll_ready: called when @io_poll returned true; NULL means @io_read.
+ *                 While it runs, a nested aio_poll() does not poll this
+ *                 handler (it is never re-entered through @io_poll).
  *
- * An @io_poll with neither @io_read nor @io_poll_ready (nothing to call
- * when it reports ready) aborts with a message naming the fd. An
- * @io_poll_ready without @io_poll is never called. Otherwise as for
+ * An @io_poll with neither @io_read nor @io_poll_ready is allowed, as in
+ * QEMU (before 6.1 io_poll did the work itself): its "ready" counts as
+ * progress and nothing else is called. An @io_poll_ready without
+ * @io_poll is never called. Otherwise as for
  * aio_set_fd_handler(), descriptors that are not open included.
  * Any thread.
  */
@@ -440,6 +495,28 @@ AIOLOOP_API void aio_set_event_notifier(AioContext *ctx,
                                         EventNotifier *notifier,
                                         bool is_external,
                                         EventNotifierHandler *io_read);
+
+/**
+ * aio_set_event_notifier_full - aio_set_event_notifier() with a busy-poll
+ * check, QEMU 7.x's argument list (an aioloop extension; QEMU calls it
+ * aio_set_event_notifier()).
+ * @ctx, @notifier, @is_external, @io_read: as for aio_set_event_notifier();
+ *      a NULL @io_read removes the registration.
+ * @io_poll: called with @notifier during adaptive polling instead of a
+ *           system call; returns true when there is work. May be NULL.
+ * @io_poll_ready: called with @notifier when @io_poll returned true; NULL
+ *                 means @io_read. While it runs, a nested aio_poll() does
+ *                 not poll this notifier, so the callback is never
+ *                 re-entered through @io_poll (its fd may still be
+ *                 reported readable and run @io_read).
+ * Any thread.
+ */
+AIOLOOP_API void aio_set_event_notifier_full(AioContext *ctx,
+                                             EventNotifier *notifier,
+                                             bool is_external,
+                                             EventNotifierHandler *io_read,
+                                             AioPollFn *io_poll,
+                                             EventNotifierHandler *io_poll_ready);
 
 /**
  * aio_disable_external - stop dispatching is_external handlers of @ctx.

@@ -167,6 +167,25 @@ AIOLOOP_API void aio_co_enter(AioContext *ctx, Coroutine *co);
  */
 AIOLOOP_API void aio_co_wake(Coroutine *co);
 
+/**
+ * aio_co_reschedule_self - move the calling coroutine to @new_ctx: unless
+ * it already runs there, it is scheduled on @new_ctx (aio_co_schedule())
+ * and yields; it returns in @new_ctx's thread, from that context's
+ * aio_poll().
+ * Coroutine context only.
+ */
+AIOLOOP_API void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx);
+
+/**
+ * qemu_coroutine_set_entry_arg - change the argument @co's entry function
+ * will receive, before @co first runs (QEMU up to 2.7 passed it to the
+ * first qemu_coroutine_enter(); the QEMU-named headers use this for that
+ * API level). Once @co has started it changes nothing the running entry
+ * function sees.
+ * Any thread (the one about to enter @co).
+ */
+AIOLOOP_API void qemu_coroutine_set_entry_arg(Coroutine *co, void *opaque);
+
 /* ------------------------------------------------------------------ */
 /* Synchronisation                                                     */
 
@@ -235,6 +254,107 @@ AIOLOOP_API void qemu_co_queue_restart_all(CoQueue *queue);
 
 /** qemu_co_queue_empty - whether nobody waits on @queue. Same threads. */
 AIOLOOP_API bool qemu_co_queue_empty(CoQueue *queue);
+
+struct QemuLockable;
+
+/* Flags of qemu_co_queue_wait_impl(): CO_QUEUE_WAIT_FRONT queues the
+ * waiter first instead of last (QEMU 7.2 on). */
+typedef enum {
+    CO_QUEUE_WAIT_FRONT = 0x1,
+} CoQueueWaitFlags;
+
+/**
+ * qemu_co_queue_wait_impl - qemu_co_queue_wait() with any lock.
+ * @queue: the queue to wait on.
+ * @lock: a QemuLockable (QEMU_MAKE_LOCKABLE() in <aioloop/lockable.h>) or
+ *        NULL; released while waiting and taken again before returning.
+ * @flags: CO_QUEUE_WAIT_FRONT to wait at the head of the queue.
+ * Coroutine context only.
+ */
+AIOLOOP_API void coroutine_fn qemu_co_queue_wait_impl(CoQueue *queue,
+                                                      struct QemuLockable *lock,
+                                                      CoQueueWaitFlags flags);
+
+/**
+ * qemu_co_enter_next_impl - wake the first waiter of @queue, releasing
+ * @lock (may be NULL) around the wake-up so that the waiter can take it.
+ * Returns: true if a waiter was woken.
+ * Loop thread of the queue's context, outside or inside a coroutine.
+ */
+AIOLOOP_API bool qemu_co_enter_next_impl(CoQueue *queue,
+                                         struct QemuLockable *lock);
+
+/**
+ * qemu_co_enter_all_impl - wake every waiter of @queue, in order,
+ * releasing @lock (may be NULL) around the wake-ups.
+ * Loop thread of the queue's context, outside or inside a coroutine.
+ */
+AIOLOOP_API void qemu_co_enter_all_impl(CoQueue *queue,
+                                        struct QemuLockable *lock);
+
+/* One coroutine waiting for a CoRwlock (on its stack). For the library. */
+typedef struct CoRwTicket {
+    bool read;                  /* wants a read lock */
+    bool granted;               /* the lock was handed to it */
+    Coroutine *co;              /* the waiter */
+    QSIMPLEQ_ENTRY(CoRwTicket) next;    /* CoRwlock.tickets */
+} CoRwTicket;
+
+/* A readers-writer lock for coroutines: any number of readers or one
+ * writer. Fair: lockers are served in arrival order (a reader that comes
+ * after a waiting writer waits behind it), consecutive readers together.
+ * Waiting yields. May be shared by coroutines of different contexts. */
+typedef struct CoRwlock {
+    QemuMutex lock;             /* protects owners and tickets; never held
+                                   across a yield or a wake-up */
+    int owners;                 /* readers holding it, or -1: a writer */
+    QSIMPLEQ_HEAD(, CoRwTicket) tickets;    /* waiters, FIFO */
+} CoRwlock;
+
+/** qemu_co_rwlock_init - initialise @lock, free. Any thread. */
+AIOLOOP_API void qemu_co_rwlock_init(CoRwlock *lock);
+
+/**
+ * qemu_co_rwlock_destroy - release @lock's resources (an aioloop
+ * extension; QEMU has none). It must be free with nobody waiting.
+ * Any thread.
+ */
+AIOLOOP_API void qemu_co_rwlock_destroy(CoRwlock *lock);
+
+/**
+ * qemu_co_rwlock_rdlock - take a read lock, yielding while a writer holds
+ * the lock or anyone waits before us. Coroutine context only.
+ */
+AIOLOOP_API void coroutine_fn qemu_co_rwlock_rdlock(CoRwlock *lock);
+
+/**
+ * qemu_co_rwlock_wrlock - take the write lock, yielding while anyone
+ * holds the lock or waits before us. Coroutine context only.
+ */
+AIOLOOP_API void coroutine_fn qemu_co_rwlock_wrlock(CoRwlock *lock);
+
+/**
+ * qemu_co_rwlock_unlock - release a read or the write lock, handing the
+ * lock to the waiters at the head of the queue (one writer, or all the
+ * readers up to the next writer). Coroutine context only (the holder).
+ */
+AIOLOOP_API void coroutine_fn qemu_co_rwlock_unlock(CoRwlock *lock);
+
+/**
+ * qemu_co_rwlock_upgrade - turn the caller's read lock into the write
+ * lock. At once if the caller is the only reader and nobody waits;
+ * otherwise (fairness) the read lock is released and the caller waits
+ * for the write lock behind those already queued, yielding.
+ * Coroutine context only (a reader).
+ */
+AIOLOOP_API void coroutine_fn qemu_co_rwlock_upgrade(CoRwlock *lock);
+
+/**
+ * qemu_co_rwlock_downgrade - turn the caller's write lock into a read
+ * lock, letting the readers at the head of the queue in with it. Never
+ * yields. Coroutine context only (the writer).
+ */
+AIOLOOP_API void coroutine_fn qemu_co_rwlock_downgrade(CoRwlock *lock);
 
 /**
  * qemu_co_sleep_ns - sleep @ns nanoseconds on clock @type (a virtual

@@ -31,6 +31,12 @@ extern "C" {
 
 /**
  * qemu_init_main_loop - create the main AioContext.
+ *
+ * When the library is built with GLib (AIOLOOP_HAVE_GLIB), the main
+ * context's GSource (aio_get_g_source()) is attached to GLib's default
+ * main context, as QEMU does: g_main_context_iteration(NULL, ...) or a
+ * GMainLoop on the default context then runs the main loop's bottom
+ * halves, handlers and timers too. qemu_cleanup_main_loop() detaches it.
  * Returns: 0 on success (also when already initialised: the context
  * stays the same), -errno with @errp set on failure (-EMFILE when no
  * descriptor is left); nothing is left behind then and a later call may
@@ -61,13 +67,28 @@ AIOLOOP_API AioContext *qemu_get_aio_context(void);
 
 /**
  * qemu_get_current_aio_context - the context whose loop the calling
- * thread runs: in an IOThread, that IOThread's context; on the main-loop
- * thread, the current AsyncContext's (the main context unless a level is
- * pushed, then the pushed level's); in any other thread, the main
- * context. NULL before qemu_init_main_loop() (except in an IOThread).
+ * thread runs: its home context if it has one (an IOThread's context in
+ * that IOThread, or one set with qemu_set_current_aio_context()); on the
+ * main-loop thread, the current AsyncContext's (the main context unless a
+ * level is pushed, then the pushed level's); in any other thread, the
+ * main context. NULL before qemu_init_main_loop() (except with a home
+ * context).
  * Any thread.
  */
 AIOLOOP_API AioContext *qemu_get_current_aio_context(void);
+
+/**
+ * qemu_set_current_aio_context - make @ctx the calling thread's home
+ * context: qemu_get_current_aio_context() returns it from now on, and
+ * coroutines the thread enters outside aio_poll() belong to it (QEMU 6.1+
+ * names this for a thread that runs a context's loop itself). The caller
+ * keeps its own reference to @ctx and must not free it while it is set.
+ * Aborts with a message if the thread already has one (an IOThread's, or
+ * an earlier call's). NULL forgets the home context of a thread that set
+ * one (not in an IOThread).
+ * Any thread (about itself).
+ */
+AIOLOOP_API void qemu_set_current_aio_context(AioContext *ctx);
 
 /**
  * qemu_bh_new_full - a bottom half on the main loop (see aio_bh_new()).

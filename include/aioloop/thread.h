@@ -32,7 +32,11 @@
 #define AIOLOOP_THREAD_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <aioloop/compiler.h>
 
 /* A non-recursive mutex (qemu_mutex_*). */
@@ -318,5 +322,157 @@ AIOLOOP_API bool qemu_thread_is_self(QemuThread *thread);
  * Any thread, async-signal-safe.
  */
 AIOLOOP_API int qemu_get_thread_id(void);
+
+/* ------------------------------------------------------------------ */
+/* Recursive mutexes and spinlocks (QEMU 2.7/2.8 on)                   */
+
+/* A recursive mutex (qemu_rec_mutex_*): the holder may lock it again and
+ * must unlock it as many times. */
+typedef struct QemuRecMutex {
+    pthread_mutex_t lock;       /* a PTHREAD_MUTEX_RECURSIVE mutex */
+} QemuRecMutex;
+
+/* A spinlock (qemu_spin_*): one word, taken with an atomic exchange; for
+ * critical sections of a few instructions that never sleep. */
+typedef struct QemuSpin {
+    int value;                  /* 1 while held, atomic */
+} QemuSpin;
+
+/* Aborts with the name of the failed call (see "Design" above).
+ * Any thread. */
+static inline AIOLOOP_NORETURN void aioloop_rec_mutex_fail(const char *what,
+                                                           int err)
+{
+    fprintf(stderr, "aioloop: %s failed: %s\n", what, strerror(err));
+    abort();
+}
+
+/*
+ * qemu_rec_mutex_init - initialise a recursive mutex, unlocked.
+ *
+ * Any thread.
+ */
+static inline void qemu_rec_mutex_init(QemuRecMutex *mutex)
+{
+    pthread_mutexattr_t attr;
+    int err;
+
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    err = pthread_mutex_init(&mutex->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+    if (err) {
+        aioloop_rec_mutex_fail("qemu_rec_mutex_init", err);
+    }
+}
+
+/*
+ * qemu_rec_mutex_destroy - release an unlocked recursive mutex.
+ *
+ * Any thread.
+ */
+static inline void qemu_rec_mutex_destroy(QemuRecMutex *mutex)
+{
+    int err = pthread_mutex_destroy(&mutex->lock);
+
+    if (err) {
+        aioloop_rec_mutex_fail("qemu_rec_mutex_destroy", err);
+    }
+}
+
+/*
+ * qemu_rec_mutex_lock - take the mutex (again, if the caller holds it).
+ *
+ * Any thread.
+ */
+static inline void qemu_rec_mutex_lock(QemuRecMutex *mutex)
+{
+    int err = pthread_mutex_lock(&mutex->lock);
+
+    if (err) {
+        aioloop_rec_mutex_fail("qemu_rec_mutex_lock", err);
+    }
+}
+
+/*
+ * qemu_rec_mutex_trylock - take the mutex if it is free or held by the
+ * caller. Returns 0 when taken, -EBUSY when another thread holds it.
+ *
+ * Any thread.
+ */
+static inline int qemu_rec_mutex_trylock(QemuRecMutex *mutex)
+{
+    return pthread_mutex_trylock(&mutex->lock) == 0 ? 0 : -16 /* EBUSY */;
+}
+
+/*
+ * qemu_rec_mutex_unlock - release one level of the mutex.
+ *
+ * Any thread (the holder).
+ */
+static inline void qemu_rec_mutex_unlock(QemuRecMutex *mutex)
+{
+    int err = pthread_mutex_unlock(&mutex->lock);
+
+    if (err) {
+        aioloop_rec_mutex_fail("qemu_rec_mutex_unlock", err);
+    }
+}
+
+/*
+ * qemu_spin_init - initialise a spinlock, free. qemu_spin_destroy() has
+ * nothing to release.
+ *
+ * Any thread.
+ */
+static inline void qemu_spin_init(QemuSpin *spin)
+{
+    __atomic_store_n(&spin->value, 0, __ATOMIC_RELAXED);
+}
+
+/* qemu_spin_destroy - nothing to release (QEMU 5.1 on). Any thread. */
+static inline void qemu_spin_destroy(QemuSpin *spin)
+{
+    (void)spin;
+}
+
+/*
+ * qemu_spin_lock - take the spinlock, spinning (read-only) while another
+ * thread holds it. Acquire order.
+ *
+ * Any thread.
+ */
+static inline void qemu_spin_lock(QemuSpin *spin)
+{
+    while (__atomic_exchange_n(&spin->value, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&spin->value, __ATOMIC_RELAXED)) {
+            sched_yield();
+        }
+    }
+}
+
+/*
+ * qemu_spin_trylock - take the spinlock if free. Returns true if it was
+ * *busy* (QEMU's convention: false means "locked by this call").
+ *
+ * Any thread.
+ */
+static inline bool qemu_spin_trylock(QemuSpin *spin)
+{
+    return __atomic_exchange_n(&spin->value, 1, __ATOMIC_ACQUIRE);
+}
+
+/* qemu_spin_locked - whether the spinlock is held. Any thread. */
+static inline bool qemu_spin_locked(QemuSpin *spin)
+{
+    return __atomic_load_n(&spin->value, __ATOMIC_RELAXED);
+}
+
+/* qemu_spin_unlock - release the spinlock (release order).
+ * Any thread (the holder). */
+static inline void qemu_spin_unlock(QemuSpin *spin)
+{
+    __atomic_store_n(&spin->value, 0, __ATOMIC_RELEASE);
+}
 
 #endif /* AIOLOOP_THREAD_H */

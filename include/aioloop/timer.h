@@ -3,9 +3,12 @@
  *
  * Four clocks, QEMU's:
  *   QEMU_CLOCK_REALTIME    monotonic time (CLOCK_MONOTONIC), always runs.
- *   QEMU_CLOCK_VIRTUAL     does not advance by itself: the application sets
- *                          it with qemu_clock_advance_virtual_time(), which
- *                          makes timer-driven code testable without sleeping.
+ *   QEMU_CLOCK_VIRTUAL     runs with CLOCK_MONOTONIC, as in QEMU's tools and
+ *                          tests, until the application takes it over with
+ *                          qemu_clock_take_over_virtual(); from then on it
+ *                          advances only through
+ *                          qemu_clock_advance_virtual_time(), which makes
+ *                          timer-driven code testable without sleeping.
  *   QEMU_CLOCK_HOST        wall-clock time (CLOCK_REALTIME); may jump.
  *   QEMU_CLOCK_VIRTUAL_RT  runs like REALTIME (kept for source compatibility).
  *
@@ -66,7 +69,7 @@ typedef struct AioContext AioContext;
 /* The four clocks (see above). */
 typedef enum {
     QEMU_CLOCK_REALTIME = 0,    /* CLOCK_MONOTONIC */
-    QEMU_CLOCK_VIRTUAL = 1,     /* advanced by the application */
+    QEMU_CLOCK_VIRTUAL = 1,     /* host time, or driven by the application */
     QEMU_CLOCK_HOST = 2,        /* CLOCK_REALTIME, may jump */
     QEMU_CLOCK_VIRTUAL_RT = 3,  /* runs like QEMU_CLOCK_REALTIME */
     QEMU_CLOCK_MAX              /* the number of clocks */
@@ -120,10 +123,35 @@ AIOLOOP_API int64_t qemu_clock_get_us(QEMUClockType type);
 AIOLOOP_API int64_t qemu_clock_get_ms(QEMUClockType type);
 
 /**
+ * qemu_clock_take_over_virtual - switch QEMU_CLOCK_VIRTUAL to
+ * application-driven time (an aioloop extension).
+ *
+ * Until this call the virtual clock follows the host's monotonic time,
+ * as QEMU_CLOCK_VIRTUAL does in QEMU's tools and unit tests. From this
+ * call on it stands still at the value it had (it never goes back) and
+ * moves only when qemu_clock_advance_virtual_time() moves it, for every
+ * thread and context of the process. The switch is one-way and happens
+ * once; later calls change nothing. Take the clock over before arming
+ * the timers that depend on it (typically first thing in main()).
+ * Returns: the virtual clock's value after the call.
+ * Any thread.
+ */
+AIOLOOP_API int64_t qemu_clock_take_over_virtual(void);
+
+/**
+ * qemu_clock_virtual_is_driven - whether qemu_clock_take_over_virtual()
+ * (or qemu_clock_advance_virtual_time()) has switched QEMU_CLOCK_VIRTUAL
+ * to application-driven time. Any thread.
+ */
+AIOLOOP_API bool qemu_clock_virtual_is_driven(void);
+
+/**
  * qemu_clock_advance_virtual_time - move QEMU_CLOCK_VIRTUAL forward to
  * @dest nanoseconds (aioloop's way to drive the virtual clock; the name is
- * QEMU's). A @dest earlier than the current value (INT64_MIN included)
- * leaves the clock alone.
+ * QEMU's). If the application has not taken the clock over yet, this
+ * call does it first (see qemu_clock_take_over_virtual()). A @dest
+ * earlier than the current value (INT64_MIN included) leaves the clock
+ * alone.
  * Every context with a virtual-clock timer whose deadline is now reached
  * is woken; the timers then fire from those contexts' aio_poll().
  * Returns: the virtual clock's value after the call.

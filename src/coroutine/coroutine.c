@@ -145,6 +145,13 @@
 #include <valgrind/valgrind.h>
 #endif
 
+/* The QEMU-named qemu/coroutine_int.h gives Coroutine the size meson
+ * measured (see src/meson.build); it must be this one. */
+#ifdef AIOLOOP_COROUTINE_SIZE_EXPECTED
+_Static_assert(sizeof(struct Coroutine) == AIOLOOP_COROUTINE_SIZE_EXPECTED,
+               "struct Coroutine changed size since meson measured it");
+#endif
+
 #define COROUTINE_STACK_SIZE (1 << 20)
 #define COROUTINE_GUARD_SIZE (64 * 1024)    /* a multiple of the page size
                                              * (page_aligned() rounds up) */
@@ -961,4 +968,24 @@ void aio_co_enter(AioContext *ctx, Coroutine *co)
 void aio_co_wake(Coroutine *co)
 {
     aio_co_enter(qatomic_read(&co->ctx), co);
+}
+
+void coroutine_fn aio_co_reschedule_self(AioContext *new_ctx)
+{
+    Coroutine *self = qemu_coroutine_self();
+
+    assert(self && new_ctx);
+    if (qatomic_read(&self->ctx) == new_ctx && current_ctx() == new_ctx) {
+        return;
+    }
+    /* Scheduling ourselves is allowed when we yield right after: the
+     * other context's thread waits until we have switched out. */
+    aio_co_schedule(new_ctx, self);
+    qemu_coroutine_yield();
+}
+
+void qemu_coroutine_set_entry_arg(Coroutine *co, void *opaque)
+{
+    /* Read by aioloop__co_main() when the entry function starts. */
+    co->entry_arg = opaque;
 }

@@ -437,6 +437,8 @@ static void test_realtime_timer_sub_ms_precision(void)
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
+    /* These cases drive QEMU_CLOCK_VIRTUAL themselves. */
+    qemu_clock_take_over_virtual();
 
     RUN(test_virtual_clock_drives_timers);
     RUN(test_compute_timeout_nearest_of_clocks);

@@ -321,6 +321,8 @@ static void test_timer_new_main_context(void)
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
+    /* These cases drive QEMU_CLOCK_VIRTUAL themselves. */
+    qemu_clock_take_over_virtual();
 
     RUN(test_timer_new_free_init_deinit);
     RUN(test_timers_left_armed_at_unref);

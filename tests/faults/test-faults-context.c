@@ -18,6 +18,10 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <aioloop/config.h>
+#if AIOLOOP_HAVE_GLIB
+#include <glib.h>
+#endif
 #include "faults-test.h"
 
 
@@ -413,6 +417,13 @@ static void test_main_loop_init_fails(void)
 
 int main(void)
 {
+#if AIOLOOP_HAVE_GLIB
+    /* qemu_init_main_loop() attaches to GLib's default main context,
+     * whose wake-up descriptor then stays open for the life of the
+     * process: create it now, so that the cases that count descriptors
+     * around a main loop's life count it on both sides. */
+    g_main_context_default();
+#endif
     watchdog_install(WATCHDOG_HUNG);
     FRUN(test_notifier_eventfd_emfile);
     FRUN(test_notifier_eventfd_enosys_uses_pipe);

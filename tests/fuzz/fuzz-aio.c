@@ -957,6 +957,9 @@ static void setup(const uint8_t *data, size_t size)
     S.loop_thread = pthread_self();
     S.lib_depth = -1;
     S.ctx = aio_context_new(&error_abort);
+    /* The model drives QEMU_CLOCK_VIRTUAL itself (it follows host time
+     * unless taken over; later calls change nothing). */
+    qemu_clock_take_over_virtual();
     S.vnow = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
     for (i = 0; i < NTIMER; i++) {
         S.timer[i].ref = ref_new(OBJ_TIMER, i, 0);

@@ -470,6 +470,9 @@ int main(int argc, char **argv)
     int nengines;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* The clock thread drives QEMU_CLOCK_VIRTUAL (it follows host time
+     * unless taken over). */
+    qemu_clock_take_over_virtual();
     cfg.seconds = parse_seconds(argc, argv);
     cfg.dir = getenv("SOAK_DIR") && *getenv("SOAK_DIR") ? getenv("SOAK_DIR") : ".";
     cfg.seed = seed ? strtoull(seed, NULL, 0) : 1;

@@ -1,0 +1,16 @@
+/*
+ * qemu/coroutine-core.h - QEMU's include name, in aioloop's QEMU-named include tree:
+ * coroutines (QEMU 8.0 split of qemu/coroutine.h).
+ *
+ * Every header of this tree includes aioloop-qemu.h, which brings in
+ * the whole library and maps QEMU's spellings of the API level
+ * AIOLOOP_QEMU_API onto it (see there and docs/porting.md).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef AIOLOOP_QEMU_QEMU_COROUTINE_CORE_H
+#define AIOLOOP_QEMU_QEMU_COROUTINE_CORE_H
+
+#include <aioloop-qemu.h>
+
+#endif /* AIOLOOP_QEMU_QEMU_COROUTINE_CORE_H */
