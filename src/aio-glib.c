@@ -85,7 +85,9 @@ static void sync_fds(AioGSource *src)
         GIOCondition cond = (events & POLLIN ? G_IO_IN : 0) |
                             (events & POLLOUT ? G_IO_OUT : 0);
 
-        if (cond) {
+        /* A parked handler (closed while registered, see fdmon-poll.c)
+         * would make GLib's poll report G_IO_NVAL for ever. */
+        if (cond && !qatomic_read(&node->fd_closed)) {
             src->fd_tags[src->n_fd_tags++] =
                 g_source_add_unix_fd(&src->source, node->fd, cond);
         }

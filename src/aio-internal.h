@@ -87,6 +87,16 @@ struct AioHandler {
     void *opaque;
 
     bool deleted;               /* atomic: retired, never call again */
+    /* ppoll reported POLLNVAL: the descriptor was closed while the
+     * handler was registered. The handler is parked - never called,
+     * never polled - until it is replaced or removed. Atomic; set by a
+     * waiter inside a walk (fdmon-poll.c). */
+    bool fd_closed;
+    /* Generation tag, unique per context among the nodes of one fd
+     * (ctx->next_tag, under list_lock): epoll events carry (fd, tag) and
+     * are matched against ctx->fd_table, never trusted as pointers (see
+     * fdmon-epoll.c). */
+    uint32_t tag;
 
     /* ctx->handlers: next is read locklessly (atomic), written and pprev
      * used under ctx->list_lock. */
@@ -101,6 +111,22 @@ struct AioHandler {
 };
 
 typedef QLIST_HEAD(, AioHandler) AioHandlerList;
+
+/*
+ * fd -> live handler. Written under list_lock (seq_cst stores); read by
+ * walkers without it (aioloop__handler_of_fd()), which is why a table is
+ * never freed while the context lives: growing it publishes a copy and
+ * keeps the old one on the @older chain (tables double, so the chain
+ * costs less than the current table). A walker that still reads an old
+ * table sees an entry that may be stale, never freed memory: a node
+ * retired while a walk is in progress is freed after it (see "Handler
+ * lifetime" in aio-posix.c).
+ */
+typedef struct AioFdTable {
+    struct AioFdTable *older;
+    int size;
+    AioHandler *slot[];         /* atomic */
+} AioFdTable;
 
 /* ------------------------------------------------------------------ */
 /* fd monitors                                                         */
@@ -118,7 +144,10 @@ typedef struct FDMonOps {
     void (*cleanup)(AioContext *ctx);
     /* A handler was added (old == NULL), replaced, or removed (new ==
      * NULL), or its events changed (old == new, e.g. external toggled).
-     * Returns 0 or -errno if the backend refused the fd. Under list_lock. */
+     * Returns 0 or -errno if the backend refused the fd: -EBADF when a
+     * new node's fd is not open (both backends check), which the caller
+     * reports; anything else moves the context to ppoll. Under
+     * list_lock. */
     int (*update)(AioContext *ctx, AioHandler *old_node, AioHandler *new_node);
     /* Wait up to timeout_ns (-1: no limit, 0: just look) and put the ready
      * handlers on ready_list. If unlock, release the context (one level)
@@ -167,8 +196,8 @@ struct AioContext {
      * are covered by holding the context or by sleepers. */
     QemuMutex list_lock;
     AioHandler *handlers;           /* atomic head */
-    AioHandler **fd_table;          /* fd -> live handler, list_lock */
-    int fd_table_size;              /* list_lock */
+    AioFdTable *fd_table;           /* atomic pointer; see AioFdTable */
+    uint32_t next_tag;              /* AioHandler.tag source; list_lock */
     AioHandler *deleted_handlers;   /* retired, not yet freed; list_lock */
     bool has_deleted;               /* atomic: deleted_handlers != NULL */
     int sleepers;                   /* aio_poll()s asleep; list_lock */
@@ -185,7 +214,11 @@ struct AioContext {
      * poll fallback, poll to epoll for GLib) only under list_lock and
      * while the context is held (a sleeping waiter is woken by a kick). */
     const FDMonOps *fdmon_ops;      /* atomic pointer */
+    /* The epoll set. Its number never changes while the context lives;
+     * the set behind it may be replaced (dup3) by a rebuild that drops
+     * stale registrations, see fdmon-epoll.c. */
     int epollfd;
+    unsigned epoll_stale_waits;     /* atomic: see fdmon-epoll.c */
     struct FDMonPollState *poll_state;
 
     /* Backends that arm their wake-up source only while the loop may
@@ -221,6 +254,10 @@ struct AioContext {
 #if AIOLOOP_HAVE_GLIB
     struct AioGSource *gsource;     /* bh_lock */
 #endif
+
+    /* Every live context is on one list (aio-posix.c), so that
+     * event_notifier_cleanup() can tell a notifier still registered. */
+    QLIST_ENTRY(AioContext) all_contexts;
 };
 
 /* async.c */
@@ -326,10 +363,34 @@ AioHandler *aioloop__handlers_first(AioContext *ctx);
 AioHandler *aioloop__handler_next(AioHandler *node);
 void aioloop__sleep_begin(AioContext *ctx);
 void aioloop__sleep_end(AioContext *ctx);
+/*
+ * The live handler of @fd, or NULL: under list_lock, or inside a walk
+ * (then possibly a node retired meanwhile, still allocated and marked
+ * deleted). The seq_cst loads pair with the writer's seq_cst stores
+ * before it decides whether a retired node can be freed at once: a
+ * walker that acquired the context before that decision is seen by it,
+ * one that acquired it later sees the new entry. Lock-free: a few loads.
+ */
+static inline AioHandler *aioloop__handler_of_fd(AioContext *ctx, int fd)
+{
+    AioFdTable *t = qatomic_mb_read(&ctx->fd_table);
+
+    if (!t || fd < 0 || fd >= t->size) {
+        return NULL;
+    }
+    return qatomic_mb_read(&t->slot[fd]);
+}
+/* Moves the context from epoll to ppoll for good (cannot fail). Under
+ * list_lock. */
+void aioloop__fdmon_fall_back_locked(AioContext *ctx);
 /* Adds, replaces or (all callbacks NULL) removes the handler of @fd.
- * Returns 0, or -ENOMEM (nothing changed; only when adding or replacing).
- * A descriptor the fd monitor refuses is not an error: the context moves
- * to ppoll. The public setters abort on -ENOMEM. */
+ * Returns 0, or when adding or replacing (nothing changed then):
+ * -ENOMEM; -EBADF if @fd is not an open descriptor; -EEXIST if @fd is
+ * the context's own (its notifier, its epoll set) and @internal is
+ * false. Removing a descriptor that has no handler of the caller's (the
+ * context's own included) does nothing. Any other refusal of the fd
+ * monitor is not an error: the context moves to ppoll. The public setters
+ * abort with a message on every error. */
 int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
                          bool internal, IOHandler *io_read,
                          EventNotifierHandler *en_read, IOHandler *io_write,

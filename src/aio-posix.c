@@ -29,10 +29,37 @@
  * aio_poll() walks the list, else put on ctx->deleted_handlers and freed
  * by the outermost walk that ends with nobody asleep. A walker is any
  * aio_poll()/aio_dispatch() between walk_begin() and walk_end(); the
- * sleeping phase is inside a walk, so epoll's data.ptr and ppoll's node
- * array stay valid. A walk costs no atomic operation of its own: it is
- * covered by holding the context, or by ctx->sleepers while asleep (see
+ * sleeping phase is inside a walk, so ppoll's node array stays valid. A
+ * walk costs no atomic operation of its own: it is covered by holding the
+ * context, or by ctx->sleepers while asleep (see
  * walk_in_progress_locked() for the orderings).
+ *
+ * The kernel never holds a pointer to a node. epoll's registrations carry
+ * (fd, generation tag) and a reported event is resolved through
+ * ctx->fd_table, inside the walk (see AioFdTable in aio-internal.h for
+ * why that needs no lock): a registration that outlived its handler
+ * (its descriptor was closed while a dup kept the open file alive, so
+ * EPOLL_CTL_DEL could not reach it) names no live node and is dropped,
+ * never dereferenced; see fdmon-epoll.c for how it is then made to stop
+ * firing.
+ *
+ * Descriptors that are not open
+ * -----------------------------
+ * Adding or updating a handler on a descriptor that is not open is the
+ * caller's bug and aborts with a message naming the descriptor, on both
+ * monitors (epoll_ctl says EBADF; the ppoll monitor asks fcntl). It never
+ * moves the context to ppoll: only refusals of an open descriptor do
+ * (regular files, the watch limit, memory). A descriptor closed while its
+ * handler is registered goes quiet instead: epoll forgets it, and ppoll,
+ * which sees POLLNVAL, parks the handler (AioHandler.fd_closed), so that
+ * neither monitor calls the handler again or wakes the loop for it until
+ * the handler is removed or replaced.
+ *
+ * The context's own descriptors (its notifier, its epoll set) are not the
+ * caller's: registering a handler on one of those numbers (a stale number
+ * the caller closed, which the context then got) aborts with a message;
+ * removing one is a no-op, as for any descriptor without a handler of the
+ * caller's. Either would otherwise cut the context off from its wake-ups.
  *
  * The dispatch skips deleted nodes, so once removal returns on the loop
  * thread the handler is not called again, even if an earlier wait had
@@ -45,12 +72,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aio-internal.h"
 #include "util/alloc.h"
+#include "util/event-notifier-internal.h"
 
 /* revents marker for "io_poll() said ready" (not a poll(2) bit). */
 #define AIO_POLL_READY 0x40000000
@@ -164,12 +193,13 @@ static void kick(AioContext *ctx)
     aioloop__kick(ctx);
 }
 
-/* Makes ctx->fd_table cover @fd. Under list_lock. Returns 0, or -ENOMEM
+/* Makes ctx->fd_table cover @fd: a bigger copy is published, the old
+ * table kept (see AioFdTable). Under list_lock. Returns 0, or -ENOMEM
  * with the table unchanged. */
 static int ensure_fd_table(AioContext *ctx, int fd)
 {
-    int size = ctx->fd_table_size;
-    AioHandler **table;
+    AioFdTable *old = ctx->fd_table, *t;
+    int size = old ? old->size : 0;
 
     if (fd < size) {
         return 0;
@@ -177,15 +207,24 @@ static int ensure_fd_table(AioContext *ctx, int fd)
     while (size <= fd) {
         size = size ? size * 2 : 64;
     }
-    table = aioloop__realloc(ctx->fd_table, size * sizeof(*table));
-    if (!table) {
+    t = aioloop__calloc(1, sizeof(*t) + (size_t)size * sizeof(t->slot[0]));
+    if (!t) {
         return -ENOMEM;
     }
-    memset(table + ctx->fd_table_size, 0,
-           (size - ctx->fd_table_size) * sizeof(*table));
-    ctx->fd_table = table;
-    ctx->fd_table_size = size;
+    t->size = size;
+    t->older = old;
+    if (old) {
+        memcpy(t->slot, old->slot, (size_t)old->size * sizeof(t->slot[0]));
+    }
+    qatomic_mb_set(&ctx->fd_table, t);
     return 0;
+}
+
+/* Sets the handler of @fd in the table (which covers it). Under
+ * list_lock; seq_cst, before any retirement (see AioFdTable). */
+static void fd_table_set_locked(AioContext *ctx, int fd, AioHandler *node)
+{
+    qatomic_mb_set(&ctx->fd_table->slot[fd], node);
 }
 
 /* Switch the fd monitor (epoll -> poll fallback). Under list_lock. */
@@ -213,7 +252,7 @@ static int fdmon_switch_locked(AioContext *ctx, const FDMonOps *ops)
  * state was allocated with the context - so a handler is never left
  * registered in the list but unwatched. Under list_lock.
  */
-static void fdmon_fall_back_locked(AioContext *ctx)
+void aioloop__fdmon_fall_back_locked(AioContext *ctx)
 {
     int ret = fdmon_switch_locked(ctx, &aioloop__fdmon_poll_ops);
 
@@ -230,10 +269,10 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     bool remove = !io_read && !en_read && !io_write && !io_poll;
     AioHandler *old_node, *new_node = NULL;
     const FDMonOps *ops;
+    int ret;
 
-    assert(fd >= 0);
     if (fd < 0) {
-        return -EBADF;
+        return remove ? 0 : -EBADF;
     }
     if (!remove) {
         new_node = aioloop__calloc(1, sizeof(*new_node));
@@ -254,7 +293,15 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     }
 
     qemu_mutex_lock(&ctx->list_lock);
-    old_node = fd < ctx->fd_table_size ? ctx->fd_table[fd] : NULL;
+    old_node = aioloop__handler_of_fd(ctx, fd);
+    if (!internal && ((old_node && old_node->internal) ||
+                      fd == ctx->epollfd)) {
+        /* The context's own descriptor: see "Descriptors that are not
+         * open" above. */
+        qemu_mutex_unlock(&ctx->list_lock);
+        free(new_node);
+        return remove ? 0 : -EEXIST;
+    }
     if (!old_node && remove) {
         qemu_mutex_unlock(&ctx->list_lock);
         return 0;
@@ -265,22 +312,33 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
         free(new_node);
         return -ENOMEM;
     }
+    if (new_node) {
+        new_node->tag = ++ctx->next_tag;
+    }
     ops = ctx->fdmon_ops;
-    if (ops->update(ctx, old_node, new_node) < 0) {
+    ret = ops->update(ctx, old_node, new_node);
+    if (ret == -EBADF && new_node) {
+        /* Not an open descriptor: the caller's bug, reported by the
+         * caller. Nothing changed (a failed ADD/MOD leaves the set). */
+        qemu_mutex_unlock(&ctx->list_lock);
+        free(new_node);
+        return -EBADF;
+    }
+    if (ret < 0) {
         assert(ops != &aioloop__fdmon_poll_ops);
         if (old_node) {
             ops->update(ctx, old_node, NULL);
         }
-        fdmon_fall_back_locked(ctx);
+        aioloop__fdmon_fall_back_locked(ctx);
     }
     if (new_node) {
         list_insert(ctx, new_node);
-        ctx->fd_table[fd] = new_node;
+        fd_table_set_locked(ctx, fd, new_node);
         if (!new_node->io_poll) {
             qatomic_inc(&ctx->poll_disable_cnt);
         }
     } else {
-        ctx->fd_table[fd] = NULL;
+        fd_table_set_locked(ctx, fd, NULL);
     }
     if (old_node) {
         if (!old_node->io_poll) {
@@ -298,10 +356,12 @@ int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
     return 0;
 }
 
-/* The public setters have no error channel: out of memory aborts (see
- * the policy in util/alloc.h). */
-static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
-                               IOHandler *io_read, EventNotifierHandler *en_read,
+/* The public setters have no error channel: every refusal aborts with a
+ * message that names the descriptor (out of memory: see the policy in
+ * util/alloc.h). @who is the public function's name. */
+static void set_handler_or_die(AioContext *ctx, const char *who, int fd,
+                               bool is_external, IOHandler *io_read,
+                               EventNotifierHandler *en_read,
                                IOHandler *io_write, AioPollFn *io_poll,
                                IOHandler *io_poll_ready, void *opaque)
 {
@@ -309,17 +369,35 @@ static void set_handler_or_die(AioContext *ctx, int fd, bool is_external,
                                    en_read, io_write, io_poll, io_poll_ready,
                                    opaque);
 
-    if (ret == -ENOMEM) {
+    switch (ret) {
+    case 0:
+        return;
+    case -ENOMEM:
         fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
-        abort();
+        break;
+    case -EBADF:
+        fprintf(stderr, "aioloop: %s: fd %d is not an open file descriptor "
+                "(AioContext %p); remove a handler before closing its "
+                "descriptor\n", who, fd, (void *)ctx);
+        break;
+    case -EEXIST:
+        fprintf(stderr, "aioloop: %s: fd %d belongs to AioContext %p itself "
+                "(its event notifier or epoll set), not to the caller: a "
+                "stale descriptor number?\n", who, fd, (void *)ctx);
+        break;
+    default:
+        fprintf(stderr, "aioloop: %s: cannot register fd %d: %s\n", who, fd,
+                strerror(-ret));
+        break;
     }
+    abort();
 }
 
 void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
                         IOHandler *io_read, IOHandler *io_write, void *opaque)
 {
-    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, NULL,
-                       NULL, opaque);
+    set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
+                       io_write, NULL, NULL, opaque);
 }
 
 void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
@@ -327,15 +405,27 @@ void aio_set_fd_handler_poll(AioContext *ctx, int fd, bool is_external,
                              AioPollFn *io_poll, IOHandler *io_poll_ready,
                              void *opaque)
 {
-    set_handler_or_die(ctx, fd, is_external, io_read, NULL, io_write, io_poll,
-                       io_poll_ready, opaque);
+    set_handler_or_die(ctx, __func__, fd, is_external, io_read, NULL,
+                       io_write, io_poll, io_poll_ready, opaque);
 }
 
 void aio_set_event_notifier(AioContext *ctx, EventNotifier *notifier,
                             bool is_external, EventNotifierHandler *io_read)
 {
-    set_handler_or_die(ctx, event_notifier_get_fd(notifier), is_external,
-                       NULL, io_read, NULL, NULL, NULL, notifier);
+    int fd = event_notifier_get_fd(notifier);
+
+    if (fd < 0) {
+        if (!io_read) {
+            return;     /* never registered: event_notifier_cleanup()
+                         * refuses a registered notifier */
+        }
+        fprintf(stderr, "aioloop: aio_set_event_notifier: EventNotifier %p "
+                "is not initialised (AioContext %p)\n", (void *)notifier,
+                (void *)ctx);
+        abort();
+    }
+    set_handler_or_die(ctx, __func__, fd, is_external, NULL, io_read, NULL,
+                       NULL, NULL, notifier);
 }
 
 /* ------------------------------------------------------------------ */
@@ -346,11 +436,18 @@ static void refresh_external_locked(AioContext *ctx)
     AioHandler *node;
 
     for (node = ctx->handlers; node; node = node->next) {
+        int ret;
+
+        if (!node->is_external) {
+            continue;
+        }
         /* Re-adding a handler can fail (epoll_ctl ENOMEM/ENOSPC): fall
-         * back to ppoll rather than leave it unwatched. */
-        if (node->is_external &&
-            ctx->fdmon_ops->update(ctx, node, node) < 0) {
-            fdmon_fall_back_locked(ctx);
+         * back to ppoll rather than leave it unwatched. EBADF is not a
+         * refusal: the descriptor was closed while registered, and its
+         * handler stays parked (see "Descriptors that are not open"). */
+        ret = ctx->fdmon_ops->update(ctx, node, node);
+        if (ret < 0 && ret != -EBADF) {
+            aioloop__fdmon_fall_back_locked(ctx);
         }
     }
     qatomic_inc(&ctx->handler_gen);
@@ -485,21 +582,34 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     return false;
 }
 
-/* Grow or shrink ctx->poll_ns after a blocking wait of @block_ns. */
+/*
+ * Grow or shrink ctx->poll_ns after a blocking wait of @block_ns. The
+ * parameters are any non-negative int64_t (aio_context_set_poll_params()
+ * takes INT64_MAX), so growth saturates at @max_ns instead of
+ * overflowing; poll_ns stays within [0, max_ns].
+ */
 static void adjust_polling_time(AioContext *ctx, int64_t block_ns,
                                 int64_t max_ns)
 {
-    int64_t poll_ns = ctx->poll_ns;
+    /* max_ns may have been lowered since the window grew. */
+    int64_t poll_ns = ctx->poll_ns < max_ns ? ctx->poll_ns : max_ns;
 
     if (block_ns <= poll_ns) {
-        return;                 /* polling caught it: keep the window */
+        ctx->poll_ns = poll_ns; /* polling caught it: keep the window */
+        return;
     }
     if (block_ns > max_ns) {
         int64_t shrink = qatomic_read(&ctx->poll_shrink);
         poll_ns = shrink ? poll_ns / shrink : 0;
     } else if (poll_ns < max_ns) {
         int64_t grow = qatomic_read(&ctx->poll_grow);
-        poll_ns = poll_ns ? poll_ns * (grow ? grow : 2) : 4000;
+
+        if (!poll_ns) {
+            poll_ns = 4000;
+        } else if (__builtin_mul_overflow(poll_ns, grow ? grow : 2,
+                                          &poll_ns)) {
+            poll_ns = max_ns;
+        }
         if (poll_ns > max_ns) {
             poll_ns = max_ns;
         }
@@ -581,7 +691,7 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
     max_ns = blocking && timeout ? qatomic_read(&ctx->poll_max_ns) : 0;
 
     if (max_ns && can_poll) {
-        int64_t limit = ctx->poll_ns;
+        int64_t limit = ctx->poll_ns < max_ns ? ctx->poll_ns : max_ns;
 
         start = aioloop__now_ns();
         if (timeout > 0 && timeout < limit) {
@@ -743,6 +853,47 @@ bool aio_dispatch(AioContext *ctx)
 }
 
 /* ------------------------------------------------------------------ */
+/* Event notifiers cleaned up while registered                         */
+
+/*
+ * event_notifier_cleanup() of a notifier still registered with a context
+ * would close the descriptor under its handler, and the notifier could
+ * then never be removed (its fd reads -1). The cleanup asks this check
+ * (installed by the first context, see util/event-notifier.c) and aborts
+ * naming the notifier and the context. Contexts are found on one global
+ * list; the lock order is all_contexts_lock, then a list_lock.
+ */
+static pthread_mutex_t all_contexts_lock = PTHREAD_MUTEX_INITIALIZER;
+static QLIST_HEAD(, AioContext) all_contexts =
+    QLIST_HEAD_INITIALIZER(all_contexts);
+
+static void *notifier_owner(const EventNotifier *e)
+{
+    AioContext *ctx, *owner = NULL;
+    int fd = event_notifier_get_fd(e);
+
+    if (fd < 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&all_contexts_lock);
+    QLIST_FOREACH(ctx, &all_contexts, all_contexts) {
+        AioHandler *node;
+
+        qemu_mutex_lock(&ctx->list_lock);
+        node = aioloop__handler_of_fd(ctx, fd);
+        if (node && !node->internal && node->en_read && node->opaque == e) {
+            owner = ctx;
+        }
+        qemu_mutex_unlock(&ctx->list_lock);
+        if (owner) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_contexts_lock);
+    return owner;
+}
+
+/* ------------------------------------------------------------------ */
 /* Set-up and tear-down                                                */
 
 int aioloop__handlers_init(AioContext *ctx, Error **errp)
@@ -776,6 +927,10 @@ int aioloop__handlers_init(AioContext *ctx, Error **errp)
         aioloop__fdmon_poll_ops.cleanup(ctx);
         return ret;
     }
+    aioloop__event_notifier_set_owner_check(notifier_owner);
+    pthread_mutex_lock(&all_contexts_lock);
+    QLIST_INSERT_HEAD(&all_contexts, ctx, all_contexts);
+    pthread_mutex_unlock(&all_contexts_lock);
     return 0;
 }
 
@@ -783,6 +938,9 @@ void aioloop__handlers_cleanup(AioContext *ctx)
 {
     AioHandler *node, *next;
 
+    pthread_mutex_lock(&all_contexts_lock);
+    QLIST_REMOVE(ctx, all_contexts);
+    pthread_mutex_unlock(&all_contexts_lock);
     qemu_mutex_lock(&ctx->list_lock);
     assert(ctx->sleepers == 0 && ctx->poll_depth == 0);
     free_deleted_locked(ctx);
@@ -791,9 +949,12 @@ void aioloop__handlers_cleanup(AioContext *ctx)
         free(node);
     }
     ctx->handlers = NULL;
-    free(ctx->fd_table);
-    ctx->fd_table = NULL;
-    ctx->fd_table_size = 0;
+    while (ctx->fd_table) {
+        AioFdTable *t = ctx->fd_table;
+
+        ctx->fd_table = t->older;
+        free(t);
+    }
     qemu_mutex_unlock(&ctx->list_lock);
     aioloop__fdmon_epoll_ops.cleanup(ctx);
     aioloop__fdmon_poll_ops.cleanup(ctx);

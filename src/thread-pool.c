@@ -50,13 +50,15 @@
  * bdrv_aio_cancel() of a request whose completion is waiting, say - lets
  * that loop run the rest.
  *
- * Requests are recycled: when the completion drops the last reference
- * (nobody took one with qemu_aio_ref()), the request goes onto a small
- * cache of the completing thread, from which that thread's next
- * submission takes it instead of calloc() and free() per job. A request
- * that someone else still holds is released by qemu_aio_unref() as
- * usual. ASan builds poison cached requests, so a use after completion
- * is still reported.
+ * Requests are recycled: completions go through
+ * aioloop__aiocb_complete_keep() (aiocb.c: the callback runs marked as
+ * completing, for bdrv_aio_cancel() from inside it), and when the
+ * completion held the last reference (nobody took one with
+ * qemu_aio_ref()), the request goes onto a small cache of the completing
+ * thread, from which that thread's next submission takes it instead of
+ * calloc() and free() per job. A request that someone else still holds
+ * is released by qemu_aio_unref() as usual. ASan builds poison cached
+ * requests, so a use after completion is still reported.
  *
  * Job states: QUEUED -> ACTIVE (a worker took it, under the lock) ->
  * DONE (result stored), or QUEUED -> DONE with -ECANCELED (cancelled,
@@ -104,6 +106,7 @@
 
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
+#include "aiocb-internal.h"
 #include "util/alloc.h"
 
 #if defined(__has_feature)
@@ -309,21 +312,15 @@ static inline ThreadPoolElement *req_alloc(ThreadPool *pool,
     return req;
 }
 
-/*
- * Drops the completion's reference to @req, after its callback ran. If
- * that was the last one, @req goes to this thread's cache (or is freed
- * when the cache is full); if someone still holds a reference, their
- * qemu_aio_unref() frees it. Loop thread of @req's pool.
- */
-static void req_release(ThreadPoolElement *req)
+/* Keeps @req, whose last reference the completion held (see
+ * aioloop__aiocb_complete_keep()), in this thread's cache, or frees it
+ * when the cache is full. Loop thread of @req's pool. */
+static void req_recycle(ThreadPoolElement *req)
 {
     ReqCache *c = &req_cache;
 
-    /* Acquire: another thread's last use of the request, before its
-     * unref brought the count to 1, happens before our reuse. */
-    if (qatomic_load_acquire(&req->common.refcnt) != 1 ||
-        c->len >= CACHE_MAX) {
-        qemu_aio_unref(req);
+    if (c->len >= CACHE_MAX) {
+        free(req);
         return;
     }
     if (unlikely(!c->registered)) {
@@ -331,7 +328,6 @@ static void req_release(ThreadPoolElement *req)
         pthread_setspecific(req_cache_key, c);
         c->registered = true;
     }
-    req->common.refcnt = 0;
     req->next = c->head;
     c->head = req;
     c->len++;
@@ -387,6 +383,7 @@ static void completion_bh(void *opaque)
     ThreadPool *pool = opaque;
     ThreadPoolElement *lifo = qatomic_xchg(&pool->done, NULL);
     ThreadPoolElement *req;
+    bool reusable;
 
     if (lifo) {
         /* pool->done is newest first: reverse it behind what is ready. */
@@ -418,11 +415,13 @@ static void completion_bh(void *opaque)
             pool->bh_armed = true;
             qemu_bh_schedule(pool->completion_bh);
         }
-        if (req->common.cb) {
-            req->common.cb(req->common.opaque, req->ret);
+        if (aioloop__aiocb_complete_keep(&req->common, req->ret,
+                                         &reusable)) {
             aioloop__report_progress(pool->ctx);
         }
-        req_release(req);
+        if (reusable) {
+            req_recycle(req);
+        }
     }
 }
 

@@ -34,6 +34,17 @@
  * clock knows its lists (under a mutex) so that advancing the virtual
  * clock or re-enabling a clock can wake the loops concerned.
  *
+ * Bad input. A clock type outside [0, QEMU_CLOCK_MAX) would index the
+ * clock and list arrays out of bounds, and none of the functions taking
+ * one has an error channel, so each aborts with a message naming the
+ * function, the value and the timer if there is one (bad_clock()), in
+ * every build; so do a timer without a list or callback, or with a scale
+ * below 1. Times in a timer's scale (timer_mod(), timer_mod_anticipate(),
+ * timer_expired()) are converted to nanoseconds with saturation: a
+ * product beyond the int64_t range is INT64_MAX (a deadline that never
+ * comes: timers at INT64_MAX never fire) or INT64_MIN (in the past: the
+ * timer fires at the next aio_poll()), never a wrapped value.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
@@ -88,10 +99,63 @@ static QEMUClock qemu_clocks[QEMU_CLOCK_MAX] = {
 static int64_t virtual_clock_ns;    /* atomic */
 
 /* ------------------------------------------------------------------ */
+/* Bad input                                                           */
+
+static __attribute__((noreturn, noinline)) void bad_clock(const char *who,
+                                                          int type,
+                                                          const void *timer)
+{
+    if (timer) {
+        fprintf(stderr, "aioloop: %s: QEMUTimer %p: invalid clock type %d "
+                "(valid: 0 to %d, QEMU_CLOCK_*)\n", who, timer, type,
+                QEMU_CLOCK_MAX - 1);
+    } else {
+        fprintf(stderr, "aioloop: %s: invalid clock type %d (valid: 0 to %d, "
+                "QEMU_CLOCK_*)\n", who, type, QEMU_CLOCK_MAX - 1);
+    }
+    abort();
+}
+
+static inline void check_clock(const char *who, QEMUClockType type,
+                               const void *timer)
+{
+    if (unlikely((unsigned)type >= QEMU_CLOCK_MAX)) {
+        bad_clock(who, (int)type, timer);
+    }
+}
+
+/* The arguments of a new timer; @ts may be NULL (not allocated yet). */
+static void check_timer(const char *who, const void *ts,
+                        QEMUTimerList *timer_list, int scale, QEMUTimerCB *cb)
+{
+    const char *what = !timer_list ? "no timer list (NULL)" :
+                       !cb ? "no callback (NULL)" :
+                       scale <= 0 ? "a scale below 1 ns" : NULL;
+
+    if (what) {
+        fprintf(stderr, "aioloop: %s: QEMUTimer %p: %s (scale %d)\n", who,
+                ts, what, scale);
+        abort();
+    }
+}
+
+/* @t units of @scale ns, saturated to the int64_t range. */
+static inline int64_t scale_saturated(int64_t t, int scale)
+{
+    int64_t ns;
+
+    if (unlikely(__builtin_mul_overflow(t, (int64_t)scale, &ns))) {
+        return t < 0 ? INT64_MIN : INT64_MAX;
+    }
+    return ns;
+}
+
+/* ------------------------------------------------------------------ */
 /* Clocks                                                              */
 
 int64_t qemu_clock_get_ns(QEMUClockType type)
 {
+    check_clock(__func__, type, NULL);
     switch (type) {
     case QEMU_CLOCK_VIRTUAL:
         return qatomic_read(&virtual_clock_ns);
@@ -150,10 +214,7 @@ int64_t qemu_clock_advance_virtual_time(int64_t dest)
 
 void qemu_clock_enable(QEMUClockType type, bool enabled)
 {
-    assert(type >= 0 && type < QEMU_CLOCK_MAX);
-    if (type < 0 || type >= QEMU_CLOCK_MAX) {
-        return;
-    }
+    check_clock(__func__, type, NULL);
     if (qatomic_xchg(&qemu_clocks[type].enabled, enabled) != enabled &&
         enabled) {
         clock_notify(type, INT64_MAX);
@@ -162,6 +223,7 @@ void qemu_clock_enable(QEMUClockType type, bool enabled)
 
 bool qemu_clock_is_enabled(QEMUClockType type)
 {
+    check_clock(__func__, type, NULL);
     return qatomic_read(&qemu_clocks[type].enabled);
 }
 
@@ -294,10 +356,12 @@ static QEMUTimerList *timerlist_try_new(QEMUClockType type,
                                         QEMUTimerListNotifyCB *cb,
                                         void *opaque)
 {
-    QEMUTimerList *tl = aioloop__calloc(1, sizeof(*tl));
-    QEMUClock *clock = &qemu_clocks[type];
+    QEMUTimerList *tl;
+    QEMUClock *clock;
 
-    assert(type >= 0 && type < QEMU_CLOCK_MAX);
+    check_clock("timerlist_new", type, NULL);
+    clock = &qemu_clocks[type];
+    tl = aioloop__calloc(1, sizeof(*tl));
     if (!tl) {
         return NULL;
     }
@@ -367,7 +431,11 @@ int64_t timerlist_deadline_ns(QEMUTimerList *tl)
         return -1;
     }
     now = qemu_clock_get_ns(tl->type);
-    return first <= now ? 0 : first - now;
+    if (first <= now) {
+        return 0;
+    }
+    /* A HOST clock before 1970 reads negative: saturate. */
+    return __builtin_sub_overflow(first, now, &now) ? INT64_MAX : now;
 }
 
 bool timerlist_run_timers(QEMUTimerList *tl)
@@ -481,7 +549,7 @@ bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 void timer_init_tl(QEMUTimer *ts, QEMUTimerList *timer_list, int scale,
                    QEMUTimerCB *cb, void *opaque)
 {
-    assert(timer_list && cb && scale > 0);
+    check_timer(__func__, ts, timer_list, scale, cb);
     *ts = (QEMUTimer) {
         .expire_time = -1,
         .timer_list = timer_list,
@@ -495,8 +563,10 @@ void timer_init_tl(QEMUTimer *ts, QEMUTimerList *timer_list, int scale,
 QEMUTimer *timer_new_tl(QEMUTimerList *timer_list, int scale,
                         QEMUTimerCB *cb, void *opaque)
 {
-    QEMUTimer *ts = aioloop__malloc(sizeof(*ts));
+    QEMUTimer *ts;
 
+    check_timer(__func__, NULL, timer_list, scale, cb);
+    ts = aioloop__malloc(sizeof(*ts));
     if (!ts) {
         aioloop__oom("allocating a timer");
     }
@@ -507,12 +577,14 @@ QEMUTimer *timer_new_tl(QEMUTimerList *timer_list, int scale,
 void aio_timer_init(AioContext *ctx, QEMUTimer *ts, QEMUClockType type,
                     int scale, QEMUTimerCB *cb, void *opaque)
 {
+    check_clock(__func__, type, ts);
     timer_init_tl(ts, ctx->tlg.tl[type], scale, cb, opaque);
 }
 
 QEMUTimer *aio_timer_new(AioContext *ctx, QEMUClockType type, int scale,
                          QEMUTimerCB *cb, void *opaque)
 {
+    check_clock(__func__, type, NULL);
     return timer_new_tl(ctx->tlg.tl[type], scale, cb, opaque);
 }
 
@@ -522,6 +594,7 @@ QEMUTimer *timer_new(QEMUClockType type, int scale, QEMUTimerCB *cb,
     AioContext *ctx = qemu_get_aio_context();
 
     assert(ctx);        /* qemu_init_main_loop() first */
+    check_clock(__func__, type, NULL);
     return aio_timer_new(ctx, type, scale, cb, opaque);
 }
 
@@ -591,7 +664,7 @@ void timer_mod_ns(QEMUTimer *ts, int64_t expire_time)
 
 void timer_mod(QEMUTimer *ts, int64_t expire_time)
 {
-    timer_mod_common(ts, expire_time * ts->scale, false);
+    timer_mod_common(ts, scale_saturated(expire_time, ts->scale), false);
 }
 
 void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
@@ -601,7 +674,7 @@ void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time)
 
 void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time)
 {
-    timer_mod_common(ts, expire_time * ts->scale, true);
+    timer_mod_common(ts, scale_saturated(expire_time, ts->scale), true);
 }
 
 void timer_del(QEMUTimer *ts)
@@ -647,7 +720,7 @@ bool timer_expired(QEMUTimer *ts, int64_t current_time)
 {
     int64_t expire = qatomic_read(&ts->expire_time);
 
-    return expire >= 0 && expire <= current_time * ts->scale;
+    return expire >= 0 && expire <= scale_saturated(current_time, ts->scale);
 }
 
 int64_t timer_expire_time_ns(QEMUTimer *ts)

@@ -130,7 +130,9 @@ AIOLOOP_API void aio_context_release(AioContext *ctx);
 /**
  * aio_context_fdmon_name - name of the fd monitor @ctx uses now:
  * "epoll" or "poll". A context falls back from epoll to poll when epoll
- * refuses a descriptor (regular files) or runs out of watches.
+ * refuses an open descriptor (regular files) or runs out of watches, or
+ * when it cannot rebuild its epoll set to drop a leftover registration
+ * (see aio_set_fd_handler()); never for a descriptor that is not open.
  * Any thread.
  */
 AIOLOOP_API const char *aio_context_fdmon_name(AioContext *ctx);
@@ -337,13 +339,33 @@ AIOLOOP_API bool aio_dispatch(AioContext *ctx);
  * are level-triggered: they run on every iteration while the fd is ready.
  * Removal is safe from inside any handler, the fd's own included; once
  * removal returns on the loop thread the handlers are not called again.
- * A negative @fd is a programmer error (assertion; ignored with NDEBUG).
+ * Removing the handlers of an fd that has none does nothing.
  *
  * It cannot fail in a way the caller must handle: if the epoll monitor
  * refuses @fd (a regular file: EPERM; the watch limit: ENOSPC; ENOMEM),
  * the context moves to the ppoll monitor for good and the handler is
- * watched there, never dropped. Running out of memory for the handler
- * itself aborts with a message (there is no error channel).
+ * watched there, never dropped. There is no error channel, so misuse
+ * aborts with a message naming the descriptor and the context, in every
+ * build (NDEBUG included), on both fd monitors:
+ *  - adding or updating handlers on an @fd that is not an open
+ *    descriptor (negative, never opened, or already closed): "fd N is not
+ *    an open file descriptor". It never moves the context to ppoll.
+ *  - adding handlers on a descriptor number that belongs to @ctx itself
+ *    (its event notifier or its epoll set: the caller closed a descriptor
+ *    of its own and still uses the number). Removing the handlers of such
+ *    a number does nothing: the caller has none there, and the context's
+ *    own handler stays, so cross-thread wake-ups keep working.
+ *  - running out of memory for the handler.
+ * Close a descriptor only after removing its handlers. If it is closed
+ * while registered, its handlers are not called again and do not wake
+ * the loop (epoll forgets a closed descriptor; ppoll sees POLLNVAL once
+ * and parks the handler), until they are removed - which works as usual -
+ * or replaced; a later handler on the same number watches the new file.
+ * Exception, epoll only: if a duplicate of the descriptor (dup(), a fork
+ * child, SCM_RIGHTS) keeps the file open, epoll still reports it under
+ * the closed number and the handler keeps being called until removed.
+ * After removal such a leftover registration is never dispatched: its
+ * events are dropped and the epoll set is rebuilt without it.
  * Any thread (the guarantee about late calls holds on the loop thread).
  */
 AIOLOOP_API void aio_set_fd_handler(AioContext *ctx, int fd, bool is_external,
@@ -373,6 +395,9 @@ AIOLOOP_API void aio_set_fd_handler_poll(AioContext *ctx, int fd,
  * aio_set_event_notifier - run @io_read(@notifier) when @notifier is set;
  * NULL removes it. The handler usually starts with
  * event_notifier_test_and_clear(). Same rules as aio_set_fd_handler().
+ * Registering an uninitialised notifier aborts with a message naming it;
+ * removing one does nothing (it cannot be registered: event_notifier_
+ * cleanup() of a registered notifier aborts, see <aioloop/event-notifier.h>).
  * Any thread.
  */
 AIOLOOP_API void aio_set_event_notifier(AioContext *ctx,

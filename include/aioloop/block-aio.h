@@ -80,6 +80,11 @@ AIOLOOP_API void bdrv_aio_cancel_async(BlockAIOCB *acb);
  * waits forever; use bdrv_aio_cancel_async() then. Do not call it from
  * inside a callback of a context that another thread is polling at the
  * same time.
+ * Called from inside @acb's own completion callback (or from anything
+ * that callback calls in its thread, nested loops included), it returns
+ * at once and does nothing: the request has completed, with the result
+ * the callback is handling (the thread pool and the io_uring, Linux AIO
+ * and threads engines alike). QEMU would wait for ever there.
  * The request's context thread, or any thread allowed to poll it.
  */
 AIOLOOP_API void bdrv_aio_cancel(BlockAIOCB *acb);

@@ -85,7 +85,8 @@ AIOLOOP_API void aio_block_backend_detach(AioBlockBackend *b, AioContext *ctx);
  * @qiov may then be NULL); @cb(@opaque, ret) runs once, from aio_poll()
  * of the attached context.
  * Returns: the AIOCB, valid until the callback returns; NULL only for an
- * unknown @type. Loop thread only.
+ * unknown @type or a detached @b. Bad arguments and files complete as
+ * raw-aio.h says ("Bad arguments", "Files"). Loop thread only.
  */
 AIOLOOP_API BlockAIOCB *aio_block_submit(AioBlockBackend *b, int fd,
                                          uint64_t offset, QEMUIOVector *qiov,
@@ -94,7 +95,8 @@ AIOLOOP_API BlockAIOCB *aio_block_submit(AioBlockBackend *b, int fd,
 
 /**
  * aio_block_co_submit - submit and wait, as laio_co_submit().
- * Returns: 0 or -errno. Coroutine context only.
+ * Returns: 0 or -errno (-EINVAL for an unknown @type, a detached @b or
+ * bad arguments). Coroutine context only.
  */
 AIOLOOP_API int coroutine_fn aio_block_co_submit(AioBlockBackend *b, int fd,
                                                  uint64_t offset,

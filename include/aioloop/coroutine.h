@@ -14,6 +14,34 @@
  * Functions marked coroutine_fn may only be called from coroutine context
  * (qemu_in_coroutine() is true).
  *
+ * Stacks and overflows. Each coroutine has a 1 MiB stack with a 64 KiB
+ * inaccessible guard below it (the library is built with
+ * -fstack-clash-protection where the compiler supports it; build code
+ * that runs in coroutines with it too, so that no large frame can jump
+ * the guard). An overflow faults in the guard. The first coroutine stack
+ * installs a process-wide SIGSEGV handler (SA_ONSTACK | SA_SIGINFO) that
+ * chains to the handler installed before it: a fault in the guard of the
+ * coroutine the faulting thread runs prints "aioloop: coroutine stack
+ * overflow in coroutine <address> (entry <address>)..." on stderr, then
+ * the default action of SIGSEGV ends the process (core dump included);
+ * every other fault goes to the previous handler, or to the default
+ * action if there was none. A handler the application installs after
+ * the first coroutine replaces the library's and gets every fault,
+ * overflows unreported. The handler runs on an alternate signal stack:
+ * each thread that runs coroutines gets one (64 KiB) at its first
+ * qemu_coroutine_create() or enter, unless it has one already (which is
+ * then used), and SIGSEGV is unblocked in that thread (a fault while it
+ * is blocked would kill the process without any handler anyway). The
+ * library's alternate stack is released when the thread exits.
+ *
+ * Lifetime. A coroutine whose entry function returned is finished and
+ * goes back to a per-thread pool: entering it again (qemu_coroutine_
+ * enter(), aio_co_enter(), aio_co_wake()) or scheduling it
+ * (aio_co_schedule()) aborts with a message naming the coroutine and its
+ * entry function, in every build (NDEBUG included), until a later
+ * qemu_coroutine_create() hands the same memory out as a new coroutine
+ * (or the pool, when full, frees it).
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef AIOLOOP_COROUTINE_H
@@ -56,8 +84,10 @@ AIOLOOP_API Coroutine *qemu_coroutine_create(CoroutineEntry *entry,
 
 /**
  * qemu_coroutine_enter - run @co until it yields or returns. @co must not
- * be running already (entering an active coroutine aborts with a message).
- * Its context becomes the calling thread's current context.
+ * be running already, nor finished: entering an active coroutine, or one
+ * whose entry function returned, aborts with a message naming it (see
+ * "Lifetime" above). Its context becomes the calling thread's current
+ * context.
  * Any thread (the coroutine runs in the calling thread).
  */
 AIOLOOP_API void qemu_coroutine_enter(Coroutine *co);
@@ -101,7 +131,8 @@ AIOLOOP_API AioContext *qemu_coroutine_get_aio_context(Coroutine *co);
  * aio_co_schedule - enter @co from @ctx's next aio_poll(), in the thread
  * running that loop. @co must be yielded, or be the caller about to
  * yield (see below), and not scheduled already
- * (scheduling it twice aborts with a message naming the first caller).
+ * (scheduling it twice aborts with a message naming the first caller;
+ * scheduling a finished coroutine aborts naming it).
  * A coroutine may schedule itself (to move to @ctx's thread) if it yields
  * right after: the other thread waits until it has switched out.
  * Any thread.

@@ -63,7 +63,11 @@ AIOLOOP_API int event_notifier_init_fd(EventNotifier *e, int fd);
 /*
  * event_notifier_cleanup - close the descriptors of e and mark it
  * uninitialised. Does nothing if e is uninitialised, so calling it twice
- * is safe. Remove e from every event loop before calling it.
+ * is safe. Remove e from every event loop before calling it: cleaning up
+ * a notifier still registered with an AioContext through
+ * aio_set_event_notifier() aborts, in every build, with a message naming
+ * the notifier, its descriptor and the context (the handler would be
+ * left on a closed descriptor, with no way to remove it).
  *
  * Any thread.
  */

@@ -23,8 +23,51 @@
  *   -ENOSPC   a write that transferred fewer bytes than asked
  *   -ECANCELED the request was cancelled (bdrv_aio_cancel_async()) while
  *             it was still queued in the library
- *   -errno    the kernel's error for that request alone (-EBADF, -EINVAL
- *             for misaligned O_DIRECT, -EIO...)
+ *   -EINVAL   bad arguments (below); the file was not touched
+ *   -errno    the system's error for that request alone (-EBADF, -EINVAL
+ *             for misaligned O_DIRECT, -EIO, -ENOSPC, -EFBIG beyond
+ *             RLIMIT_FSIZE...)
+ *
+ * Bad arguments. These checks hold in every build (release builds too)
+ * and come before anything reaches the file:
+ *   - an unknown @type: *_submit() returns NULL, *_co_submit() -EINVAL
+ *     (the request cannot even be prepared);
+ *   - a state that is not attached to a context: the same (there is no
+ *     aio_poll() to deliver a result from);
+ *   - a read or a write with a NULL @qiov or a vector with niov < 0 (or
+ *     iov NULL and niov > 0); a byte offset above INT64_MAX or an offset
+ *     plus length beyond it; a length above AIOLOOP_RAW_MAX_BYTES; in the
+ *     sector API a negative @sector_num or one whose byte offset does not
+ *     fit, a negative @nb_sectors, or @nb_sectors * 512 different from
+ *     @qiov's size: the request completes with -EINVAL, delivered as
+ *     every result is (from aio_poll(), to the callback or the coroutine;
+ *     a coroutine request gets it at once);
+ *   - a flush ignores its offset, sector count and vector, whatever they
+ *     hold.
+ * Segments of zero length are allowed, and so is a request of zero bytes
+ * (it succeeds). A segment whose buffer is not writable memory gets the
+ * kernel's -EFAULT.
+ *
+ * Files. The engines do positioned I/O (preadv/pwritev/fdatasync) and
+ * report the same result for the same file on each of them:
+ *   - regular files and block devices: the engine's kernel interface;
+ *   - any other kind of fd (a pipe, FIFO, socket, character device,
+ *     directory, eventfd...): the io_uring and Linux AIO engines give the
+ *     request to the attached context's thread pool, as the thread engine
+ *     does with every request, so the result is the system call's: -ESPIPE
+ *     for a pipe, a socket or an eventfd (a flush there: -EINVAL),
+ *     -EISDIR for reading a directory, -EBADF for writing one; /dev/null
+ *     reads as end of file (the vector is zero-filled, 0) and takes every
+ *     write;
+ *   - a fd that is not open (closed, -1), an O_PATH fd, or a fd not open
+ *     for the direction asked (a write on O_RDONLY): -EBADF.
+ * Nothing ever waits inside a system call of the loop thread for data on
+ * a pipe or a socket. The io_uring and Linux AIO engines learn a fd's
+ * kind with one fstat() the first time they see its number and remember
+ * it (a few fds per state) until a request on it fails with -EBADF or the
+ * state is attached again; a number closed and reused for another kind
+ * of file in between keeps the kind it had (its requests still complete,
+ * but a pipe read may then wait for data, in the kernel).
  *
  * Queueing: requests beyond the kernel queue depth (128) wait in a local
  * queue and are submitted as slots free up; they are never failed with
@@ -50,12 +93,18 @@
  *
  * Completion callbacks may call aio_poll() on the attached context
  * (nested loops): no completion is lost or delivered twice. They must not
- * detach or free their own state.
+ * free their own state, nor detach it from inside a completion of the
+ * kernel engines (that aborts with a message naming the state).
  *
  * Cancellation (bdrv_aio_cancel_async(), loop thread only): a request
  * still in the local queue (plugged, or beyond the queue depth) completes
- * with -ECANCELED; the thread backend also cancels a job no worker has
- * started; a request the kernel has completes normally.
+ * with -ECANCELED; a request running in the thread pool that no worker
+ * has started too; a request the kernel has completes normally.
+ *
+ * Misuse the signatures cannot report aborts with a message naming the
+ * state: freeing a state that is still attached, attaching one that is
+ * attached already (or to NULL), detaching it from another context than
+ * its own, an unplug without a plug.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -84,11 +133,18 @@ extern "C" {
 /* The kernel queue depth of every state: requests in flight at once. */
 #define AIOLOOP_RAW_QUEUE_DEPTH 128
 
+/* The longest request, in bytes (2 GiB - 64 KiB): the most that one
+ * read or write system call moves on Linux, whatever the page size.
+ * Longer requests complete with -EINVAL; split them. */
+#define AIOLOOP_RAW_MAX_BYTES 0x7fff0000u
+
 /* ------------------------------------------------------------------ */
 /* Linux native AIO (io_setup/io_submit, completions through an eventfd
  * and reaped from the AIO ring in user space). Built when
  * <linux/aio_abi.h> was found (AIOLOOP_HAVE_LINUX_AIO, the usual case on
- * Linux); otherwise laio_init() always fails with ENOSYS. */
+ * Linux); otherwise laio_init() always fails with ENOSYS. Requests on
+ * files other than regular files and block devices run in the thread
+ * pool (see "Files" above). */
 
 /* A Linux AIO state (opaque): laio_init() to laio_cleanup(). */
 typedef struct LinuxAioState LinuxAioState;
@@ -104,15 +160,17 @@ typedef struct LinuxAioState LinuxAioState;
 AIOLOOP_API LinuxAioState *laio_init(void);
 
 /**
- * laio_cleanup - free @s. It must be detached and have no request in
- * flight or queued (assertion). NULL is ignored.
+ * laio_cleanup - free @s, which must be detached (detaching completes
+ * every request); freeing a state that is still attached aborts with a
+ * message naming it. NULL is ignored.
  * Any thread, once detached.
  */
 AIOLOOP_API void laio_cleanup(LinuxAioState *s);
 
 /**
  * laio_attach_aio_context - deliver @s's completions from
- * aio_poll(@new_context) from now on. @s must not be attached.
+ * aio_poll(@new_context) from now on. @s must not be attached, and
+ * @new_context must not be NULL (either aborts with a message).
  * Loop thread of @new_context.
  */
 AIOLOOP_API void laio_attach_aio_context(LinuxAioState *s,
@@ -120,11 +178,15 @@ AIOLOOP_API void laio_attach_aio_context(LinuxAioState *s,
 
 /**
  * laio_detach_aio_context - stop delivering @s's completions from
- * @old_context, the context it is attached to. Requests must not be in
- * flight (drain them first; assertion). Does nothing if @s is no longer
- * attached: the last aio_context_unref() of a context detaches the
- * states still attached to it (after completing their requests), and
- * @old_context may then be a freed pointer, which is not used.
+ * @old_context, the context it is attached to. Requests still queued
+ * (plugged ones too: the plug count is kept) or in flight are completed
+ * first, by aio_poll(@old_context), so nothing is lost. Does nothing if
+ * @s is no longer attached: the last aio_context_unref() of a context
+ * detaches the states still attached to it (after completing their
+ * requests in the same way), and @old_context may then be a freed
+ * pointer, which is not used. Aborts with a message naming @s when
+ * @old_context is not its context, or when called from inside one of
+ * @s's completion callbacks (Linux AIO, io_uring).
  * Loop thread of @old_context.
  */
 AIOLOOP_API void laio_detach_aio_context(LinuxAioState *s,
@@ -135,14 +197,16 @@ AIOLOOP_API void laio_detach_aio_context(LinuxAioState *s,
  * done, from aio_poll() of the attached context.
  * @bs: opaque to the library, stored in the AIOCB (may be NULL).
  * @s: the state, attached to a context.
- * @fd: the file; @sector_num, @nb_sectors: position and length in
- * 512-byte sectors (@nb_sectors must match @qiov's size; both are
- * ignored for QEMU_AIO_FLUSH, where @qiov may be NULL).
+ * @fd: the file (see "Files" above); @sector_num, @nb_sectors: position
+ * and length in 512-byte sectors (@nb_sectors must match @qiov's size;
+ * both are ignored for QEMU_AIO_FLUSH, where @qiov may be NULL).
  * @type: QEMU_AIO_READ, QEMU_AIO_WRITE or QEMU_AIO_FLUSH.
  * @qiov: the buffers; it and they must stay valid until the callback.
  * @cb, @opaque: the completion callback (may be NULL) and its argument.
  * Returns: the request's AIOCB (for bdrv_aio_cancel_async()), valid until
- * the callback returns; NULL only for an unknown @type.
+ * the callback returns; NULL only for an unknown @type or a detached @s
+ * (then nothing happens). Bad arguments complete with -EINVAL (see "Bad
+ * arguments" above).
  * Loop thread only.
  */
 AIOLOOP_API BlockAIOCB *laio_submit(BlockDriverState *bs, LinuxAioState *s,
@@ -155,7 +219,7 @@ AIOLOOP_API BlockAIOCB *laio_submit(BlockDriverState *bs, LinuxAioState *s,
  * laio_co_submit - submit a request of @qiov->size bytes at byte @offset
  * and wait (yield) until it completes.
  * Returns: 0, -ENOSPC, -ECANCELED or -errno (see above); -EINVAL for an
- * unknown @type.
+ * unknown @type, a detached @s or bad arguments (see "Bad arguments").
  * Coroutine context only, in a coroutine of the attached context.
  */
 AIOLOOP_API int coroutine_fn laio_co_submit(BlockDriverState *bs,
@@ -172,14 +236,16 @@ AIOLOOP_API void laio_io_plug(BlockDriverState *bs, LinuxAioState *s);
 
 /**
  * laio_io_unplug - end one level of batching; the last one submits what
- * was held. An unplug without a plug is a programmer error (assertion).
+ * was held. An unplug without a plug aborts with a message.
  * Loop thread only.
  */
 AIOLOOP_API void laio_io_unplug(BlockDriverState *bs, LinuxAioState *s);
 
 /* ------------------------------------------------------------------ */
 /* io_uring (liburing). Built when liburing was found
- * (AIOLOOP_HAVE_IO_URING); otherwise luring_init() always fails. */
+ * (AIOLOOP_HAVE_IO_URING); otherwise luring_init() always fails (ENOSYS,
+ * with the reason in @errp). Requests on files other than regular files
+ * and block devices run in the thread pool (see "Files" above). */
 
 /* An io_uring state (opaque): luring_init() to luring_cleanup(). */
 typedef struct LuringState LuringState;
@@ -239,7 +305,8 @@ typedef struct ThreadAioState ThreadAioState;
 
 /**
  * taio_init - create a thread-backend state.
- * Returns: the state, not yet attached (allocation failure aborts).
+ * Returns: the state, not yet attached; NULL with errno ENOMEM when
+ * memory runs out.
  * Any thread.
  */
 AIOLOOP_API ThreadAioState *taio_init(void);

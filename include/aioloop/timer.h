@@ -26,6 +26,18 @@
  * disarmed and detached; arming it afterwards is a programmer error
  * (assertion in debug builds, ignored otherwise).
  *
+ * Bad input. Every function that takes a QEMUClockType aborts, in every
+ * build, with a message naming itself, the value and the timer (if any)
+ * when the type is not one of the four clocks (not in [0,
+ * QEMU_CLOCK_MAX)); so do timer_init_tl()/timer_new_tl() (and the
+ * functions built on them) given no list, no callback or a scale below
+ * 1. Expiry times are saturated, never wrapped: timer_mod() and
+ * timer_mod_anticipate() multiply by the scale with saturation, so a
+ * time too large for int64_t nanoseconds is INT64_MAX, which never
+ * comes (a timer armed at INT64_MAX stays pending and never fires), and
+ * one too small is in the past (fires at the next aio_poll()), as is
+ * any negative time.
+ *
  * SPDX-License-Identifier: MIT
  */
 #ifndef AIOLOOP_TIMER_H
@@ -248,7 +260,9 @@ AIOLOOP_API QEMUTimer *timer_new(QEMUClockType type, int scale,
 AIOLOOP_API void timer_mod_ns(QEMUTimer *ts, int64_t expire_time);
 
 /**
- * timer_mod - timer_mod_ns() with @expire_time in the timer's scale.
+ * timer_mod - timer_mod_ns() with @expire_time in the timer's scale; the
+ * product saturates (see "Bad input" above): timer_mod(t, INT64_MAX)
+ * on a millisecond timer arms it at INT64_MAX ns, i.e. never.
  * Any thread.
  */
 AIOLOOP_API void timer_mod(QEMUTimer *ts, int64_t expire_time);
@@ -259,7 +273,8 @@ AIOLOOP_API void timer_mod(QEMUTimer *ts, int64_t expire_time);
  */
 AIOLOOP_API void timer_mod_anticipate_ns(QEMUTimer *ts, int64_t expire_time);
 
-/** timer_mod_anticipate - the same in the timer's scale. Any thread. */
+/** timer_mod_anticipate - the same in the timer's scale, saturated as
+ * timer_mod(). Any thread. */
 AIOLOOP_API void timer_mod_anticipate(QEMUTimer *ts, int64_t expire_time);
 
 /**
@@ -283,7 +298,8 @@ AIOLOOP_API bool timer_pending(QEMUTimer *ts);
 
 /**
  * timer_expired - whether @ts is armed with a deadline at or before
- * @current_time (in the timer's scale). Any thread.
+ * @current_time (in the timer's scale, converted with saturation).
+ * Any thread.
  */
 AIOLOOP_API bool timer_expired(QEMUTimer *ts, int64_t current_time);
 

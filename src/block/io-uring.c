@@ -7,24 +7,27 @@
  * watched by the attached context with a busy-poll check on the
  * completion ring. Completions are read from the ring in user space.
  *
- * A request is in one of three places: the local queue (RawQueue
- * 'pending'), the submission ring (prepared but not yet consumed by the
- * kernel: 'unsubmitted'), or the kernel. Once prepared, a request stays
- * in the ring until the kernel consumes it: if io_uring_enter() refuses
- * (EAGAIN, EBUSY, ENOMEM, EINTR) the next submission offers the same
- * entries again. Errors of a request itself arrive in its completion.
+ * A request the queue gave us (luring_submit_reqs()) is in the
+ * submission ring (prepared but not yet consumed by the kernel:
+ * 'unsubmitted', which the queue reads through luring_waiting()) or in
+ * the kernel. Once prepared, a request stays in the ring until the
+ * kernel consumes it: if io_uring_enter() refuses (EAGAIN, EBUSY,
+ * ENOMEM, EINTR) the next submission offers the same entries again.
+ * Errors of a request itself arrive in its completion.
  *
  * Unlike Linux AIO, io_uring may complete a buffered read short without
  * having reached the end of the file; a short read is therefore
  * resubmitted for the rest, and only a read that returns 0 bytes is the
- * end of the file (the rest is zero-filled). -EAGAIN and -EINTR
- * completions are resubmitted too, and so is -ECANCELED: this backend
- * never cancels a request in the kernel, but the kernel cancels work it
- * had punted to its io-wq when it cannot start an io-wq worker (recent
- * kernels give up after three attempts, and an attempt fails while a
- * signal is pending on the submitting thread: a signal storm is enough,
- * see tests/faults/test-signals.c), so -ECANCELED means "not done, try
- * again".
+ * end of the file (the rest is zero-filled). A resubmission goes straight
+ * back into the ring, where the request still holds its slot; it is
+ * submitted with the rest once the completions have been processed.
+ * -EAGAIN and -EINTR completions are resubmitted too, and so is
+ * -ECANCELED: this backend never cancels a request in the kernel, but
+ * the kernel cancels work it had punted to its io-wq when it cannot
+ * start an io-wq worker (recent kernels give up after three attempts,
+ * and an attempt fails while a signal is pending on the submitting
+ * thread: a signal storm is enough, see tests/faults/test-signals.c),
+ * so -ECANCELED means "not done, try again".
  *
  * Ring set-up: the state asks for the cheapest completion model the
  * kernel offers. Best is DEFER_TASKRUN (6.1): the kernel posts
@@ -52,6 +55,11 @@
  * it is up, schedules the completion BH so that the wait does not
  * sleep. Kernels without CQ flags (before 5.8) keep the signal always on.
  *
+ * Only regular files and block devices come here (files_only): a read
+ * of a pipe or a socket would stay in the kernel until data arrives,
+ * where every other engine fails it with -ESPIPE. The queue gives those
+ * to the thread pool instead.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
@@ -70,81 +78,173 @@
 
 #define LURING_DEPTH AIOLOOP_RAW_QUEUE_DEPTH
 
-typedef struct LuringRequest {
-    RawRequest req;             /* first: AIOCB of callback requests */
+/* A request's io_uring part: what earlier short reads transferred. */
+typedef struct LuringPart {
     size_t done;                /* bytes read by earlier short reads */
     QEMUIOVector rest;          /* what remains after them (done > 0) */
-} LuringRequest;
+} LuringPart;
+
+_Static_assert(sizeof(LuringPart) <= RAW_ENGINE_AREA,
+               "LuringPart must fit in a request's engine area");
 
 struct LuringState {
-    RawQueue q;
+    RawQueue q;                 /* first: the queue of every engine */
     struct io_uring ring;
     EventNotifier e;
+    unsigned unsubmitted;       /* prepared in the ring, not consumed */
     unsigned setup;             /* IORING_SETUP_* of the ring */
     pid_t owner;                /* SINGLE_ISSUER: the thread, 0 = none yet */
-    int broken;                 /* errno: re-creating the ring failed */
+    int broken;                 /* errno: re-creating the ring failed;
+                                 * there is no ring any more */
     bool op_read;               /* IORING_OP_READ/WRITE exist (5.6) */
-    bool op_fsync;              /* IORING_OP_FSYNC exists */
     AioSleepHook sleep_hook;    /* arms the eventfd around the loop's waits */
 };
-
-static const AIOCBInfo luring_aiocb_info =
-    RAW_AIOCB_INFO(sizeof(LuringRequest));
 
 static inline LuringState *luring_of(RawQueue *q)
 {
     return container_of(q, LuringState, q);
 }
 
-/* ---- completions -------------------------------------------------------- */
-
-/* Puts @lr back at the head of the local queue (resubmission). */
-static void luring_requeue(LuringState *s, LuringRequest *lr)
+static inline LuringPart *luring_part(RawRequest *r)
 {
-    lr->req.queued = true;
-    QTAILQ_INSERT_HEAD(&s->q.pending, &lr->req, next);
-    s->q.in_queue++;
+    return RAW_ENGINE_PART(r, LuringPart);
 }
 
-/* Handles one completion: true when @lr is finished with @*ret. */
-static bool luring_complete(LuringState *s, LuringRequest *lr, int res,
-                            int *ret)
+/* ---- submission --------------------------------------------------------- */
+
+static void luring_prep(LuringState *s, struct io_uring_sqe *sqe,
+                        RawRequest *r)
 {
-    RawRequest *r = &lr->req;
+    LuringPart *p = luring_part(r);
+    QEMUIOVector *v = p->done ? &p->rest : r->qiov;
+    uint64_t offset = r->offset + p->done;
+
+    if (r->type == QEMU_AIO_FLUSH) {
+        io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
+    } else if (v->niov == 1 && s->op_read) {
+        if (r->type == QEMU_AIO_READ) {
+            io_uring_prep_read(sqe, r->fd, v->iov[0].iov_base,
+                               (unsigned)v->iov[0].iov_len, offset);
+        } else {
+            io_uring_prep_write(sqe, r->fd, v->iov[0].iov_base,
+                                (unsigned)v->iov[0].iov_len, offset);
+        }
+    } else if (r->type == QEMU_AIO_READ) {
+        io_uring_prep_readv(sqe, r->fd, v->iov, (unsigned)v->niov, offset);
+    } else {
+        io_uring_prep_writev(sqe, r->fd, v->iov, (unsigned)v->niov, offset);
+    }
+    io_uring_sqe_set_data(sqe, r);
+}
+
+/* Submits what the ring holds: 0 once the kernel consumed all of it, or
+ * the positive errno of a refusal (the entries stay for the next try). */
+static int luring_enter(LuringState *s)
+{
+    while (s->unsubmitted) {
+        int err = AIOLOOP_FAULT(AIOLOOP_FAULT_URING_SUBMIT);
+        int ret = err ? -err : io_uring_submit(&s->ring);
+
+        if (ret > 0) {
+            s->unsubmitted -= (unsigned)ret < s->unsubmitted
+                              ? (unsigned)ret : s->unsubmitted;
+            continue;
+        }
+        if (ret == -EINTR) {
+            continue;
+        }
+        /* Nothing consumed: EAGAIN, EBUSY, ENOMEM or (should never
+         * happen) another error. Retry after a completion or a
+         * back-off. */
+        return ret == -ENOMEM ? ENOMEM : ret == -EBUSY ? EBUSY : EAGAIN;
+    }
+    return 0;
+}
+
+/* RawEngineOps.submit: @reqs into the ring, then the ring to the kernel. */
+static int luring_submit_reqs(RawQueue *q, RawRequest **reqs, unsigned n,
+                              unsigned *taken)
+{
+    LuringState *s = luring_of(q);
+    unsigned i;
+
+    if (s->broken) {
+        *taken = 0;             /* each request fails with the error */
+        return n ? -s->broken : 0;
+    }
+    for (i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+        if (!sqe) {
+            break;              /* the queue offers the rest again */
+        }
+        luring_prep(s, sqe, reqs[i]);
+    }
+    *taken = i;
+    s->unsubmitted += i;
+    return luring_enter(s);
+}
+
+/* RawEngineOps.waiting */
+static unsigned luring_waiting(RawQueue *q)
+{
+    return luring_of(q)->unsubmitted;
+}
+
+/* Puts @r, which holds its slot still, back into the ring; the queue
+ * submits it after the completions (raw_waiting()). */
+static void luring_resubmit(LuringState *s, RawRequest *r)
+{
+    /* Each request in flight has a ring entry of its own: @r's was
+     * consumed when the kernel took it. */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+    assert(sqe);
+    luring_prep(s, sqe, r);
+    s->unsubmitted++;
+}
+
+/* ---- completions -------------------------------------------------------- */
+
+/* Handles the completion @res of @r: true when @r is finished with
+ * @*ret, false when it must be resubmitted. */
+static bool luring_complete(RawRequest *r, int res, int *ret)
+{
+    LuringPart *p = luring_part(r);
 
     if (res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
-        luring_requeue(s, lr);
         return false;
     }
     if (r->type == QEMU_AIO_READ && res > 0 &&
-        lr->done + (size_t)res < r->qiov->size) {
+        p->done + (size_t)res < r->qiov->size) {
         /* Short, but not at the end of the file: read the rest. */
-        lr->done += (size_t)res;
-        if (lr->rest.iov) {
-            qemu_iovec_reset(&lr->rest);
+        p->done += (size_t)res;
+        if (p->rest.iov) {
+            qemu_iovec_reset(&p->rest);
         } else {
-            qemu_iovec_init(&lr->rest, r->qiov->niov);
+            qemu_iovec_init(&p->rest, r->qiov->niov);
         }
-        qemu_iovec_concat(&lr->rest, r->qiov, lr->done,
-                          r->qiov->size - lr->done);
-        luring_requeue(s, lr);
+        qemu_iovec_concat(&p->rest, r->qiov, p->done,
+                          r->qiov->size - p->done);
         return false;
     }
-    if (lr->rest.iov) {
-        qemu_iovec_destroy(&lr->rest);
+    if (p->rest.iov) {
+        qemu_iovec_destroy(&p->rest);
     }
     if (res >= 0) {
-        res += (int)lr->done;   /* 0 for writes: they are not resubmitted */
+        res += (int)p->done;    /* 0 for writes: they are not resubmitted */
     }
     *ret = aioloop__raw_result(r, res);
     return true;
 }
 
-static void luring_process_completions(LuringState *s)
+/* RawEngineOps.process */
+static void luring_process(RawQueue *q)
 {
+    LuringState *s = luring_of(q);
     struct io_uring_cqe *cqe;
 
-    aioloop__raw_batch_begin(&s->q);
+    aioloop__raw_batch_begin(q);
     if (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN) {
         /* Post what the kernel holds. Retried on EINTR: the eventfd
          * signal that brought us here is consumed already. */
@@ -153,25 +253,20 @@ static void luring_process_completions(LuringState *s)
     }
     while (io_uring_cq_ready(&s->ring) &&
            io_uring_peek_cqe(&s->ring, &cqe) == 0 && cqe) {
-        LuringRequest *lr = io_uring_cqe_get_data(cqe);
+        RawRequest *r = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         int ret;
 
         /* Off the ring before the callback, which may poll a nested
          * loop that continues with the next completion. */
         io_uring_cqe_seen(&s->ring, cqe);
-        if (luring_complete(s, lr, res, &ret)) {
-            aioloop__raw_complete(&s->q, &lr->req, ret);
+        if (luring_complete(r, res, &ret)) {
+            aioloop__raw_complete(q, r, ret);
         } else {
-            s->q.in_flight--;           /* requeued for the rest */
+            luring_resubmit(s, r);
         }
     }
-    aioloop__raw_batch_end(&s->q);
-}
-
-static void luring_process(RawQueue *q)
-{
-    luring_process_completions(luring_of(q));
+    aioloop__raw_batch_end(q);
 }
 
 static void luring_completion_cb(void *opaque)
@@ -179,7 +274,7 @@ static void luring_completion_cb(void *opaque)
     LuringState *s = opaque;
 
     event_notifier_test_and_clear(&s->e);
-    luring_process_completions(s);
+    luring_process(&s->q);
 }
 
 /* Arms (@on) or disarms the eventfd signal; see the top of the file. */
@@ -203,7 +298,7 @@ static void luring_sleep_prepare(void *opaque)
     if ((IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_TASKRUN) ||
         io_uring_cq_ready(&s->ring)) {
         /* Queued while the signal was off: handle it now. */
-        aioloop__bh_schedule_local(s->q.process_bh);
+        aioloop__raw_process_before_sleep(&s->q);
     }
 }
 
@@ -222,89 +317,9 @@ static bool luring_poll_cb(void *opaque)
 
 static void luring_poll_ready(void *opaque)
 {
-    luring_process_completions(opaque);
-}
+    LuringState *s = opaque;
 
-/* ---- submission --------------------------------------------------------- */
-
-static void luring_prep(LuringState *s, struct io_uring_sqe *sqe,
-                        LuringRequest *lr)
-{
-    RawRequest *r = &lr->req;
-    QEMUIOVector *v = lr->done ? &lr->rest : r->qiov;
-    uint64_t offset = r->offset + lr->done;
-
-    if (r->type == QEMU_AIO_FLUSH) {
-        io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
-    } else if (v->niov == 1 && s->op_read) {
-        if (r->type == QEMU_AIO_READ) {
-            io_uring_prep_read(sqe, r->fd, v->iov[0].iov_base,
-                               (unsigned)v->iov[0].iov_len, offset);
-        } else {
-            io_uring_prep_write(sqe, r->fd, v->iov[0].iov_base,
-                                (unsigned)v->iov[0].iov_len, offset);
-        }
-    } else if (r->type == QEMU_AIO_READ) {
-        io_uring_prep_readv(sqe, r->fd, v->iov, (unsigned)v->niov, offset);
-    } else {
-        io_uring_prep_writev(sqe, r->fd, v->iov, (unsigned)v->niov, offset);
-    }
-    io_uring_sqe_set_data(sqe, lr);
-}
-
-static int luring_flush(RawQueue *q)
-{
-    LuringState *s = luring_of(q);
-
-    if (s->broken) {
-        RawRequest *r;
-
-        while ((r = aioloop__raw_pop(q))) {
-            aioloop__raw_defer(q, r, -s->broken);
-        }
-        return 0;
-    }
-    for (;;) {
-        int ret, err;
-
-        /* Move what fits from the local queue into the ring. */
-        while (q->in_queue && aioloop__raw_room(q)) {
-            RawRequest *r = QTAILQ_FIRST(&q->pending);
-            struct io_uring_sqe *sqe;
-
-            if (r->type == QEMU_AIO_FLUSH && !s->op_fsync) {
-                aioloop__raw_submit_to_pool(q, aioloop__raw_pop(q));
-                continue;
-            }
-            sqe = io_uring_get_sqe(&s->ring);
-            if (!sqe) {
-                break;
-            }
-            aioloop__raw_pop(q);
-            luring_prep(s, sqe, (LuringRequest *)r);
-            q->in_flight++;
-            q->unsubmitted++;
-        }
-        if (!q->unsubmitted) {
-            return 0;
-        }
-
-        err = AIOLOOP_FAULT(AIOLOOP_FAULT_URING_SUBMIT);
-        ret = err ? -err : io_uring_submit(&s->ring);
-        if (ret > 0) {
-            q->unsubmitted -= (unsigned)ret < q->unsubmitted
-                              ? (unsigned)ret : q->unsubmitted;
-            aioloop__raw_accepted(q);
-            continue;
-        }
-        if (ret == -EINTR) {
-            continue;
-        }
-        /* Nothing consumed: EAGAIN, EBUSY, ENOMEM or (should never
-         * happen) another error. The entries stay in the ring; retry
-         * after a completion or a back-off. */
-        return ret == -ENOMEM ? ENOMEM : ret == -EBUSY ? EBUSY : EAGAIN;
-    }
+    luring_process(&s->q);
 }
 
 /* ---- the state ---------------------------------------------------------- */
@@ -324,7 +339,7 @@ static int luring_ring_open(LuringState *s, bool enable)
 {
     int ret = -EINVAL;
 
-    for (unsigned i = 0; i < sizeof(luring_setups) / sizeof(luring_setups[0]); i++) {
+    for (unsigned i = 0; i < ARRAY_SIZE(luring_setups); i++) {
         struct io_uring_params p;
         bool single = luring_setups[i] & IORING_SETUP_SINGLE_ISSUER;
 
@@ -359,7 +374,13 @@ static void luring_ring_bind(LuringState *s)
     pid_t self;
     int ret;
 
-    if (!(s->setup & IORING_SETUP_SINGLE_ISSUER) || s->broken) {
+    if (s->broken) {
+        /* An earlier attach could not make a ring: try again here. */
+        ret = luring_ring_open(s, true);
+        s->broken = ret < 0 ? -ret : 0;
+        return;
+    }
+    if (!(s->setup & IORING_SETUP_SINGLE_ISSUER)) {
         return;
     }
     self = gettid();
@@ -383,11 +404,14 @@ static void luring_ring_bind(LuringState *s)
     io_uring_queue_exit(&s->ring);
     ret = luring_ring_open(s, true);
     if (ret < 0) {
-        /* Requests fail with the error instead of being lost. */
+        /* Requests fail with the error instead of being lost; nothing
+         * may touch the ring's memory any more (luring_attach() registers
+         * no handler, luring_close() has nothing to exit). */
         s->broken = -ret;
     }
 }
 
+/* Which operations the kernel has (a flush it lacks runs in the pool). */
 static void luring_probe_ops(LuringState *s)
 {
     struct io_uring_probe *p = io_uring_get_probe_ring(&s->ring);
@@ -396,31 +420,23 @@ static void luring_probe_ops(LuringState *s)
      * which every io_uring kernel has, but not READ/WRITE. */
     s->op_read = p && io_uring_opcode_supported(p, IORING_OP_READ) &&
                  io_uring_opcode_supported(p, IORING_OP_WRITE);
-    s->op_fsync = !p || io_uring_opcode_supported(p, IORING_OP_FSYNC);
+    if (p && !io_uring_opcode_supported(p, IORING_OP_FSYNC)) {
+        aioloop__raw_flush_in_pool(&s->q);
+    }
     if (p) {
         io_uring_free_probe(p);
     }
 }
 
-static void luring_detach_queue(RawQueue *q, AioContext *ctx)
+static int luring_open(RawQueue *q, Error **errp)
 {
-    luring_detach_aio_context(luring_of(q), ctx);
-}
-
-LuringState *luring_init(Error **errp)
-{
-    LuringState *s = aioloop__calloc(1, sizeof(*s));
+    LuringState *s = luring_of(q);
     int ret;
 
-    if (!s) {
-        error_setg_errno(errp, ENOMEM, "io_uring state");
-        return NULL;
-    }
     ret = event_notifier_init(&s->e, 0);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "io_uring completion eventfd");
-        free(s);
-        return NULL;
+        return ret;
     }
     ret = AIOLOOP_FAULT(AIOLOOP_FAULT_URING_INIT);
     ret = ret ? -ret : luring_ring_open(s, false);
@@ -433,103 +449,65 @@ LuringState *luring_init(Error **errp)
             error_setg_errno(errp, -ret, "io_uring_queue_init");
         }
         event_notifier_cleanup(&s->e);
-        free(s);
-        return NULL;
+        return ret;
     }
     luring_probe_ops(s);
-    aioloop__raw_queue_init(&s->q, luring_flush, luring_process, LURING_DEPTH,
-                            false, luring_detach_queue, "an io_uring state");
-    return s;
+    return 0;
 }
 
-void luring_cleanup(LuringState *s)
+static void luring_close(RawQueue *q)
 {
-    if (!s) {
-        return;
+    LuringState *s = luring_of(q);
+
+    if (!s->broken) {
+        io_uring_queue_exit(&s->ring);
     }
-    aioloop__raw_queue_destroy(&s->q);
-    io_uring_queue_exit(&s->ring);
     event_notifier_cleanup(&s->e);
-    free(s);
 }
 
-void luring_attach_aio_context(LuringState *s, AioContext *new_context)
+static void luring_attach(RawQueue *q, AioContext *ctx)
 {
+    LuringState *s = luring_of(q);
+
     luring_ring_bind(s);
-    aioloop__raw_queue_attach(&s->q, new_context);
+    if (s->broken) {
+        return;             /* no ring: requests fail in submit() */
+    }
     s->sleep_hook.prepare = luring_sleep_prepare;
     s->sleep_hook.finish = luring_sleep_finish;
     s->sleep_hook.opaque = s;
-    aioloop__sleep_hook_add(new_context, &s->sleep_hook);
-    aio_set_fd_handler_poll(new_context, event_notifier_get_fd(&s->e), false,
+    aioloop__sleep_hook_add(ctx, &s->sleep_hook);
+    aio_set_fd_handler_poll(ctx, event_notifier_get_fd(&s->e), false,
                             luring_completion_cb, NULL, luring_poll_cb,
                             luring_poll_ready, s);
 }
 
-void luring_detach_aio_context(LuringState *s, AioContext *old_context)
+static void luring_detach(RawQueue *q, AioContext *ctx)
 {
-    if (!s->q.ctx) {
-        return;     /* detached already, e.g. by its context's last unref */
+    LuringState *s = luring_of(q);
+
+    if (s->broken) {
+        return;             /* luring_attach() registered nothing */
     }
-    aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
+    aio_set_fd_handler(ctx, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
     aioloop__sleep_hook_remove(&s->sleep_hook);
     luring_evfd_arm(s, true);           /* the default, for the next one */
-    aioloop__raw_queue_detach(&s->q, old_context);
 }
 
-BlockAIOCB *aioloop__luring_submit_bytes(BlockDriverState *bs, LuringState *s,
-                                         int fd, uint64_t offset,
-                                         QEMUIOVector *qiov, int type,
-                                         BlockCompletionFunc *cb, void *opaque)
-{
-    RawRequest *r = aioloop__raw_request_new(&luring_aiocb_info, &s->q, bs,
-                                             fd, offset, qiov, type, cb,
-                                             opaque);
-
-    if (r) {
-        aioloop__raw_enqueue(&s->q, r);
-    }
-    return r ? &r->common : NULL;
-}
-
-BlockAIOCB *luring_submit(BlockDriverState *bs, LuringState *s, int fd,
-                          int64_t sector_num, QEMUIOVector *qiov,
-                          int nb_sectors, BlockCompletionFunc *cb,
-                          void *opaque, int type)
-{
-    uint64_t offset = aioloop__raw_sector_offset(sector_num, qiov, nb_sectors,
-                                                 type);
-
-    return aioloop__luring_submit_bytes(bs, s, fd, offset, qiov, type, cb,
-                                        opaque);
-}
-
-int coroutine_fn luring_co_submit(BlockDriverState *bs, LuringState *s,
-                                  int fd, uint64_t offset, QEMUIOVector *qiov,
-                                  int type)
-{
-    LuringRequest lr;
-
-    (void)bs;
-    memset(&lr.rest, 0, sizeof(lr.rest));
-    lr.done = 0;
-    if (!aioloop__raw_request_init(&lr.req, &s->q, fd, offset, qiov, type)) {
-        return -EINVAL;
-    }
-    lr.req.co = qemu_coroutine_self();
-    aioloop__raw_enqueue(&s->q, &lr.req);
-    return aioloop__raw_co_wait(&lr.req);
-}
-
-void luring_io_plug(BlockDriverState *bs, LuringState *s)
-{
-    (void)bs;
-    aioloop__raw_plug(&s->q);
-}
-
-void luring_io_unplug(BlockDriverState *bs, LuringState *s)
-{
-    (void)bs;
-    aioloop__raw_unplug(&s->q);
-}
+const RawEngineOps aioloop__io_uring_ops = {
+    .name = "io_uring",
+    .what = "an io_uring state",
+    .engine = AIO_ENGINE_IO_URING,
+    .state_size = sizeof(LuringState),
+    .request_size = sizeof(LuringPart),
+    .depth = LURING_DEPTH,
+    .files_only = true,
+    .open = luring_open,
+    .close = luring_close,
+    .attach = luring_attach,
+    .detach = luring_detach,
+    .submit = luring_submit_reqs,
+    .waiting = luring_waiting,
+    .process = luring_process,
+};

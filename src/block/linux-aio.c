@@ -19,12 +19,19 @@
  * callback that polls a nested loop continues from the next event:
  * nothing is delivered twice or lost.
  *
- * Submission errors: io_submit stops at the first iocb it cannot queue;
- * when that is the first of the batch it returns that iocb's error.
- * EAGAIN and ENOMEM are transient refusals (raw-request.c retries them);
- * any other error fails that request alone. IOCB_CMD_FDSYNC is refused
- * with EINVAL by kernels or file systems without it: the flush is then
- * run in the thread pool, as every later one.
+ * Submission: the queue offers the head of its local queue
+ * (laio_submit_reqs()); io_submit takes a prefix of the batch and stops
+ * at the first iocb it cannot queue; when that is the first of the batch
+ * it returns that iocb's error. EAGAIN and ENOMEM are transient refusals
+ * (the queue retries them); any other error fails that request alone.
+ * IOCB_CMD_FDSYNC is refused with EINVAL by kernels or file systems
+ * without it: that flush and every later one then run in the thread
+ * pool.
+ *
+ * Only regular files and block devices come here (files_only): on a
+ * pipe, a socket or a terminal, io_submit() would wait inside the system
+ * call, in the loop thread, until data arrives. The queue gives those to
+ * the thread pool instead.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -61,27 +68,28 @@ struct aio_ring {
 
 #define AIO_RING_MAGIC 0xa10a10a1u
 
-typedef struct LaioRequest {
-    RawRequest req;             /* first: AIOCB of callback requests */
-    struct iocb iocb;
-} LaioRequest;
-
 struct LinuxAioState {
-    RawQueue q;
+    RawQueue q;                 /* first: the queue of every engine */
     aio_context_t kctx;
     struct aio_ring *ring;      /* NULL: reap with io_getevents */
     EventNotifier e;
-    bool fdsync_ok;             /* IOCB_CMD_FDSYNC not refused yet */
+    uint32_t resfd;             /* e's fd, signalled by every completion */
     /* The io_getevents fallback's batch, consumed from ev_idx. */
     int ev_idx, ev_max;
     struct io_event events[LAIO_DEPTH];
 };
 
-static const AIOCBInfo laio_aiocb_info = RAW_AIOCB_INFO(sizeof(LaioRequest));
+_Static_assert(sizeof(struct iocb) <= RAW_ENGINE_AREA,
+               "struct iocb must fit in a request's engine area");
 
 static inline LinuxAioState *laio_of(RawQueue *q)
 {
     return container_of(q, LinuxAioState, q);
+}
+
+static inline struct iocb *laio_iocb(RawRequest *r)
+{
+    return RAW_ENGINE_PART(r, struct iocb);
 }
 
 /* ---- completions -------------------------------------------------------- */
@@ -122,23 +130,18 @@ static bool laio_next_event(LinuxAioState *s, struct io_event *ev)
     return true;
 }
 
-static void laio_process_completions(LinuxAioState *s)
-{
-    struct io_event ev;
-
-    aioloop__raw_batch_begin(&s->q);
-    while (laio_next_event(s, &ev)) {
-        LaioRequest *lr = (LaioRequest *)(uintptr_t)ev.data;
-
-        aioloop__raw_complete(&s->q, &lr->req,
-                              aioloop__raw_result(&lr->req, ev.res));
-    }
-    aioloop__raw_batch_end(&s->q);
-}
-
 static void laio_process(RawQueue *q)
 {
-    laio_process_completions(laio_of(q));
+    LinuxAioState *s = laio_of(q);
+    struct io_event ev;
+
+    aioloop__raw_batch_begin(q);
+    while (laio_next_event(s, &ev)) {
+        RawRequest *r = (RawRequest *)(uintptr_t)ev.data;
+
+        aioloop__raw_complete(q, r, aioloop__raw_result(r, ev.res));
+    }
+    aioloop__raw_batch_end(q);
 }
 
 static void laio_completion_cb(void *opaque)
@@ -146,7 +149,7 @@ static void laio_completion_cb(void *opaque)
     LinuxAioState *s = opaque;
 
     event_notifier_test_and_clear(&s->e);
-    laio_process_completions(s);
+    laio_process(&s->q);
 }
 
 static bool laio_poll_cb(void *opaque)
@@ -162,21 +165,22 @@ static bool laio_poll_cb(void *opaque)
 
 static void laio_poll_ready(void *opaque)
 {
-    laio_process_completions(opaque);
+    LinuxAioState *s = opaque;
+
+    laio_process(&s->q);
 }
 
 /* ---- submission --------------------------------------------------------- */
 
-static void laio_prep(LinuxAioState *s, LaioRequest *lr)
+static struct iocb *laio_prep(LinuxAioState *s, RawRequest *r)
 {
-    RawRequest *r = &lr->req;
-    struct iocb *io = &lr->iocb;
+    struct iocb *io = laio_iocb(r);
 
     memset(io, 0, sizeof(*io));
-    io->aio_data = (uintptr_t)lr;
+    io->aio_data = (uintptr_t)r;
     io->aio_fildes = (uint32_t)r->fd;
     io->aio_flags = IOCB_FLAG_RESFD;
-    io->aio_resfd = (uint32_t)event_notifier_get_fd(&s->e);
+    io->aio_resfd = s->resfd;
     io->aio_offset = (int64_t)r->offset;
     if (r->type == QEMU_AIO_FLUSH) {
         io->aio_lio_opcode = IOCB_CMD_FDSYNC;
@@ -191,40 +195,27 @@ static void laio_prep(LinuxAioState *s, LaioRequest *lr)
         io->aio_buf = (uintptr_t)r->qiov->iov;
         io->aio_nbytes = (uint64_t)r->qiov->niov;
     }
+    return io;
 }
 
-static int laio_flush(RawQueue *q)
+/* RawEngineOps.submit: one io_submit() of @reqs. */
+static int laio_submit_reqs(RawQueue *q, RawRequest **reqs, unsigned n,
+                            unsigned *taken)
 {
     LinuxAioState *s = laio_of(q);
     struct iocb *batch[LAIO_DEPTH];
+    long ret;
 
-    for (;;) {
-        unsigned room = aioloop__raw_room(q);
-        RawRequest *r;
-        int n = 0;
-        long ret;
-        int err;
+    *taken = 0;
+    if (n == 0) {
+        return 0;               /* nothing held back here */
+    }
+    for (unsigned i = 0; i < n; i++) {
+        batch[i] = laio_prep(s, reqs[i]);
+    }
+    do {
+        int err = AIOLOOP_FAULT(AIOLOOP_FAULT_IO_SUBMIT);
 
-        if (!room || !q->in_queue) {
-            return 0;
-        }
-        QTAILQ_FOREACH(r, &q->pending, next) {
-            if ((unsigned)n == room) {
-                break;
-            }
-            if (r->type == QEMU_AIO_FLUSH && !s->fdsync_ok) {
-                break;
-            }
-            laio_prep(s, (LaioRequest *)r);
-            batch[n++] = &((LaioRequest *)r)->iocb;
-        }
-        if (n == 0) {
-            /* A flush at the head, and the kernel has no fdsync. */
-            aioloop__raw_submit_to_pool(q, aioloop__raw_pop(q));
-            continue;
-        }
-
-        err = AIOLOOP_FAULT(AIOLOOP_FAULT_IO_SUBMIT);
         if (err) {
             ret = -err;
         } else {
@@ -233,67 +224,49 @@ static int laio_flush(RawQueue *q)
                 ret = -errno;
             }
         }
-        if (ret > 0) {
-            for (long i = 0; i < ret; i++) {
-                aioloop__raw_pop(q);
-            }
-            q->in_flight += (unsigned)ret;
-            aioloop__raw_accepted(q);
-            if (laio_poll_cb(s)) {
-                /* Completed inside io_submit() (page cache, tmpfs): have
-                 * the next aio_poll() deliver it from the ring without
-                 * waiting in the fd monitor and reading the eventfd. */
-                qemu_bh_schedule(q->process_bh);
-            }
-            continue;
+    } while (ret == -EINTR);
+
+    if (ret > 0) {
+        *taken = (unsigned)ret;
+        if (laio_poll_cb(s)) {
+            /* Completed inside io_submit() (page cache, tmpfs): have the
+             * next aio_poll() deliver it from the ring without waiting in
+             * the fd monitor and reading the eventfd. */
+            aioloop__raw_process_soon(q);
         }
-        if (ret == -EINTR) {
-            continue;
-        }
-        if (ret == 0 || ret == -EAGAIN || ret == -ENOMEM) {
-            return ret == -ENOMEM ? ENOMEM : EAGAIN;
-        }
-        /* The head request's own error. */
-        r = aioloop__raw_pop(q);
-        if (r->type == QEMU_AIO_FLUSH && ret == -EINVAL) {
-            s->fdsync_ok = false;
-            aioloop__raw_submit_to_pool(q, r);
-        } else {
-            aioloop__raw_defer(q, r, (int)ret);
-        }
+        return 0;
     }
+    if (ret == 0 || ret == -EAGAIN || ret == -ENOMEM) {
+        return ret == -ENOMEM ? ENOMEM : EAGAIN;
+    }
+    /* The first request's own error. */
+    if (reqs[0]->type == QEMU_AIO_FLUSH && ret == -EINVAL) {
+        aioloop__raw_flush_in_pool(q);      /* no IOCB_CMD_FDSYNC here */
+        return 0;
+    }
+    return (int)ret;
 }
 
 /* ---- the state ---------------------------------------------------------- */
 
-static void laio_detach_queue(RawQueue *q, AioContext *ctx)
+static int laio_open(RawQueue *q, Error **errp)
 {
-    laio_detach_aio_context(laio_of(q), ctx);
-}
-
-LinuxAioState *laio_init(void)
-{
-    LinuxAioState *s = aioloop__calloc(1, sizeof(*s));
+    LinuxAioState *s = laio_of(q);
     struct aio_ring *ring;
     int err;
 
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
     err = event_notifier_init(&s->e, 0);
     if (err < 0) {
-        free(s);
-        errno = -err;
-        return NULL;
+        error_setg_errno(errp, -err, "Linux AIO completion eventfd");
+        return err;
     }
+    s->resfd = (uint32_t)event_notifier_get_fd(&s->e);
     err = AIOLOOP_FAULT(AIOLOOP_FAULT_IO_SETUP);
     if (err || syscall(__NR_io_setup, (long)LAIO_DEPTH, &s->kctx) < 0) {
         err = err ? err : errno;
+        error_setg_errno(errp, err, "Linux AIO is not available (io_setup)");
         event_notifier_cleanup(&s->e);
-        free(s);
-        errno = err;
-        return NULL;
+        return -err;
     }
     ring = (struct aio_ring *)(uintptr_t)s->kctx;
     if (ring->magic == AIO_RING_MAGIC && ring->incompat_features == 0 &&
@@ -304,89 +277,47 @@ LinuxAioState *laio_init(void)
         aioloop__vg_defined(ring, sizeof(*ring) +
                             ring->nr * sizeof(struct io_event));
     }
-    s->fdsync_ok = true;
-    aioloop__raw_queue_init(&s->q, laio_flush, laio_process, LAIO_DEPTH, true,
-                            laio_detach_queue, "a Linux AIO state");
-    return s;
+    return 0;
 }
 
-void laio_cleanup(LinuxAioState *s)
+static void laio_close(RawQueue *q)
 {
-    if (!s) {
-        return;
-    }
-    aioloop__raw_queue_destroy(&s->q);
+    LinuxAioState *s = laio_of(q);
+
     syscall(__NR_io_destroy, s->kctx);
     event_notifier_cleanup(&s->e);
-    free(s);
 }
 
-void laio_attach_aio_context(LinuxAioState *s, AioContext *new_context)
+static void laio_attach(RawQueue *q, AioContext *ctx)
 {
-    aioloop__raw_queue_attach(&s->q, new_context);
-    aio_set_fd_handler_poll(new_context, event_notifier_get_fd(&s->e), false,
+    LinuxAioState *s = laio_of(q);
+
+    aio_set_fd_handler_poll(ctx, event_notifier_get_fd(&s->e), false,
                             laio_completion_cb, NULL, laio_poll_cb,
                             laio_poll_ready, s);
 }
 
-void laio_detach_aio_context(LinuxAioState *s, AioContext *old_context)
+static void laio_detach(RawQueue *q, AioContext *ctx)
 {
-    if (!s->q.ctx) {
-        return;     /* detached already, e.g. by its context's last unref */
-    }
-    aio_set_fd_handler(old_context, event_notifier_get_fd(&s->e), false,
+    LinuxAioState *s = laio_of(q);
+
+    aio_set_fd_handler(ctx, event_notifier_get_fd(&s->e), false,
                        NULL, NULL, NULL);
-    aioloop__raw_queue_detach(&s->q, old_context);
 }
 
-BlockAIOCB *aioloop__laio_submit_bytes(BlockDriverState *bs, LinuxAioState *s,
-                                       int fd, uint64_t offset,
-                                       QEMUIOVector *qiov, int type,
-                                       BlockCompletionFunc *cb, void *opaque)
-{
-    RawRequest *r = aioloop__raw_request_new(&laio_aiocb_info, &s->q, bs, fd,
-                                             offset, qiov, type, cb, opaque);
-
-    if (r) {
-        aioloop__raw_enqueue(&s->q, r);
-    }
-    return r ? &r->common : NULL;
-}
-
-BlockAIOCB *laio_submit(BlockDriverState *bs, LinuxAioState *s, int fd,
-                        int64_t sector_num, QEMUIOVector *qiov, int nb_sectors,
-                        BlockCompletionFunc *cb, void *opaque, int type)
-{
-    uint64_t offset = aioloop__raw_sector_offset(sector_num, qiov, nb_sectors,
-                                                 type);
-
-    return aioloop__laio_submit_bytes(bs, s, fd, offset, qiov, type, cb,
-                                      opaque);
-}
-
-int coroutine_fn laio_co_submit(BlockDriverState *bs, LinuxAioState *s,
-                                int fd, uint64_t offset, QEMUIOVector *qiov,
-                                int type)
-{
-    LaioRequest lr;
-
-    (void)bs;
-    if (!aioloop__raw_request_init(&lr.req, &s->q, fd, offset, qiov, type)) {
-        return -EINVAL;
-    }
-    lr.req.co = qemu_coroutine_self();
-    aioloop__raw_enqueue(&s->q, &lr.req);
-    return aioloop__raw_co_wait(&lr.req);
-}
-
-void laio_io_plug(BlockDriverState *bs, LinuxAioState *s)
-{
-    (void)bs;
-    aioloop__raw_plug(&s->q);
-}
-
-void laio_io_unplug(BlockDriverState *bs, LinuxAioState *s)
-{
-    (void)bs;
-    aioloop__raw_unplug(&s->q);
-}
+const RawEngineOps aioloop__linux_aio_ops = {
+    .name = "linux-aio",
+    .what = "a Linux AIO state",
+    .engine = AIO_ENGINE_LINUX_AIO,
+    .state_size = sizeof(LinuxAioState),
+    .request_size = sizeof(struct iocb),
+    .depth = LAIO_DEPTH,
+    .fails_head = true,
+    .files_only = true,
+    .open = laio_open,
+    .close = laio_close,
+    .attach = laio_attach,
+    .detach = laio_detach,
+    .submit = laio_submit_reqs,
+    .process = laio_process,
+};

@@ -1,31 +1,41 @@
 /*
- * raw-aio-int.h - what the three block backends share.
+ * raw-aio-int.h - the inside of block I/O: the request, the shared
+ * request queue, and the table of operations every engine fills in.
  *
- * RawRequest is the request of every backend. A callback request is an
- * AIOCB from qemu_aio_get() (RawRequest starts with BlockAIOCB; a backend
- * embeds RawRequest first in its own, larger request). A coroutine
- * request lives on the waiting coroutine's stack and its 'co' is set.
+ * A request goes down three layers and its completion comes back up:
  *
- * RawQueue is the part of a state that does not depend on the kernel
- * interface: the local queue of requests not yet given to the kernel,
- * the plug count, the in-flight count, the deferred-completion list
- * (requests that finish without the kernel: submission errors and
- * cancellations are delivered from a BH, never inside the submit call),
- * the batch that collects submissions made by completion callbacks, and
- * the back-off timer for kernel refusals (EAGAIN, ENOMEM).
+ *   block-backend.c  the public names: aio_block_* (AioBlockBackend) and
+ *                    QEMU's laio_*, luring_*, taio_*; each a line or two
+ *                    that calls the queue
+ *   raw-request.c    the queue (RawQueue): checks a request, keeps those
+ *                    not yet given to the engine, plugging, batching,
+ *                    kernel refusals and back-off, deferred completions,
+ *                    cancellation, the thread-pool path, attach/detach,
+ *                    and delivery of results
+ *   io-uring.c       the engines, one `const RawEngineOps` each: open and
+ *   linux-aio.c      close a state, attach it to a context, take requests
+ *   thread-aio.c     from the queue and give them to the kernel, and hand
+ *                    each completion back to the queue
  *
- * A backend provides flush(): give the kernel what the local queue holds
- * (as much as fits) and report a refusal. RawQueue calls it when a
- * request is added and nothing holds it back, on the last unplug, after
- * completions, and when the back-off timer fires.
+ * Ownership of a request. It is the queue's while it waits in the local
+ * queue (`pending`, counted by `in_queue`) or in the deferred-completion
+ * list; the engine's from the moment its submit() took it until the
+ * engine hands it back with aioloop__raw_complete() (both counted by
+ * `in_flight`, which only raw-request.c writes); a thread-pool job's while
+ * it runs there (`pool_acb`). An engine never touches the queue's fields:
+ * it calls the queue's functions below.
+ *
+ * An engine that was not built (no liburing, no <linux/aio_abi.h>) is a
+ * table whose open() fails with the reason (block-backend.c): no state
+ * can exist, and nothing else of it is ever called.
  *
  * SPDX-License-Identifier: MIT
  */
 #ifndef AIOLOOP_RAW_AIO_INT_H
 #define AIOLOOP_RAW_AIO_INT_H
 
-#include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <aioloop/block-backend.h>
 #include <aioloop/queue.h>
 #include <aioloop/timer.h>
@@ -33,7 +43,17 @@
 
 typedef struct RawQueue RawQueue;
 typedef struct RawRequest RawRequest;
+typedef struct RawEngineOps RawEngineOps;
 
+/* The most an engine may keep in each request (RawEngineOps.request_size:
+ * Linux AIO's struct iocb, io_uring's short-read continuation). */
+#define RAW_ENGINE_AREA 64
+
+/*
+ * The request of every engine. A callback request is an AIOCB from
+ * qemu_aio_get() (it starts with BlockAIOCB); a coroutine request lives
+ * on the waiting coroutine's stack (RawCoRequest) and has 'co' set.
+ */
 struct RawRequest {
     BlockAIOCB common;          /* callback requests: from qemu_aio_get() */
     RawQueue *q;
@@ -41,36 +61,126 @@ struct RawRequest {
     QEMUIOVector *qiov;         /* NULL for a flush */
     uint64_t offset;
     int fd;
-    int type;                   /* QEMU_AIO_READ/WRITE/FLUSH */
     int ret;                    /* -EINPROGRESS until delivered */
     int deferred_ret;           /* the result waiting in q->done */
+    uint8_t type;               /* QEMU_AIO_READ/WRITE/FLUSH */
     bool queued;                /* in q->pending */
+    bool in_pool;               /* runs in the thread pool, not the engine
+                                 * (raw_start(), aioloop__raw_flush_in_pool()) */
     QTAILQ_ENTRY(RawRequest) next;   /* q->pending or q->done */
-    BlockAIOCB *pool_acb;       /* a thread-pool job running it, or NULL */
+    BlockAIOCB *pool_acb;       /* the thread-pool job running it, or NULL */
 };
 
-/* Backend hook: submit from q->pending; returns 0, or the positive errno
- * of a transient refusal (EAGAIN, ENOMEM...) after which nothing more
- * can be submitted now. Requests that fail on their own are completed by
- * the backend (aioloop__raw_defer()). */
-typedef int RawFlushFn(RawQueue *q);
+/* Where a request's engine part starts: right after it, in a callback
+ * request's allocation (AIOCBInfo.aiocb_size) as in RawCoRequest. */
+#define RAW_REQUEST_HEAD \
+    ((sizeof(RawRequest) + _Alignof(max_align_t) - 1) & \
+     ~(_Alignof(max_align_t) - 1))
 
-/* Backend hook: deliver the completions the kernel has posted. */
-typedef void RawProcessFn(RawQueue *q);
+/* A coroutine request, on the waiting coroutine's stack. */
+typedef struct RawCoRequest {
+    RawRequest r;
+    _Alignas(max_align_t) unsigned char part[RAW_ENGINE_AREA];
+} RawCoRequest;
 
+_Static_assert(offsetof(RawCoRequest, part) == RAW_REQUEST_HEAD,
+               "the engine part follows the request");
+
+/* The engine's part of @r (ops->request_size bytes, zero when the engine
+ * first sees the request), as the engine's type @T. */
+#define RAW_ENGINE_PART(r, T) ((T *)(void *)((char *)(r) + RAW_REQUEST_HEAD))
+
+/*
+ * What an engine does. The queue calls these, in the loop thread of the
+ * attached context except open and close. Optional ones may be NULL.
+ */
+struct RawEngineOps {
+    const char *name;           /* "io_uring", "linux-aio", "threads" */
+    const char *what;           /* "an io_uring state", for messages */
+    AioBlockEngine engine;
+    size_t state_size;          /* the engine's state, RawQueue first */
+    size_t request_size;        /* its part of every request (at most
+                                 * RAW_ENGINE_AREA) */
+    unsigned depth;             /* requests in flight at once */
+    /* After a second of refusals with nothing in flight, fail the first
+     * waiting request with the refusal and go on (Linux AIO); otherwise
+     * keep retrying (io_uring: its requests are in the ring already). */
+    bool fails_head;
+    /* The engine does regular files and block devices only; requests on
+     * any other fd (pipe, socket, character device, directory...) run in
+     * the thread pool, which answers as preadv/pwritev/fdatasync do. */
+    bool files_only;
+
+    /* Sets up the engine's part of the new state @q (zero-filled; the
+     * queue's part is set up). Returns 0, or -errno with @errp set and
+     * nothing left to close. Required. */
+    int (*open)(RawQueue *q, Error **errp);
+    /* Frees what open() made. @q is detached and idle. */
+    void (*close)(RawQueue *q);
+    /* Called after the queue's own attach, and before its detach. */
+    void (*attach)(RawQueue *q, AioContext *ctx);
+    void (*detach)(RawQueue *q, AioContext *ctx);
+    /*
+     * Gives the kernel @reqs[0..n) (the head of the local queue, at most
+     * the free slots; n may be 0) and whatever the engine still holds
+     * from earlier calls. Sets *@taken to how many of @reqs the engine
+     * took: they are the engine's now (the queue counts them in flight),
+     * to be handed back through aioloop__raw_complete(). Returns:
+     *   0         the kernel has everything the engine holds; if
+     *             *taken < n, the queue calls again with the rest (if
+     *             nothing was taken, the engine has just decided that
+     *             the first request runs in the pool, e.g. a flush the
+     *             kernel refused: aioloop__raw_flush_in_pool());
+     *   > 0       a positive errno: the kernel refuses for now (EAGAIN,
+     *             ENOMEM, EBUSY); the queue retries after a completion
+     *             or a back-off; the engine keeps what it took;
+     *   < 0       -errno: @reqs[*taken] fails with it, alone.
+     * NULL: the engine has no kernel queue; every request runs in the
+     * thread pool (the thread engine).
+     */
+    int (*submit)(RawQueue *q, RawRequest **reqs, unsigned n,
+                  unsigned *taken);
+    /* Requests taken by submit() that the kernel has not accepted yet
+     * (io_uring: ring entries behind a refusal, resubmissions). NULL:
+     * never any. */
+    unsigned (*waiting)(RawQueue *q);
+    /* Hands back the completions the kernel has posted. Called by the
+     * queue's process BH (aioloop__raw_batch_begin()). Required with
+     * submit. */
+    void (*process)(RawQueue *q);
+};
+
+/* The engines, in the order AIO_ENGINE_AUTO tries them. */
+extern const RawEngineOps aioloop__io_uring_ops;
+extern const RawEngineOps aioloop__linux_aio_ops;
+extern const RawEngineOps aioloop__thread_ops;
+
+/* A fd whose kind a state remembers (raw-request.c, raw_fd_kind()). */
+typedef struct RawFdKind {
+    int fd;                     /* -1: empty */
+    bool file;                  /* regular file or block device */
+} RawFdKind;
+
+#define RAW_FD_KINDS 8          /* remembered fds per state */
+
+/*
+ * The queue: the part of every engine state (its first member) that does
+ * not depend on the kernel interface. Loop thread of the attached
+ * context only; written only by raw-request.c.
+ */
 struct RawQueue {
+    const RawEngineOps *ops;
     AioContext *ctx;            /* attached context, or NULL */
-    RawFlushFn *flush;
-    RawProcessFn *process;
-    unsigned depth;             /* kernel slots */
-    unsigned in_flight;         /* requests in the kernel (or a pool) */
+    unsigned depth;             /* ops->depth */
+    bool pool_only;             /* !ops->submit: every request to the pool */
+    bool files_only;            /* ops->files_only */
+    unsigned in_flight;         /* the engine's or a pool job's */
     unsigned in_queue;          /* requests in 'pending' */
-    unsigned unsubmitted;       /* counted in flight, but not yet consumed
-                                 * by the kernel (io_uring's ring) */
     unsigned plugged;           /* *_io_plug() nesting */
     unsigned batching;          /* completion-processing nesting */
     bool blocked;               /* refused: wait for a completion */
-    bool may_fail_head;         /* a persistent refusal fails the head */
+    bool batch_scheduled;       /* batch_bh is scheduled */
+    bool flush_in_pool;         /* the engine cannot flush: the pool does */
     int64_t refused_since;      /* first refusal with nothing in flight */
     int64_t backoff_ns;
     QTAILQ_HEAD(, RawRequest) pending;
@@ -79,152 +189,94 @@ struct RawQueue {
     QEMUBH *batch_bh;           /* submits a batch a nested loop waits on */
     QEMUBH *process_bh;         /* continues completions in a nested loop */
     QEMUTimer retry_timer;
-    bool timer_inited;
-    /* The backend's detach function, called with the context when the
-     * context ends first (AioAttachment); the backend's own detach must
-     * do nothing for a queue that is no longer attached. */
-    void (*detach)(RawQueue *q, AioContext *ctx);
+    RawFdKind fd_kinds[RAW_FD_KINDS];   /* files_only engines */
+    AIOCBInfo aiocb_info;       /* of its callback requests */
+    /* The context ends first: drain and detach (aio-internal.h). */
     AioAttachment attachment;
 };
 
-/* The AIOCBInfo shared by the backends' callback requests; @size is the
- * backend's request size. */
-#define RAW_AIOCB_INFO(size) { \
-    .cancel_async = aioloop__raw_cancel_async, \
-    .get_aio_context = aioloop__raw_get_aio_context, \
-    .aiocb_size = (size), \
-}
+/* ------------------------------------------------------------------ */
+/* The queue's entry points for the public names (block-backend.c).    */
+/* @fn is the public function's name, for messages.                    */
 
-void aioloop__raw_cancel_async(BlockAIOCB *acb);
-AioContext *aioloop__raw_get_aio_context(BlockAIOCB *acb);
+/* A new state of @ops's engine, detached: NULL with @errp and errno set
+ * when the engine cannot be opened (errno: the reason; ENOMEM). */
+RawQueue *aioloop__raw_open(const RawEngineOps *ops, Error **errp);
+/* Frees @q (NULL: nothing); aborts naming @q if it is still attached. */
+void aioloop__raw_close(RawQueue *q, const char *fn);
+/* Attaches @q to @ctx; aborts if @q is attached already. */
+void aioloop__raw_attach(RawQueue *q, AioContext *ctx, const char *fn);
+/* Completes every request of @q (plugged ones too), then detaches it
+ * from @ctx; nothing if @q is not attached. Aborts when called from
+ * inside @q's completion processing. */
+void aioloop__raw_detach(RawQueue *q, AioContext *ctx, const char *fn);
 
-/* Sets up @q (detached) for a backend with @depth kernel slots, whose
- * detach function is @detach and which the context's notice calls
- * @what ("an io_uring state"). */
-void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
-                             RawProcessFn *process, unsigned depth,
-                             bool may_fail_head,
-                             void (*detach)(RawQueue *q, AioContext *ctx),
-                             const char *what);
-/* Frees what init allocated; @q must be detached and idle (assertion). */
-void aioloop__raw_queue_destroy(RawQueue *q);
-void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx);
-void aioloop__raw_queue_detach(RawQueue *q, AioContext *ctx);
-
-/* Fills @r for a request; returns false for an unknown @type. */
-bool aioloop__raw_request_init(RawRequest *r, RawQueue *q, int fd,
-                               uint64_t offset, QEMUIOVector *qiov, int type);
-/* A callback request of @size bytes, or NULL for an unknown @type. */
-RawRequest *aioloop__raw_request_new(const AIOCBInfo *info, RawQueue *q,
-                                     BlockDriverState *bs, int fd,
-                                     uint64_t offset, QEMUIOVector *qiov,
-                                     int type, BlockCompletionFunc *cb,
-                                     void *opaque);
-
-/* Adds @r to the local queue and submits what may be submitted now. */
-void aioloop__raw_enqueue(RawQueue *q, RawRequest *r);
-/* Waits (yields) for the coroutine request @r; returns its result. */
-int coroutine_fn aioloop__raw_co_wait(RawRequest *r);
+/* A callback request at byte @offset: NULL for an unknown @type or a
+ * detached @q; bad arguments complete with -EINVAL (raw-aio.h). */
+BlockAIOCB *aioloop__raw_submit(RawQueue *q, BlockDriverState *bs, int fd,
+                                uint64_t offset, QEMUIOVector *qiov,
+                                int type, BlockCompletionFunc *cb,
+                                void *opaque);
+/* The same in 512-byte sectors (QEMU's *_submit()). */
+BlockAIOCB *aioloop__raw_submit_sectors(RawQueue *q, BlockDriverState *bs,
+                                        int fd, int64_t sector_num,
+                                        QEMUIOVector *qiov, int nb_sectors,
+                                        BlockCompletionFunc *cb,
+                                        void *opaque, int type);
+/* Submits and waits (yields); the result. */
+int coroutine_fn aioloop__raw_co_submit(RawQueue *q, int fd, uint64_t offset,
+                                        QEMUIOVector *qiov, int type);
 
 void aioloop__raw_plug(RawQueue *q);
-void aioloop__raw_unplug(RawQueue *q);
+/* Aborts naming @q on an unplug without a plug. */
+void aioloop__raw_unplug(RawQueue *q, const char *fn);
 
-/* Submits now if nothing holds the queue back. */
-void aioloop__raw_kick(RawQueue *q);
-/* Around a backend's completion processing: requests submitted by the
- * callbacks are batched and submitted at the end of the outermost; and
- * while a callback runs, the process BH is scheduled, so that a nested
- * aio_poll() delivers the completions already posted (whose eventfd
- * signal was consumed) instead of waiting for a signal that will not
- * come. Each completion delivered inside counts as loop progress. */
-void aioloop__raw_batch_begin(RawQueue *q);
-void aioloop__raw_batch_end(RawQueue *q);
+/* ------------------------------------------------------------------ */
+/* The queue's functions for the engines                               */
 
-/* The backend got a transient refusal @err from the kernel. */
-void aioloop__raw_refused(RawQueue *q, int err);
-/* The backend's submission went through: forget earlier refusals. */
-static inline void aioloop__raw_accepted(RawQueue *q)
-{
-    q->refused_since = 0;
-    q->backoff_ns = 0;
-}
+/* Delivers @ret to @r's coroutine or callback (and frees a callback
+ * request). The callback may free @r's queue: nothing of it is used
+ * after. (The queue's; engines call aioloop__raw_complete().) */
+void aioloop__raw_deliver(RawRequest *r, int ret);
 
-/* Removes the head of the local queue (the caller submits it). */
-static inline RawRequest *aioloop__raw_pop(RawQueue *q)
-{
-    RawRequest *r = QTAILQ_FIRST(&q->pending);
-
-    if (r) {
-        QTAILQ_REMOVE(&q->pending, r, next);
-        r->queued = false;
-        q->in_queue--;
-    }
-    return r;
-}
-
-/* Kernel slots free for more submissions. */
-static inline unsigned aioloop__raw_room(const RawQueue *q)
-{
-    return q->in_flight < q->depth ? q->depth - q->in_flight : 0;
-}
-
-/* The result of a request from the kernel's byte count or -errno @res:
- * a short read is zero-filled and succeeds, a short write is -ENOSPC. */
-int aioloop__raw_result(RawRequest *r, long long res);
-/* Delivers @ret to @r's callback or coroutine (and frees a callback
- * request). */
-void aioloop__raw_finish(RawRequest *r, int ret);
-/* Completes @r with @ret later, from the queue's BH. */
-void aioloop__raw_defer(RawQueue *q, RawRequest *r, int ret);
-
-/* Retires a request the kernel completed and delivers @ret. */
-static inline void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret)
+/* A request the engine or a pool job had came back: its slot is free, so
+ * a refusal may be over. (The queue's: the only decrement of in_flight.) */
+static inline void aioloop__raw_retire(RawQueue *q)
 {
     q->in_flight--;
     q->blocked = false;
-    aioloop__report_progress(q->ctx);
-    aioloop__raw_finish(r, ret);
 }
 
-/* Runs @r in the attached context's thread pool (preadv, pwritev or
- * fdatasync in a worker); counts it in flight until it completes. */
-void aioloop__raw_submit_to_pool(RawQueue *q, RawRequest *r);
-/* The worker's job: does @opaque's (a RawRequest) I/O and returns its
- * result (as aioloop__raw_result() would). */
-int aioloop__raw_worker(void *opaque);
-
-/* taio_init() that returns NULL (errno ENOMEM) instead of aborting, for
- * aio_block_backend_new(), which reports it through its Error. */
-ThreadAioState *aioloop__taio_try_init(void);
-
-/* Byte-offset callback submission of each backend (block-backend.c). */
-BlockAIOCB *aioloop__laio_submit_bytes(BlockDriverState *bs, LinuxAioState *s,
-                                       int fd, uint64_t offset,
-                                       QEMUIOVector *qiov, int type,
-                                       BlockCompletionFunc *cb, void *opaque);
-BlockAIOCB *aioloop__luring_submit_bytes(BlockDriverState *bs, LuringState *s,
-                                         int fd, uint64_t offset,
-                                         QEMUIOVector *qiov, int type,
-                                         BlockCompletionFunc *cb,
-                                         void *opaque);
-BlockAIOCB *aioloop__taio_submit_bytes(BlockDriverState *bs, ThreadAioState *s,
-                                       int fd, uint64_t offset,
-                                       QEMUIOVector *qiov, int type,
-                                       BlockCompletionFunc *cb, void *opaque);
-
-/* The byte offset of a sector-based request, checking that the vector
- * holds @nb_sectors sectors (assertion). */
-static inline uint64_t aioloop__raw_sector_offset(int64_t sector_num,
-                                                  QEMUIOVector *qiov,
-                                                  int nb_sectors, int type)
+/* Retires a request the engine took and delivers @ret. */
+static inline void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret)
 {
-    assert(sector_num >= 0 || type == QEMU_AIO_FLUSH);
-    assert(type == QEMU_AIO_FLUSH || !qiov ||
-           qiov->size == (size_t)nb_sectors << BDRV_SECTOR_BITS);
-    (void)qiov;
-    (void)nb_sectors;
-    (void)type;
-    return sector_num > 0 ? (uint64_t)sector_num << BDRV_SECTOR_BITS : 0;
+    aioloop__raw_retire(q);
+    aioloop__report_progress(q->ctx);
+    aioloop__raw_deliver(r, ret);
 }
+/* Around an engine's completion processing: requests submitted by the
+ * callbacks are batched and submitted at the end of the outermost; and
+ * while a callback runs, the process BH is scheduled, so that a nested
+ * aio_poll() delivers the completions already posted (whose signal was
+ * consumed) instead of waiting for one that will not come. */
+void aioloop__raw_batch_begin(RawQueue *q);
+void aioloop__raw_batch_end(RawQueue *q);
+/* Completions are ready although no signal will announce them: have the
+ * next aio_poll() process them (engine->process). The _before_sleep
+ * variant is for a sleep hook's prepare() (no wake-up needed). */
+void aioloop__raw_process_soon(RawQueue *q);
+void aioloop__raw_process_before_sleep(RawQueue *q);
+/* The kernel cannot flush for this engine: flushes run in the pool. */
+void aioloop__raw_flush_in_pool(RawQueue *q);
+/* The result of a request from the kernel's byte count or -errno @res:
+ * a short read is zero-filled and succeeds, a short write is -ENOSPC. */
+int aioloop__raw_result(RawRequest *r, long long res);
+
+/* ------------------------------------------------------------------ */
+/* The thread-pool path (thread-aio.c)                                 */
+
+/* The pool job of a request: its preadv/pwritev/fdatasync in a worker,
+ * with the result aioloop__raw_result() would give. */
+int aioloop__raw_worker(void *opaque);
 
 #endif /* AIOLOOP_RAW_AIO_INT_H */

@@ -1,56 +1,236 @@
 /*
- * raw-request.c - the request life cycle the block backends share: the
- * local queue, plugging and batching, kernel refusals with back-off,
- * deferred completions, cancellation, results, and the thread-pool path.
+ * raw-request.c - the request queue every block engine shares.
+ *
+ * A request enters through aioloop__raw_submit() (callback) or
+ * aioloop__raw_co_submit() (coroutine). It is checked first: a request
+ * that could damage data or that no system call would accept (bad
+ * offset, length or vector; see raw-aio.h) never reaches the engine and
+ * completes with -EINVAL. For an engine that does regular files and
+ * block devices only, the fd's kind decides whether the engine or the
+ * thread pool runs it (raw_fd_kind()). Then it waits in the local queue
+ * ('pending') until nothing holds the queue back (a plug, a batch of
+ * completion callbacks, a kernel refusal) and a slot is free; raw_flush()
+ * offers the head of the queue to the engine's submit(), or hands a
+ * request that runs in the pool to a pool job. The engine hands every
+ * request it took back with aioloop__raw_complete(); the pool's
+ * completion comes back through raw_pool_done(). A request that finishes
+ * without the kernel (a check or submission error, a cancellation) is
+ * delivered from the done BH, never inside the call that submitted it.
+ *
+ * Refusals. When the kernel refuses a submission as a whole (EAGAIN,
+ * ENOMEM, EBUSY), the queue is 'blocked': a completion unblocks it and
+ * submits again; with nothing in the kernel, a timer retries after a
+ * back-off that doubles from 50 µs to 10 ms, and an engine that
+ * 'fails_head' (Linux AIO) fails the first waiting request after a
+ * second of refusals and goes on with the next.
  *
  * Everything here runs in the attached context's thread, except
- * aioloop__raw_worker(), which runs in a pool worker and touches only the
- * request's file and buffers (handed over by the pool's queue lock).
+ * aioloop__raw_open() and aioloop__raw_close() (any thread; the state is
+ * detached) and the pool job, aioloop__raw_worker() (thread-aio.c),
+ * which touches only its request's file and buffers. The counters
+ * in_flight and in_queue are the queue's alone: in_flight is written by
+ * raw_took() and aioloop__raw_retire() (raw-aio-int.h, inline for the
+ * engines' completion loops), in_queue by raw_enqueue_tail() and
+ * raw_unqueue().
  *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
-#include <sys/uio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include <aioloop/thread-pool.h>
 #include "raw-aio-int.h"
-#include "../util/fault.h"
+#include "../aiocb-internal.h"
+#include "../util/alloc.h"
 #include "../util/valgrind-hints.h"
 
 /* Refusals with nothing in flight are retried after a back-off that
  * doubles from the first to the last value; after REFUSAL_LIMIT_NS of them
- * a backend that can (Linux AIO) fails the request at the head. */
+ * an engine that fails_head fails the request at the head. */
 #define BACKOFF_FIRST_NS    (50 * 1000)
 #define BACKOFF_MAX_NS      (10 * 1000 * 1000)
 #define REFUSAL_LIMIT_NS    (1000 * 1000 * 1000)
 
-/* ---- results ---------------------------------------------------------- */
+static void raw_flush(RawQueue *q);
+
+/* Misuse the API cannot report: say what and whose, then abort. */
+static AIOLOOP_NORETURN void raw_die(RawQueue *q, const char *fn,
+                                     const char *what)
+{
+    fprintf(stderr, "aioloop: %s: %s (%p) %s\n", fn, q->ops->what,
+            (void *)q, what);
+    abort();
+}
+
+/* ---- the counters --------------------------------------------------------- */
+
+/* @n requests went to the engine or a pool job. */
+static inline void raw_took(RawQueue *q, unsigned n)
+{
+    q->in_flight += n;
+}
+
+static inline void raw_enqueue_tail(RawQueue *q, RawRequest *r)
+{
+    r->queued = true;
+    QTAILQ_INSERT_TAIL(&q->pending, r, next);
+    q->in_queue++;
+}
+
+static inline void raw_unqueue(RawQueue *q, RawRequest *r)
+{
+    QTAILQ_REMOVE(&q->pending, r, next);
+    r->queued = false;
+    q->in_queue--;
+}
+
+/* Removes and returns the head of the local queue. */
+static inline RawRequest *raw_pop(RawQueue *q)
+{
+    RawRequest *r = QTAILQ_FIRST(&q->pending);
+
+    raw_unqueue(q, r);
+    return r;
+}
+
+/* Slots free for more requests. */
+static inline unsigned raw_room(const RawQueue *q)
+{
+    return q->in_flight < q->depth ? q->depth - q->in_flight : 0;
+}
+
+/* Requests the engine took but the kernel has not accepted yet. */
+static inline unsigned raw_engine_waiting(RawQueue *q)
+{
+    return q->ops->waiting ? q->ops->waiting(q) : 0;
+}
+
+/* Requests not yet accepted by the kernel, here or in the engine. */
+static inline bool raw_waiting(RawQueue *q)
+{
+    return q->in_queue || raw_engine_waiting(q);
+}
+
+/* Has the submission of a batch a nested loop may wait on scheduled
+ * (once per batch, not per request: the flag follows the BH). */
+static inline void raw_schedule_batch(RawQueue *q)
+{
+    if (!q->batch_scheduled) {
+        q->batch_scheduled = true;
+        qemu_bh_schedule(q->batch_bh);
+    }
+}
+
+static inline void raw_cancel_batch(RawQueue *q)
+{
+    if (q->batch_scheduled) {
+        q->batch_scheduled = false;
+        qemu_bh_cancel(q->batch_bh);
+    }
+}
+
+/* Submits now if nothing holds the queue back. */
+static inline void raw_kick(RawQueue *q)
+{
+    if (q->blocked || !raw_waiting(q)) {
+        return;
+    }
+    if ((q->plugged || q->batching) && q->in_queue < raw_room(q)) {
+        /* Hold the batch. A callback that polls a nested loop for what
+         * it just submitted gets it submitted by the BH. */
+        if (q->batching && !q->plugged) {
+            raw_schedule_batch(q);
+        }
+        return;
+    }
+    raw_flush(q);
+}
+
+/* ---- fd kinds ------------------------------------------------------------ */
+
+/*
+ * For an engine that does regular files and block devices only: 1 when
+ * @fd is one, 0 for any other kind of file (the pool runs the request,
+ * and answers as preadv/pwritev/fdatasync do: -ESPIPE for a pipe or a
+ * socket, -EISDIR for reading a directory...), or -errno when @fd is not
+ * open. One fstat() per fd number, remembered in a small table; an entry
+ * is forgotten when a request on its fd fails with -EBADF (the fd was
+ * closed) and on every attach.
+ */
+static int raw_fd_kind(RawQueue *q, int fd)
+{
+    RawFdKind *k;
+    struct stat st;
+
+    if (fd < 0) {
+        return -EBADF;
+    }
+    k = &q->fd_kinds[(unsigned)fd % RAW_FD_KINDS];
+    if (likely(k->fd == fd)) {
+        return k->file;
+    }
+    if (fstat(fd, &st) < 0) {
+        return -errno;
+    }
+    k->fd = fd;
+    k->file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+    return k->file;
+}
+
+static void raw_fd_forget(RawQueue *q, int fd)
+{
+    RawFdKind *k = &q->fd_kinds[(unsigned)fd % RAW_FD_KINDS];
+
+    if (fd >= 0 && k->fd == fd) {
+        k->fd = -1;
+    }
+}
+
+static void raw_fd_forget_all(RawQueue *q)
+{
+    for (unsigned i = 0; i < RAW_FD_KINDS; i++) {
+        q->fd_kinds[i].fd = -1;
+    }
+}
+
+/* ---- results ------------------------------------------------------------- */
 
 int aioloop__raw_result(RawRequest *r, long long res)
 {
+    size_t size;
+
     if (res < 0) {
         return (int)res;
     }
+    if (r->type == QEMU_AIO_FLUSH) {
+        return 0;
+    }
+    size = r->qiov->size;
     if (r->type == QEMU_AIO_READ) {
         /* Filled through the kernel's ring: tell memcheck. */
-        aioloop__vg_iov_defined(r->qiov, (size_t)res);
+        aioloop__vg_iov_defined(r->qiov, (size_t)res < size ? (size_t)res
+                                                            : size);
     }
-    if (r->type == QEMU_AIO_FLUSH || (size_t)res == r->qiov->size) {
+    if ((size_t)res >= size) {
         return 0;
     }
     if (r->type == QEMU_AIO_READ) {
         /* The file ended: the rest reads as zeroes. */
-        qemu_iovec_memset(r->qiov, (size_t)res, 0, r->qiov->size - (size_t)res);
+        qemu_iovec_memset(r->qiov, (size_t)res, 0, size - (size_t)res);
         return 0;
     }
     return -ENOSPC;
 }
 
-void aioloop__raw_finish(RawRequest *r, int ret)
+void aioloop__raw_deliver(RawRequest *r, int ret)
 {
+    if (unlikely(ret == -EBADF)) {
+        raw_fd_forget(r->q, r->fd);
+    }
     r->ret = ret;
     if (r->co) {
         /* The coroutine owns @r (on its stack): do not touch it after
@@ -61,62 +241,13 @@ void aioloop__raw_finish(RawRequest *r, int ret)
         }
         return;
     }
-    r->common.cb(r->common.opaque, ret);
-    qemu_aio_unref(r);
+    aioloop__aiocb_complete(&r->common, ret);
 }
 
-/* ---- requests ----------------------------------------------------------- */
+/* ---- deferred completions ------------------------------------------------ */
 
-bool aioloop__raw_request_init(RawRequest *r, RawQueue *q, int fd,
-                               uint64_t offset, QEMUIOVector *qiov, int type)
-{
-    if (type != QEMU_AIO_READ && type != QEMU_AIO_WRITE &&
-        type != QEMU_AIO_FLUSH) {
-        return false;
-    }
-    assert(type == QEMU_AIO_FLUSH || qiov);
-    r->q = q;
-    r->co = NULL;
-    r->fd = fd;
-    r->offset = type == QEMU_AIO_FLUSH ? 0 : offset;
-    r->qiov = type == QEMU_AIO_FLUSH ? NULL : qiov;
-    r->type = type;
-    r->ret = -EINPROGRESS;
-    r->queued = false;
-    r->pool_acb = NULL;
-    return true;
-}
-
-RawRequest *aioloop__raw_request_new(const AIOCBInfo *info, RawQueue *q,
-                                     BlockDriverState *bs, int fd,
-                                     uint64_t offset, QEMUIOVector *qiov,
-                                     int type, BlockCompletionFunc *cb,
-                                     void *opaque)
-{
-    RawRequest *r;
-
-    if (type != QEMU_AIO_READ && type != QEMU_AIO_WRITE &&
-        type != QEMU_AIO_FLUSH) {
-        return NULL;
-    }
-    assert(cb);
-    r = qemu_aio_get(info, bs, cb, opaque);
-    aioloop__raw_request_init(r, q, fd, offset, qiov, type);
-    return r;
-}
-
-int coroutine_fn aioloop__raw_co_wait(RawRequest *r)
-{
-    if (r->ret == -EINPROGRESS) {
-        qemu_coroutine_yield();
-    }
-    assert(r->ret != -EINPROGRESS);
-    return r->ret;
-}
-
-/* ---- deferred completions --------------------------------------------- */
-
-void aioloop__raw_defer(RawQueue *q, RawRequest *r, int ret)
+/* Completes @r with @ret later, from the queue's BH. */
+static void raw_defer(RawQueue *q, RawRequest *r, int ret)
 {
     /* Not r->ret: a coroutine request must still look in progress, or
      * its coroutine would return (and its stack, which holds @r, go)
@@ -136,69 +267,159 @@ static void raw_done_bh(void *opaque)
     while ((r = QTAILQ_FIRST(&q->done))) {
         QTAILQ_REMOVE(&q->done, r, next);
         aioloop__report_progress(q->ctx);
-        aioloop__raw_finish(r, r->deferred_ret);
+        aioloop__raw_deliver(r, r->deferred_ret);
     }
 }
 
-void aioloop__raw_cancel_async(BlockAIOCB *acb)
+/* ---- cancellation -------------------------------------------------------- */
+
+static void raw_cancel_async(BlockAIOCB *acb)
 {
     RawRequest *r = (RawRequest *)acb;
     RawQueue *q = r->q;
 
     if (r->queued) {
-        QTAILQ_REMOVE(&q->pending, r, next);
-        r->queued = false;
-        q->in_queue--;
-        aioloop__raw_defer(q, r, -ECANCELED);
+        raw_unqueue(q, r);
+        raw_defer(q, r, -ECANCELED);
     } else if (r->pool_acb) {
         bdrv_aio_cancel_async(r->pool_acb);
     }
-    /* In the kernel: it completes normally. */
+    /* The engine's: it completes normally. */
 }
 
-AioContext *aioloop__raw_get_aio_context(BlockAIOCB *acb)
+static AioContext *raw_get_aio_context(BlockAIOCB *acb)
 {
     return ((RawRequest *)acb)->q->ctx;
 }
 
-/* ---- submission policy ---------------------------------------------------- */
+/* ---- the thread-pool path ------------------------------------------------ */
 
-/* Requests not yet accepted by the kernel: in the local queue, or (io_uring)
- * in the ring behind a refused submission. */
-static inline bool raw_waiting(const RawQueue *q)
+static void raw_pool_done(void *opaque, int ret)
 {
-    return q->in_queue || q->unsubmitted;
+    RawRequest *r = opaque;
+    RawQueue *q = r->q;
+
+    r->pool_acb = NULL;
+    aioloop__raw_retire(q);
+    raw_kick(q);
+    aioloop__raw_deliver(r, ret);       /* last: the callback may free @q */
 }
 
+static void raw_pool_submit(RawQueue *q, RawRequest *r)
+{
+    raw_took(q, 1);
+    r->pool_acb = thread_pool_submit_aio(aio_get_thread_pool(q->ctx),
+                                         aioloop__raw_worker, r,
+                                         raw_pool_done, r);
+}
+
+void aioloop__raw_flush_in_pool(RawQueue *q)
+{
+    RawRequest *r;
+
+    q->flush_in_pool = true;
+    QTAILQ_FOREACH(r, &q->pending, next) {
+        if (r->type == QEMU_AIO_FLUSH) {
+            r->in_pool = true;
+        }
+    }
+}
+
+/* ---- submission policy --------------------------------------------------- */
+
+static inline void raw_accepted(RawQueue *q)
+{
+    q->refused_since = 0;
+    q->backoff_ns = 0;
+}
+
+/* The kernel refused a submission (positive errno @err). */
+static void raw_refused(RawQueue *q, int err)
+{
+    int64_t now;
+
+    q->blocked = true;
+    if (q->in_flight > raw_engine_waiting(q)) {
+        return;                 /* a completion unblocks and retries */
+    }
+    now = aioloop__now_ns();
+    if (!q->refused_since) {
+        q->refused_since = now;
+    }
+    if (q->ops->fails_head && q->in_queue &&
+        now - q->refused_since >= REFUSAL_LIMIT_NS) {
+        raw_defer(q, raw_pop(q), -err);
+        raw_accepted(q);
+    }
+    q->backoff_ns = q->backoff_ns ? q->backoff_ns * 2 : BACKOFF_FIRST_NS;
+    if (q->backoff_ns > BACKOFF_MAX_NS) {
+        q->backoff_ns = BACKOFF_MAX_NS;
+    }
+    timer_mod_ns(&q->retry_timer,
+                 qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + q->backoff_ns);
+}
+
+/*
+ * Gives the engine (or the pool) what waits, as much as fits, until the
+ * queue is empty, the slots are full, or the kernel refuses.
+ */
 static void raw_flush(RawQueue *q)
 {
-    int err = q->flush(q);
+    RawRequest *batch[AIOLOOP_RAW_QUEUE_DEPTH];
 
-    if (err) {
-        aioloop__raw_refused(q, err);
-    }
-}
-
-void aioloop__raw_kick(RawQueue *q)
-{
-    if (!raw_waiting(q) || q->blocked) {
-        return;
-    }
-    if ((q->plugged || q->batching) && q->in_queue < aioloop__raw_room(q)) {
-        /* Hold the batch. A callback that polls a nested loop for what
-         * it just submitted gets it submitted by the BH. */
-        if (q->batching && !q->plugged) {
-            qemu_bh_schedule(q->batch_bh);
+    if (q->pool_only) {
+        while (q->in_queue && raw_room(q)) {
+            raw_pool_submit(q, raw_pop(q));
         }
         return;
     }
-    raw_flush(q);
+    for (;;) {
+        unsigned room = raw_room(q), n = 0, taken = 0;
+        unsigned limit = room < ARRAY_SIZE(batch) ? room : ARRAY_SIZE(batch);
+        RawRequest *r;
+        int err;
+
+        /* The head of the queue, up to the first request for the pool. */
+        for (r = QTAILQ_FIRST(&q->pending); r && n < limit && !r->in_pool;
+             r = QTAILQ_NEXT(r, next)) {
+            batch[n++] = r;
+        }
+        if (n == 0 && room && q->in_queue) {
+            raw_pool_submit(q, raw_pop(q));     /* the head's turn */
+            continue;
+        }
+        if (n == 0 && !raw_engine_waiting(q)) {
+            return;             /* nothing to give, or no free slot */
+        }
+        err = q->ops->submit(q, batch, n, &taken);
+        assert(taken <= n);
+        for (unsigned i = 0; i < taken; i++) {
+            raw_pop(q);
+        }
+        raw_took(q, taken);
+        if (err > 0) {
+            raw_refused(q, err);
+            return;
+        }
+        if (err < 0) {
+            raw_defer(q, raw_pop(q), err);  /* it fails alone */
+            continue;
+        }
+        raw_accepted(q);
+        if (n == 0) {
+            return;             /* the engine's own backlog went in */
+        }
+        /* Nothing taken without an error: the engine moved the head to
+         * the pool (see RawEngineOps.submit). */
+        assert(taken || QTAILQ_FIRST(&q->pending)->in_pool);
+    }
 }
 
 static void raw_batch_bh(void *opaque)
 {
     RawQueue *q = opaque;
 
+    q->batch_scheduled = false;
     if (raw_waiting(q) && !q->blocked && !q->plugged) {
         raw_flush(q);
     }
@@ -208,7 +429,17 @@ static void raw_process_bh(void *opaque)
 {
     RawQueue *q = opaque;
 
-    q->process(q);
+    q->ops->process(q);
+}
+
+void aioloop__raw_process_soon(RawQueue *q)
+{
+    qemu_bh_schedule(q->process_bh);
+}
+
+void aioloop__raw_process_before_sleep(RawQueue *q)
+{
+    aioloop__bh_schedule_local(q->process_bh);
 }
 
 void aioloop__raw_batch_begin(RawQueue *q)
@@ -223,67 +454,15 @@ void aioloop__raw_batch_end(RawQueue *q)
     qemu_bh_cancel(q->process_bh);     /* everything posted was delivered */
     if (--q->batching == 0) {
         /* A completion cleared a refusal: retry what waits, including
-         * ring entries with nothing queued locally behind them. */
-        if (raw_waiting(q)) {
-            qemu_bh_cancel(q->batch_bh);
-            aioloop__raw_kick(q);
-        }
+         * what the engine holds with nothing queued here behind it. */
+        raw_cancel_batch(q);
+        raw_kick(q);
     } else if (raw_waiting(q) && !q->plugged && !q->blocked) {
         /* A nested loop ended its processing while an outer one is still
          * in a callback: slots may have freed up for queued requests that
          * this nested loop (or a deeper one) waits for. */
-        qemu_bh_schedule(q->batch_bh);
+        raw_schedule_batch(q);
     }
-}
-
-void aioloop__raw_enqueue(RawQueue *q, RawRequest *r)
-{
-    assert(q->ctx);
-    r->queued = true;
-    QTAILQ_INSERT_TAIL(&q->pending, r, next);
-    q->in_queue++;
-    aioloop__raw_kick(q);
-}
-
-void aioloop__raw_plug(RawQueue *q)
-{
-    q->plugged++;
-}
-
-void aioloop__raw_unplug(RawQueue *q)
-{
-    assert(q->plugged > 0);
-    if (--q->plugged == 0) {
-        aioloop__raw_kick(q);
-    }
-}
-
-void aioloop__raw_refused(RawQueue *q, int err)
-{
-    int64_t now;
-
-    q->blocked = true;
-    if (q->in_flight > q->unsubmitted) {
-        return;                 /* a completion unblocks and retries */
-    }
-    now = aioloop__now_ns();
-    if (!q->refused_since) {
-        q->refused_since = now;
-    }
-    if (q->may_fail_head && now - q->refused_since >= REFUSAL_LIMIT_NS) {
-        RawRequest *r = aioloop__raw_pop(q);
-
-        if (r) {
-            aioloop__raw_defer(q, r, -err);
-        }
-        aioloop__raw_accepted(q);
-    }
-    q->backoff_ns = q->backoff_ns ? q->backoff_ns * 2 : BACKOFF_FIRST_NS;
-    if (q->backoff_ns > BACKOFF_MAX_NS) {
-        q->backoff_ns = BACKOFF_MAX_NS;
-    }
-    timer_mod_ns(&q->retry_timer,
-                 qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + q->backoff_ns);
 }
 
 static void raw_retry_timer(void *opaque)
@@ -291,175 +470,264 @@ static void raw_retry_timer(void *opaque)
     RawQueue *q = opaque;
 
     q->blocked = false;
-    aioloop__raw_kick(q);
+    raw_kick(q);
 }
 
-/* ---- the thread-pool path ---------------------------------------------- */
-
-static void raw_pool_done(void *opaque, int ret)
+void aioloop__raw_plug(RawQueue *q)
 {
-    RawRequest *r = opaque;
-    RawQueue *q = r->q;
-
-    r->pool_acb = NULL;
-    q->in_flight--;
-    q->blocked = false;
-    aioloop__raw_kick(q);
-    aioloop__raw_finish(r, ret);       /* last: the callback may free @q */
+    q->plugged++;
 }
 
-void aioloop__raw_submit_to_pool(RawQueue *q, RawRequest *r)
+void aioloop__raw_unplug(RawQueue *q, const char *fn)
 {
-    q->in_flight++;
-    r->pool_acb = thread_pool_submit_aio(aio_get_thread_pool(q->ctx),
-                                         aioloop__raw_worker, r,
-                                         raw_pool_done, r);
-}
-
-/* The test build's fault hook for the worker's system calls: -1 with
- * errno set to behave as if the call failed, 0 to make it. */
-static inline ssize_t fault_io(void)
-{
-    int err = AIOLOOP_FAULT(AIOLOOP_FAULT_THREAD_IO);
-
-    if (err) {
-        errno = err;
-        return -1;
+    if (!q->plugged) {
+        raw_die(q, fn, "was unplugged more often than plugged");
     }
-    return 0;
-}
-
-/* Finishes a transfer that the first preadv/pwritev left short (a read
- * that stopped early, or either one interrupted before it transferred
- * anything), after @done bytes, one segment piece at a time. */
-static int raw_worker_rest(RawRequest *r, size_t done)
-{
-    QEMUIOVector *qiov = r->qiov;
-    size_t skip = done;
-
-    for (int i = 0; i < qiov->niov; i++) {
-        char *base = qiov->iov[i].iov_base;
-        size_t len = qiov->iov[i].iov_len;
-
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        base += skip;
-        len -= skip;
-        skip = 0;
-        while (len > 0) {
-            off_t pos = (off_t)(r->offset + done);
-            ssize_t n = fault_io();
-
-            if (!n) {
-                n = r->type == QEMU_AIO_READ ? pread(r->fd, base, len, pos)
-                                             : pwrite(r->fd, base, len, pos);
-            }
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                return -errno;
-            }
-            if (n == 0) {
-                if (r->type == QEMU_AIO_READ) {
-                    qemu_iovec_memset(qiov, done, 0, qiov->size - done);
-                    return 0;
-                }
-                return -ENOSPC;
-            }
-            base += n;
-            len -= (size_t)n;
-            done += (size_t)n;
-        }
+    if (--q->plugged == 0) {
+        raw_kick(q);
     }
-    return 0;
 }
 
-int aioloop__raw_worker(void *opaque)
+/* ---- requests ------------------------------------------------------------ */
+
+static inline bool raw_type_ok(int type)
 {
-    RawRequest *r = opaque;
-    QEMUIOVector *qiov = r->qiov;
-    ssize_t n;
+    return type == QEMU_AIO_READ || type == QEMU_AIO_WRITE ||
+           type == QEMU_AIO_FLUSH;
+}
+
+/* The argument checks of raw-aio.h: 0 or -EINVAL. */
+static int raw_check(const RawRequest *r)
+{
+    const QEMUIOVector *qiov = r->qiov;
 
     if (r->type == QEMU_AIO_FLUSH) {
-        int ret;
-
-        /* EINTR: nothing was lost, the data is not known to be stable:
-         * ask again (a worker that unblocked signals can see it). */
-        do {
-            ret = (int)fault_io();
-            if (!ret) {
-                ret = fdatasync(r->fd);
-            }
-        } while (ret < 0 && errno == EINTR);
-        return ret < 0 ? -errno : 0;
-    }
-    n = fault_io();
-    if (n) {
-        /* injected */
-    } else if (r->type == QEMU_AIO_READ) {
-        n = preadv(r->fd, qiov->iov, qiov->niov, (off_t)r->offset);
-    } else {
-        n = pwritev(r->fd, qiov->iov, qiov->niov, (off_t)r->offset);
-    }
-    if (n == (ssize_t)qiov->size) {
         return 0;
     }
-    if (n < 0) {
-        if (errno != EINTR) {
-            return -errno;
-        }
-        n = 0;
-    } else if (r->type == QEMU_AIO_WRITE) {
-        return -ENOSPC;         /* short, as the kernel backends report it */
+    if (!qiov || qiov->niov < 0 || (qiov->niov > 0 && !qiov->iov) ||
+        qiov->size > AIOLOOP_RAW_MAX_BYTES ||
+        r->offset > (uint64_t)INT64_MAX - qiov->size) {
+        return -EINVAL;
     }
-    return raw_worker_rest(r, (size_t)n);
+    return 0;
 }
 
-/* ---- set-up ------------------------------------------------------------- */
-
-void aioloop__raw_queue_init(RawQueue *q, RawFlushFn *flush,
-                             RawProcessFn *process, unsigned depth,
-                             bool may_fail_head,
-                             void (*detach)(RawQueue *q, AioContext *ctx),
-                             const char *what)
+static void raw_request_init(RawRequest *r, RawQueue *q, int fd,
+                             uint64_t offset, QEMUIOVector *qiov, int type)
 {
-    q->detach = detach;
-    q->attachment.what = what;
-    q->ctx = NULL;
-    q->flush = flush;
-    q->process = process;
-    q->depth = depth;
-    q->in_flight = q->in_queue = q->unsubmitted = 0;
-    q->plugged = q->batching = 0;
-    q->blocked = false;
-    q->may_fail_head = may_fail_head;
-    q->refused_since = q->backoff_ns = 0;
+    r->q = q;
+    r->co = NULL;
+    r->fd = fd;
+    r->offset = type == QEMU_AIO_FLUSH ? 0 : offset;
+    r->qiov = type == QEMU_AIO_FLUSH ? NULL : qiov;
+    r->type = (uint8_t)type;            /* one of the three (raw_type_ok) */
+    r->ret = -EINPROGRESS;
+    r->queued = false;
+    r->in_pool = false;
+    r->pool_acb = NULL;
+}
+
+/* Checks @r (or takes the error @err found earlier) and queues it.
+ * Returns 0, or the error; then @r was not queued. */
+static int raw_start(RawQueue *q, RawRequest *r, int err)
+{
+    if (!err) {
+        err = raw_check(r);
+    }
+    if (q->pool_only) {
+        r->in_pool = true;
+    } else if (!err && q->files_only) {
+        int kind = raw_fd_kind(q, r->fd);
+
+        if (kind < 0) {
+            err = kind;
+        } else {
+            r->in_pool = !kind;
+        }
+    }
+    if (r->type == QEMU_AIO_FLUSH && q->flush_in_pool) {
+        r->in_pool = true;
+    }
+    if (err) {
+        return err;
+    }
+    raw_enqueue_tail(q, r);
+    raw_kick(q);
+    return 0;
+}
+
+static BlockAIOCB *raw_submit(RawQueue *q, BlockDriverState *bs, int fd,
+                              uint64_t offset, QEMUIOVector *qiov, int type,
+                              BlockCompletionFunc *cb, void *opaque, int err)
+{
+    RawRequest *r;
+
+    if (!raw_type_ok(type) || !q->ctx) {
+        return NULL;            /* nothing to prepare, nowhere to deliver */
+    }
+    r = qemu_aio_get(&q->aiocb_info, bs, cb, opaque);     /* zero-filled */
+    raw_request_init(r, q, fd, offset, qiov, type);
+    err = raw_start(q, r, err);
+    if (err) {
+        raw_defer(q, r, err);
+    }
+    return &r->common;
+}
+
+BlockAIOCB *aioloop__raw_submit(RawQueue *q, BlockDriverState *bs, int fd,
+                                uint64_t offset, QEMUIOVector *qiov,
+                                int type, BlockCompletionFunc *cb,
+                                void *opaque)
+{
+    return raw_submit(q, bs, fd, offset, qiov, type, cb, opaque, 0);
+}
+
+BlockAIOCB *aioloop__raw_submit_sectors(RawQueue *q, BlockDriverState *bs,
+                                        int fd, int64_t sector_num,
+                                        QEMUIOVector *qiov, int nb_sectors,
+                                        BlockCompletionFunc *cb,
+                                        void *opaque, int type)
+{
+    uint64_t offset = 0;
+    int err = 0;
+
+    if (type != QEMU_AIO_FLUSH) {
+        if (sector_num < 0 || sector_num > (INT64_MAX >> BDRV_SECTOR_BITS) ||
+            nb_sectors < 0 || !qiov ||
+            qiov->size != (uint64_t)nb_sectors << BDRV_SECTOR_BITS) {
+            err = -EINVAL;
+        } else {
+            offset = (uint64_t)sector_num << BDRV_SECTOR_BITS;
+        }
+    }
+    return raw_submit(q, bs, fd, offset, qiov, type, cb, opaque, err);
+}
+
+int coroutine_fn aioloop__raw_co_submit(RawQueue *q, int fd, uint64_t offset,
+                                        QEMUIOVector *qiov, int type)
+{
+    RawCoRequest c;
+    RawRequest *r = &c.r;
+    int err;
+
+    if (!raw_type_ok(type) || !q->ctx) {
+        return -EINVAL;
+    }
+    memset(c.part, 0, q->ops->request_size);
+    raw_request_init(r, q, fd, offset, qiov, type);
+    r->co = qemu_coroutine_self();
+    err = raw_start(q, r, 0);
+    if (err) {
+        return err;
+    }
+    if (r->ret == -EINPROGRESS) {
+        qemu_coroutine_yield();
+    }
+    assert(r->ret != -EINPROGRESS);
+    return r->ret;
+}
+
+/* ---- the state ----------------------------------------------------------- */
+
+RawQueue *aioloop__raw_open(const RawEngineOps *ops, Error **errp)
+{
+    RawQueue *q = aioloop__calloc(1, ops->state_size);
+    int ret;
+
+    if (!q) {
+        error_setg_errno(errp, ENOMEM, "%s state", ops->name);
+        errno = ENOMEM;
+        return NULL;
+    }
+    assert(ops->request_size <= RAW_ENGINE_AREA);
+    q->ops = ops;
+    q->aiocb_info = (AIOCBInfo){
+        .cancel_async = raw_cancel_async,
+        .get_aio_context = raw_get_aio_context,
+        .aiocb_size = ops->request_size ? RAW_REQUEST_HEAD + ops->request_size
+                                        : sizeof(RawRequest),
+    };
+    q->depth = ops->depth;
+    q->pool_only = !ops->submit;
+    q->files_only = ops->files_only;
     QTAILQ_INIT(&q->pending);
     QTAILQ_INIT(&q->done);
-    q->done_bh = q->batch_bh = q->process_bh = NULL;
-    q->timer_inited = false;
+    q->attachment.what = ops->what;
+    raw_fd_forget_all(q);
+    ret = ops->open(q, errp);
+    if (ret < 0) {
+        free(q);
+        errno = -ret;
+        return NULL;
+    }
+    return q;
 }
 
-/* The context ends with @q attached: finish every request (plugged
- * ones too: nobody is left to unplug), then detach. */
-static void raw_drain_detach(AioAttachment *a, AioContext *ctx)
+void aioloop__raw_close(RawQueue *q, const char *fn)
+{
+    if (!q) {
+        return;
+    }
+    if (q->ctx) {
+        raw_die(q, fn, "is still attached to a context: detach it first");
+    }
+    assert(!q->in_flight && !q->in_queue && QTAILQ_EMPTY(&q->done));
+    if (q->ops->close) {
+        q->ops->close(q);
+    }
+    free(q);
+}
+
+/* Completes every request of @q, plugged ones too (the plug count is
+ * kept for the owner's unplug). */
+static void raw_drain(RawQueue *q)
+{
+    unsigned plugged = q->plugged;
+
+    q->plugged = 0;
+    raw_kick(q);
+    while (q->in_flight || q->in_queue || !QTAILQ_EMPTY(&q->done)) {
+        aio_poll(q->ctx, true);
+    }
+    q->plugged += plugged;
+}
+
+static void raw_detach_idle(RawQueue *q, AioContext *ctx)
+{
+    assert(!q->in_flight && !q->in_queue && QTAILQ_EMPTY(&q->done));
+    if (q->ops->detach) {
+        q->ops->detach(q, ctx);
+    }
+    aioloop__attachment_remove(&q->attachment);
+    qemu_bh_delete(q->done_bh);
+    qemu_bh_delete(q->batch_bh);
+    q->batch_scheduled = false;
+    qemu_bh_delete(q->process_bh);
+    q->done_bh = q->batch_bh = q->process_bh = NULL;
+    timer_del(&q->retry_timer);
+    timer_deinit(&q->retry_timer);
+    q->blocked = false;
+    raw_accepted(q);
+    q->ctx = NULL;
+}
+
+/* The context ends with @q attached (its last unref). */
+static void raw_context_ends(AioAttachment *a, AioContext *ctx)
 {
     RawQueue *q = container_of(a, RawQueue, attachment);
 
-    q->plugged = 0;
-    aioloop__raw_kick(q);
-    while (q->in_flight || q->in_queue || !QTAILQ_EMPTY(&q->done)) {
-        aio_poll(ctx, true);
-    }
-    q->detach(q, ctx);
+    raw_drain(q);
+    raw_detach_idle(q, ctx);
 }
 
-void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx)
+void aioloop__raw_attach(RawQueue *q, AioContext *ctx, const char *fn)
 {
-    assert(!q->ctx);
+    if (!ctx) {
+        raw_die(q, fn, "cannot be attached to a NULL context");
+    }
+    if (q->ctx) {
+        raw_die(q, fn, "is attached to a context already: detach it first");
+    }
     q->ctx = ctx;
     q->done_bh = aioloop__bh_new_internal(ctx, raw_done_bh, q,
                                           "block I/O deferred completions");
@@ -469,32 +737,26 @@ void aioloop__raw_queue_attach(RawQueue *q, AioContext *ctx)
                                              "block I/O completions");
     aio_timer_init(ctx, &q->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    raw_retry_timer, q);
-    q->timer_inited = true;
-    q->attachment.drain_detach = raw_drain_detach;
+    q->attachment.drain_detach = raw_context_ends;
     aioloop__attachment_add(ctx, &q->attachment);
+    raw_fd_forget_all(q);
+    if (q->ops->attach) {
+        q->ops->attach(q, ctx);
+    }
 }
 
-void aioloop__raw_queue_detach(RawQueue *q, AioContext *ctx)
+void aioloop__raw_detach(RawQueue *q, AioContext *ctx, const char *fn)
 {
-    assert(q->ctx == ctx);
-    (void)ctx;
-    assert(!q->in_flight && !q->in_queue && QTAILQ_EMPTY(&q->done));
-    aioloop__attachment_remove(&q->attachment);
-    qemu_bh_delete(q->done_bh);
-    qemu_bh_delete(q->batch_bh);
-    qemu_bh_delete(q->process_bh);
-    q->done_bh = q->batch_bh = q->process_bh = NULL;
-    timer_del(&q->retry_timer);
-    timer_deinit(&q->retry_timer);
-    q->timer_inited = false;
-    q->blocked = false;
-    aioloop__raw_accepted(q);
-    q->ctx = NULL;
-}
-
-void aioloop__raw_queue_destroy(RawQueue *q)
-{
-    assert(!q->ctx);
-    assert(!q->in_flight && !q->in_queue && QTAILQ_EMPTY(&q->done));
-    (void)q;
+    if (!q->ctx) {
+        return;     /* detached already, e.g. by its context's last unref */
+    }
+    if (ctx != q->ctx) {
+        raw_die(q, fn, "is attached to another context");
+    }
+    if (q->batching) {
+        raw_die(q, fn, "cannot be detached from inside its own completion "
+                "callback");
+    }
+    raw_drain(q);
+    raw_detach_idle(q, ctx);
 }

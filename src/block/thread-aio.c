@@ -1,131 +1,143 @@
 /*
- * thread-aio.c - the thread backend: every request runs as a job of the
- * attached context's thread pool (preadv/pwritev/fdatasync in a worker,
- * aioloop__raw_worker()). It has no kernel queue, so its depth is
- * unlimited and plugging only holds requests until the last unplug.
+ * thread-aio.c - block I/O in the thread pool: the thread engine, and
+ * the path the kernel engines take for what their kernel interface
+ * cannot do (a file that is not a regular file or a block device, a
+ * flush the kernel refuses).
+ *
+ * A request runs as a job of the attached context's thread pool:
+ * preadv, pwritev or fdatasync in a worker (aioloop__raw_worker()). The
+ * thread engine has no kernel queue: its table has no submit(), so the
+ * queue hands every request to the pool (raw-request.c), with no limit on
+ * how many run at once; plugging only holds requests until the last
+ * unplug. Its results are those of the system calls: on a pipe or a
+ * socket -ESPIPE, reading a directory -EISDIR, and so on.
+ *
+ * The worker touches only its request's file and buffers, which the
+ * pool's queue lock hands over; the result goes back to the loop thread
+ * through the pool's completion.
  *
  * SPDX-License-Identifier: MIT
  */
-#include <assert.h>
+#include <errno.h>
 #include <limits.h>
-#include <stdlib.h>
+#include <unistd.h>
+#include <sys/uio.h>
 
 #include "raw-aio-int.h"
-#include "../util/alloc.h"
+#include "../util/fault.h"
 
-struct ThreadAioState {
-    RawQueue q;
-};
-
-static const AIOCBInfo taio_aiocb_info = RAW_AIOCB_INFO(sizeof(RawRequest));
-
-/* Hands every queued request to the pool: nothing to refuse. */
-static int taio_flush(RawQueue *q)
+/* The test build's fault hook for the worker's system calls: -1 with
+ * errno set to behave as if the call failed, 0 to make it. */
+static inline ssize_t fault_io(void)
 {
-    RawRequest *r;
+    int err = AIOLOOP_FAULT(AIOLOOP_FAULT_THREAD_IO);
 
-    while ((r = aioloop__raw_pop(q))) {
-        aioloop__raw_submit_to_pool(q, r);
+    if (err) {
+        errno = err;
+        return -1;
     }
     return 0;
 }
 
-static void taio_detach_queue(RawQueue *q, AioContext *ctx)
+/* Finishes a transfer that the first preadv/pwritev left short (a read
+ * that stopped early, or either one interrupted before it transferred
+ * anything), after @done bytes, one segment piece at a time. */
+static int raw_worker_rest(RawRequest *r, size_t done)
 {
-    taio_detach_aio_context(container_of(q, ThreadAioState, q), ctx);
-}
+    QEMUIOVector *qiov = r->qiov;
+    size_t skip = done;
 
-ThreadAioState *aioloop__taio_try_init(void)
-{
-    ThreadAioState *s = aioloop__calloc(1, sizeof(*s));
+    for (int i = 0; i < qiov->niov; i++) {
+        char *base = qiov->iov[i].iov_base;
+        size_t len = qiov->iov[i].iov_len;
 
-    if (!s) {
-        return NULL;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        base += skip;
+        len -= skip;
+        skip = 0;
+        while (len > 0) {
+            off_t pos = (off_t)(r->offset + done);
+            ssize_t n = fault_io();
+
+            if (!n) {
+                n = r->type == QEMU_AIO_READ ? pread(r->fd, base, len, pos)
+                                             : pwrite(r->fd, base, len, pos);
+            }
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                return -errno;
+            }
+            if (n == 0) {
+                if (r->type == QEMU_AIO_READ) {
+                    qemu_iovec_memset(qiov, done, 0, qiov->size - done);
+                    return 0;
+                }
+                return -ENOSPC;
+            }
+            base += n;
+            len -= (size_t)n;
+            done += (size_t)n;
+        }
     }
-    aioloop__raw_queue_init(&s->q, taio_flush, NULL, UINT_MAX, false,
-                            taio_detach_queue, "a thread I/O state");
-    return s;
+    return 0;
 }
 
-ThreadAioState *taio_init(void)
+int aioloop__raw_worker(void *opaque)
 {
-    ThreadAioState *s = aioloop__taio_try_init();
+    RawRequest *r = opaque;
+    QEMUIOVector *qiov = r->qiov;
+    ssize_t n;
 
-    if (!s) {
-        aioloop__oom("creating a thread-backend state");
+    if (r->type == QEMU_AIO_FLUSH) {
+        int ret;
+
+        /* EINTR: nothing was lost, the data is not known to be stable:
+         * ask again (a worker that unblocked signals can see it). */
+        do {
+            ret = (int)fault_io();
+            if (!ret) {
+                ret = fdatasync(r->fd);
+            }
+        } while (ret < 0 && errno == EINTR);
+        return ret < 0 ? -errno : 0;
     }
-    return s;
-}
-
-void taio_cleanup(ThreadAioState *s)
-{
-    if (s) {
-        aioloop__raw_queue_destroy(&s->q);
-        free(s);
+    n = fault_io();
+    if (n) {
+        /* injected */
+    } else if (r->type == QEMU_AIO_READ) {
+        n = preadv(r->fd, qiov->iov, qiov->niov, (off_t)r->offset);
+    } else {
+        n = pwritev(r->fd, qiov->iov, qiov->niov, (off_t)r->offset);
     }
-}
-
-void taio_attach_aio_context(ThreadAioState *s, AioContext *new_context)
-{
-    aioloop__raw_queue_attach(&s->q, new_context);
-}
-
-void taio_detach_aio_context(ThreadAioState *s, AioContext *old_context)
-{
-    if (!s->q.ctx) {
-        return;     /* detached already, e.g. by its context's last unref */
+    if (n == (ssize_t)qiov->size) {
+        return 0;
     }
-    aioloop__raw_queue_detach(&s->q, old_context);
-}
-
-BlockAIOCB *aioloop__taio_submit_bytes(BlockDriverState *bs, ThreadAioState *s,
-                                       int fd, uint64_t offset,
-                                       QEMUIOVector *qiov, int type,
-                                       BlockCompletionFunc *cb, void *opaque)
-{
-    RawRequest *r = aioloop__raw_request_new(&taio_aiocb_info, &s->q, bs, fd,
-                                             offset, qiov, type, cb, opaque);
-
-    if (r) {
-        aioloop__raw_enqueue(&s->q, r);
+    if (n < 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+        n = 0;
+    } else if (r->type == QEMU_AIO_WRITE) {
+        return -ENOSPC;         /* short, as the kernel engines report it */
     }
-    return r ? &r->common : NULL;
+    return raw_worker_rest(r, (size_t)n);
 }
 
-BlockAIOCB *taio_submit(BlockDriverState *bs, ThreadAioState *s, int fd,
-                        int64_t sector_num, QEMUIOVector *qiov, int nb_sectors,
-                        BlockCompletionFunc *cb, void *opaque, int type)
+static int taio_open(RawQueue *q, Error **errp)
 {
-    uint64_t offset = aioloop__raw_sector_offset(sector_num, qiov, nb_sectors,
-                                                 type);
-
-    return aioloop__taio_submit_bytes(bs, s, fd, offset, qiov, type, cb,
-                                      opaque);
+    return 0;                   /* the pool is the context's, made on use */
 }
 
-int coroutine_fn taio_co_submit(BlockDriverState *bs, ThreadAioState *s,
-                                int fd, uint64_t offset, QEMUIOVector *qiov,
-                                int type)
-{
-    RawRequest r;
-
-    (void)bs;
-    if (!aioloop__raw_request_init(&r, &s->q, fd, offset, qiov, type)) {
-        return -EINVAL;
-    }
-    r.co = qemu_coroutine_self();
-    aioloop__raw_enqueue(&s->q, &r);
-    return aioloop__raw_co_wait(&r);
-}
-
-void taio_io_plug(BlockDriverState *bs, ThreadAioState *s)
-{
-    (void)bs;
-    aioloop__raw_plug(&s->q);
-}
-
-void taio_io_unplug(BlockDriverState *bs, ThreadAioState *s)
-{
-    (void)bs;
-    aioloop__raw_unplug(&s->q);
-}
+const RawEngineOps aioloop__thread_ops = {
+    .name = "threads",
+    .what = "a thread I/O state",
+    .engine = AIO_ENGINE_THREADS,
+    .state_size = sizeof(RawQueue),
+    .depth = UINT_MAX,
+    .open = taio_open,
+};

@@ -22,10 +22,13 @@ struct Coroutine {
     void *entry_arg;
     Coroutine *caller;          /* who entered us; NULL when not entered */
     /* 1 from the moment it is entered until the switch out of it has
-     * left its stack (that switch stores 0 with release order; a
-     * coroutine that terminated gets 0 when recycled). Another thread
-     * that enters it through aio_co_schedule() waits for 0 first (with
-     * acquire): it may still be on its way out of qemu_coroutine_yield(). */
+     * left its stack (that switch stores 0 with release order).
+     * Another thread that enters it through aio_co_schedule() waits for
+     * 0 first (with acquire): it may still be on its way out of
+     * qemu_coroutine_yield(). COROUTINE_FINISHED once its entry function
+     * returned (set when it is recycled, back to 0 when it is created
+     * again): entering it then aborts. Any nonzero value sends an enter
+     * to the slow path, so the check costs the fast path nothing. */
     int running;
     AioContext *ctx;            /* context it last ran in (atomic) */
 
@@ -54,7 +57,8 @@ struct Coroutine {
     struct CoroutineWaitList *draining;
 
     /* Stack and machine state. */
-    void *stack;                /* mmap'd, lowest page is the guard */
+    void *stack;                /* mmap'd above a guard of
+                                 * COROUTINE_GUARD_SIZE bytes */
     size_t stack_size;          /* usable bytes above the guard */
     CoroutineBackend *backend;  /* ucontext backend; NULL with asm */
 
@@ -92,6 +96,9 @@ struct Coroutine {
     !defined(AIOLOOP_TSAN)
 #define AIOLOOP_CO_ASM_DIRECT 1
 #endif
+
+/* Coroutine.running of a coroutine whose entry function returned. */
+#define COROUTINE_FINISHED 2
 
 /* What a switch reports back to the side that resumes. */
 typedef enum {

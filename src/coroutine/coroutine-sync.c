@@ -242,13 +242,18 @@ void coroutine_fn qemu_co_sleep_ns(QEMUClockType type, int64_t ns)
     Coroutine *self = qemu_coroutine_self();
     AioContext *ctx;
     QEMUTimer ts;
+    int64_t deadline;
 
     assert(self != NULL);
     ctx = qemu_coroutine_get_aio_context(self);
     assert(ctx != NULL);
 
     aio_timer_init(ctx, &ts, type, SCALE_NS, co_sleep_cb, self);
-    timer_mod(&ts, qemu_clock_get_ns(type) + ns);
+    /* Saturated: a huge @ns sleeps until woken (INT64_MAX never fires). */
+    if (__builtin_add_overflow(qemu_clock_get_ns(type), ns, &deadline)) {
+        deadline = ns < 0 ? INT64_MIN : INT64_MAX;
+    }
+    timer_mod_ns(&ts, deadline);
     qemu_coroutine_yield();
     /* Already disarmed if it fired; disarms it if we were entered early. */
     timer_deinit(&ts);

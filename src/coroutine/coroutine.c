@@ -55,13 +55,43 @@
  *
  * Stacks and the pool
  * -------------------
- * Stacks are mmap'd with a PROT_NONE guard page below them, so an
- * overflow faults instead of corrupting memory. A terminated coroutine
+ * Stacks are mmap'd with a PROT_NONE guard of COROUTINE_GUARD_SIZE
+ * (64 KiB) below them, so an overflow faults instead of corrupting memory
+ * - even a frame of tens of KiB that touches its lowest address first,
+ * which would jump a one-page guard; the library is also built with
+ * -fstack-clash-protection where the compiler has it, so its own large
+ * frames probe page by page. A terminated coroutine
  * keeps its stack and goes to a per-thread pool (up to POOL_MAX); its
  * machine state stays inside aioloop__co_main()'s loop, so entering the
  * recycled coroutine simply calls the new entry function. Create + enter
  * + return therefore costs no allocation and no system call in steady
  * state. A thread's pool is freed when the thread exits.
+ *
+ * Stack overflow reports
+ * ----------------------
+ * A fault in a guard kills the process with SIGSEGV, which alone says
+ * nothing about coroutines. So the first coroutine stack installs a
+ * SIGSEGV handler (SA_ONSTACK | SA_SIGINFO), remembering the handler that
+ * was there before. On a fault it looks at the coroutine the faulting
+ * thread runs (co_thread->current: a TLS load, async-signal-safe) and,
+ * if the fault address lies in that coroutine's guard, writes
+ * "aioloop: coroutine stack overflow in coroutine <address> (entry
+ * <address>)" with write(2), restores the default action and returns:
+ * the faulting instruction runs again and the process dies of SIGSEGV as
+ * before (core dump included). Any other fault is not ours: it goes to
+ * the previous handler (called as the kernel would, with or without
+ * SA_SIGINFO), or, if that was SIG_DFL or SIG_IGN, to the default action
+ * (a signal sent with kill() is re-raised, a real fault re-executed). An
+ * application that installs its own SIGSEGV handler afterwards replaces
+ * ours: it then gets every fault, overflows included, unreported.
+ *
+ * The handler cannot run on the stack that overflowed, so each thread
+ * that runs coroutines gets an alternate signal stack (64 KiB plus a
+ * guard page) when its coroutine state is created (co_thread_init(): the
+ * first create or enter in that thread), unless the thread already has
+ * one (the application's, a sanitizer's), which is then used as it is.
+ * Ours is disabled and unmapped when the thread exits. The same step
+ * unblocks SIGSEGV in the thread (see altstack_init()).
  *
  * Scheduling
  * ----------
@@ -91,6 +121,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +145,9 @@
 #endif
 
 #define COROUTINE_STACK_SIZE (1 << 20)
+#define COROUTINE_GUARD_SIZE (64 * 1024)    /* a multiple of the page size
+                                             * (page_aligned() rounds up) */
+#define ALTSTACK_SIZE (64 * 1024)
 #define POOL_MAX 64
 
 /* ------------------------------------------------------------------ */
@@ -130,6 +165,10 @@ typedef struct CoroutineThread {
      * enterer's aioloop__co_switch_hook(), in this thread: */
     struct CoroutineWaitList handoff;   /* coroutines it woke */
     Coroutine *finished;                /* it, if it terminated */
+    /* The alternate signal stack we gave the thread (mapping, guard page
+     * included), or NULL (see "Stack overflow reports"). */
+    void *altstack;
+    size_t altstack_size;
 #ifndef AIOLOOP_CO_ASM_DIRECT
     int *release;               /* co_switch(): store 0 here once switched */
 #endif
@@ -144,6 +183,182 @@ static pthread_once_t co_thread_once = PTHREAD_ONCE_INIT;
 
 static void coroutine_delete(Coroutine *co);
 
+/* Bytes of @n rounded up to whole pages. */
+static size_t page_aligned(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    return (n + page - 1) / page * page;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stack overflow reports (see the essay above)                        */
+
+static struct sigaction segv_previous;     /* written once, before ours */
+static pthread_once_t segv_once = PTHREAD_ONCE_INIT;
+
+/* async-signal-safe output to stderr: a string, a pointer, a number. */
+static void segv_puts(const char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, s, n);
+
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void segv_put_ptr(const void *p)
+{
+    char buf[2 + 2 * sizeof(uintptr_t) + 1];
+    uintptr_t v = (uintptr_t)p;
+    int i = sizeof(buf) - 1, start;
+
+    buf[i] = '\0';
+    do {
+        buf[--i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    buf[--i] = 'x';
+    buf[--i] = '0';
+    start = i;
+    segv_puts(buf + start);
+}
+
+static void segv_put_dec(size_t v)
+{
+    char buf[24];
+    int i = sizeof(buf) - 1;
+
+    buf[i] = '\0';
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    segv_puts(buf + i);
+}
+
+/* The default action for @sig, now: a fault is executed again (and kills
+ * with the default action), a signal sent by someone is sent again. */
+static void segv_default(int sig, siginfo_t *info)
+{
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    if (info->si_code <= 0) {
+        raise(sig);     /* SI_USER, SI_TKILL...: not a fault */
+    }
+}
+
+static void segv_handler(int sig, siginfo_t *info, void *uctx)
+{
+    int saved_errno = errno;
+    CoroutineThread *t = co_thread;
+    Coroutine *co = t ? t->current : NULL;
+    uintptr_t addr = (uintptr_t)info->si_addr;
+
+    if (co && co->stack && info->si_code > 0 &&
+        addr < (uintptr_t)co->stack &&
+        addr >= (uintptr_t)co->stack - COROUTINE_GUARD_SIZE) {
+        segv_puts("aioloop: coroutine stack overflow in coroutine ");
+        segv_put_ptr(co);
+        segv_puts(" (entry ");
+        segv_put_ptr((const void *)(uintptr_t)co->entry);
+        segv_puts("): its ");
+        segv_put_dec(co->stack_size);
+        segv_puts("-byte stack ran into the guard below it\n");
+        segv_default(sig, info);
+    } else if (segv_previous.sa_flags & SA_SIGINFO) {
+        segv_previous.sa_sigaction(sig, info, uctx);
+    } else if (segv_previous.sa_handler == SIG_DFL ||
+               segv_previous.sa_handler == SIG_IGN) {
+        segv_default(sig, info);
+    } else {
+        segv_previous.sa_handler(sig);
+    }
+    errno = saved_errno;
+}
+
+static void segv_install(void)
+{
+    struct sigaction sa = { .sa_sigaction = segv_handler,
+                            .sa_flags = SA_SIGINFO | SA_ONSTACK };
+
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, NULL, &segv_previous) == 0) {
+        sigaction(SIGSEGV, &sa, NULL);
+    }
+}
+
+/*
+ * Gives the calling thread an alternate signal stack, unless it has one,
+ * and unblocks SIGSEGV in it (qemu_thread_create() starts threads with
+ * every signal blocked): a fault while SIGSEGV is blocked kills the
+ * process without running any handler, so unblocking it changes nothing
+ * else for faults, and only the delivery of a SIGSEGV sent with kill().
+ */
+static void altstack_init(CoroutineThread *t)
+{
+    size_t page = page_aligned(1), size = page_aligned(ALTSTACK_SIZE);
+    stack_t old, ss;
+    sigset_t segv;
+    char *mem;
+
+    sigemptyset(&segv);
+    sigaddset(&segv, SIGSEGV);
+    pthread_sigmask(SIG_UNBLOCK, &segv, NULL);
+
+#ifdef MINSIGSTKSZ
+    if (size < page_aligned(4 * MINSIGSTKSZ)) {
+        size = page_aligned(4 * MINSIGSTKSZ);
+    }
+#endif
+    if (sigaltstack(NULL, &old) != 0 || !(old.ss_flags & SS_DISABLE)) {
+        return;
+    }
+    mem = mmap(NULL, size + page, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (mem == MAP_FAILED) {
+        return;                 /* no report then; nothing else changes */
+    }
+    if (mprotect(mem, page, PROT_NONE) != 0) {
+        munmap(mem, size + page);
+        return;
+    }
+    ss = (stack_t) { .ss_sp = mem + page, .ss_size = size, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(mem, size + page);
+        return;
+    }
+    t->altstack = mem;
+    t->altstack_size = size + page;
+}
+
+static void altstack_exit(CoroutineThread *t)
+{
+    size_t page = page_aligned(1);
+    stack_t cur, off = { .ss_flags = SS_DISABLE };
+
+    if (!t->altstack) {
+        return;
+    }
+    if (sigaltstack(NULL, &cur) == 0 &&
+        cur.ss_sp == (char *)t->altstack + page) {
+        sigaltstack(&off, NULL);
+    }
+    munmap(t->altstack, t->altstack_size);
+    t->altstack = NULL;
+}
+
 static void co_thread_exit(void *opaque)
 {
     CoroutineThread *t = opaque;
@@ -155,6 +370,7 @@ static void co_thread_exit(void *opaque)
     }
     t->pool_size = 0;
     aioloop__co_backend_delete(t->leader.backend);
+    altstack_exit(t);
     free(t);
     co_thread = NULL;   /* a later destructor may start over */
 }
@@ -205,6 +421,7 @@ static __attribute__((noinline)) CoroutineThread *co_thread_init(void)
 #ifdef AIOLOOP_TSAN
     t->leader.tsan_fiber = __tsan_get_current_fiber();
 #endif
+    altstack_init(t);
     co_thread = t;
     return t;
 }
@@ -318,19 +535,20 @@ void aioloop__co_main(Coroutine *co)
 
 static Coroutine *coroutine_new(void)
 {
-    long page = sysconf(_SC_PAGESIZE);
+    size_t guard = page_aligned(COROUTINE_GUARD_SIZE);
     Coroutine *co = calloc(1, sizeof(*co));
     char *mem;
 
     if (!co) {
         goto oom;
     }
+    pthread_once(&segv_once, segv_install);
     int fault = AIOLOOP_FAULT(AIOLOOP_FAULT_CO_STACK);  /* test build */
     if (fault) {
         errno = fault;
         mem = MAP_FAILED;
     } else {
-        mem = mmap(NULL, COROUTINE_STACK_SIZE + page, PROT_READ | PROT_WRITE,
+        mem = mmap(NULL, COROUTINE_STACK_SIZE + guard, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
     }
@@ -338,13 +556,13 @@ static Coroutine *coroutine_new(void)
         free(co);
         goto oom;
     }
-    /* The guard page: an overflow faults here. */
-    if (mprotect(mem, page, PROT_NONE) != 0) {
-        munmap(mem, COROUTINE_STACK_SIZE + page);
+    /* The guard: an overflow faults here. */
+    if (mprotect(mem, guard, PROT_NONE) != 0) {
+        munmap(mem, COROUTINE_STACK_SIZE + guard);
         free(co);
         goto oom;
     }
-    co->stack = mem + page;
+    co->stack = mem + guard;
     co->stack_size = COROUTINE_STACK_SIZE;
 #ifdef AIOLOOP_HAVE_VALGRIND
     co->valgrind_stack_id = VALGRIND_STACK_REGISTER(
@@ -365,7 +583,7 @@ oom:
 
 static void coroutine_delete(Coroutine *co)
 {
-    long page = sysconf(_SC_PAGESIZE);
+    size_t guard = page_aligned(COROUTINE_GUARD_SIZE);
 
 #ifdef AIOLOOP_TSAN
     __tsan_destroy_fiber(co->tsan_fiber);
@@ -374,7 +592,7 @@ static void coroutine_delete(Coroutine *co)
     VALGRIND_STACK_DEREGISTER(co->valgrind_stack_id);
 #endif
     aioloop__co_backend_delete(co->backend);
-    munmap((char *)co->stack - page, co->stack_size + page);
+    munmap((char *)co->stack - guard, co->stack_size + guard);
     free(co);
 }
 
@@ -398,6 +616,7 @@ Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
     qatomic_set(&co->caller, NULL);
     qatomic_set(&co->ctx, NULL);
     qatomic_set(&co->scheduled, NULL);
+    qatomic_set(&co->running, 0);       /* no longer COROUTINE_FINISHED */
     return co;
 }
 
@@ -457,16 +676,30 @@ static bool in_chain(Coroutine *self, Coroutine *co)
     return false;
 }
 
+static __attribute__((noreturn, noinline)) void finished_abort(
+    const char *who, Coroutine *co)
+{
+    fprintf(stderr, "aioloop: %s: coroutine %p (entry %p, opaque %p) has "
+            "finished: its entry function returned and the coroutine was "
+            "freed for reuse; create a new one\n", who, (void *)co,
+            (void *)(uintptr_t)co->entry, co->entry_arg);
+    abort();
+}
+
 /* The unusual cases of entering @co from @self: report a bug, or wait
- * until @co has finished switching out in another thread. */
+ * until @co has finished switching out in another thread. The checks are
+ * not assertions: they hold with NDEBUG. */
 static __attribute__((noinline)) void enter_check(Coroutine *self,
                                                   Coroutine *co)
 {
     const char *sched = qatomic_read(&co->scheduled);
 
+    if (qatomic_load_acquire(&co->running) == COROUTINE_FINISHED) {
+        finished_abort("qemu_coroutine_enter", co);
+    }
     if (sched) {
-        fprintf(stderr, "aioloop: coroutine entered while scheduled by "
-                "'%s'\n", sched);
+        fprintf(stderr, "aioloop: coroutine %p entered while scheduled by "
+                "'%s'\n", (void *)co, sched);
         abort();
     }
     if (qatomic_load_acquire(&co->running)) {
@@ -475,7 +708,9 @@ static __attribute__((noinline)) void enter_check(Coroutine *self,
          * switch out of it in that thread); from this thread it is a
          * bug. */
         if (in_chain(self, co)) {
-            fprintf(stderr, "aioloop: coroutine re-entered while active\n");
+            fprintf(stderr, "aioloop: coroutine %p (entry %p) re-entered "
+                    "while active\n", (void *)co,
+                    (void *)(uintptr_t)co->entry);
             abort();
         }
         /* A few instructions normally; if the other thread lost its CPU
@@ -549,7 +784,7 @@ long aioloop__co_switch_hook(long action)
         /* Off its stack now: recycle it. */
         t->finished = NULL;
         qatomic_set(&done->caller, NULL);
-        qatomic_set(&done->running, 0);
+        qatomic_set(&done->running, COROUTINE_FINISHED);
         coroutine_release(done);
     }
     if (QSIMPLEQ_EMPTY(&t->handoff)) {
@@ -679,7 +914,12 @@ void aioloop__co_schedule_bh(void *opaque)
 
 void aio_co_schedule(AioContext *ctx, Coroutine *co)
 {
-    const char *old = qatomic_cmpxchg(&co->scheduled, NULL, __func__);
+    const char *old;
+
+    if (qatomic_read(&co->running) == COROUTINE_FINISHED) {
+        finished_abort(__func__, co);
+    }
+    old = qatomic_cmpxchg(&co->scheduled, NULL, __func__);
 
     if (old) {
         fprintf(stderr, "aioloop: coroutine was already scheduled in '%s'\n",

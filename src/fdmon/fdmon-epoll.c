@@ -3,9 +3,57 @@
  *
  * Every handler is registered once with epoll_ctl() when it is set, so an
  * aio_poll() iteration costs O(ready fds), not O(registered fds): 10,000
- * idle descriptors cost nothing per iteration. epoll's data.ptr is the
- * handler node itself; nodes outlive any wait that may report them (see
- * "Handler lifetime" in aio-posix.c).
+ * idle descriptors cost nothing per iteration.
+ *
+ * What a registration carries
+ * ---------------------------
+ * Not a pointer. epoll keys a registration on the open file *and* the
+ * descriptor number, and drops it only when the file's last reference
+ * goes. A descriptor closed while a dup, a fork child or an SCM_RIGHTS
+ * message keeps its file open stays registered, and EPOLL_CTL_DEL on the
+ * closed number fails (EBADF) when its handler is removed: had data.ptr
+ * been the node, events would keep arriving with a pointer to freed
+ * memory. So data.u64 is (tag << 32 | fd), the handler node's generation
+ * tag and descriptor, and the waiter resolves it through ctx->fd_table,
+ * without a lock: the waiter is inside a walk, so the node it finds stays
+ * allocated until the walk ends (see AioFdTable in aio-internal.h and
+ * "Handler lifetime" in aio-posix.c). A live node with that tag is the
+ * handler; anything else is a stale registration, dropped.
+ *
+ * Making a stale registration stop firing
+ * ---------------------------------------
+ * A stale registration is level-triggered like any other: while its file
+ * is readable it reports on every wait, and dropping its events alone
+ * would make the loop spin. It cannot be deleted by name - the number it
+ * is keyed on is closed or belongs to another file now, and we hold no
+ * reference to its file - so the set is re-keyed instead: a new epoll
+ * instance gets every live handler (ctx->handlers, under list_lock), and
+ * dup3() puts it under the old instance's descriptor number. The number
+ * never changes, so GLib's poll of it, aio_pending() and threads about to
+ * wait need no update; the old instance, stale registration included,
+ * goes away with its last user. A thread asleep in the old instance when
+ * it is replaced still holds it, with the context's notifier registered
+ * in it, so the rebuild kicks the context: that thread wakes, and its
+ * next wait uses the new set. EPOLLONESHOT would have stopped stale
+ * registrations too, but at the price of an epoll_ctl() per event on
+ * every handler; the rebuild costs O(handlers) system calls once per
+ * stale registration, which only a caller that closed a descriptor
+ * before removing its handler can create.
+ *
+ * A stale event is not always a stale registration: a handler replaced
+ * or removed by another thread between the kernel's report and the
+ * lookup leaves a report with an old tag, for a registration that is
+ * already gone. So the set is rebuilt only when the handler set did not
+ * change during the wait (ctx->handler_gen), or when the previous wait
+ * saw stale events too (ctx->epoll_stale_waits), so that a handler set
+ * that changes all the time cannot keep a stale registration alive.
+ * If the rebuild itself fails (no descriptor or memory for a new set),
+ * the context moves to ppoll, which polls descriptors by number and never
+ * sees the stale registration.
+ *
+ * A descriptor that is not open gets EBADF from EPOLL_CTL_ADD/MOD: the
+ * caller is told (aio-posix.c aborts naming it), and the context does not
+ * move to ppoll for that.
  *
  * Timeouts have nanosecond precision through epoll_pwait2() (Linux 5.11);
  * on older kernels the wait falls back to epoll_wait() with the timeout
@@ -20,11 +68,13 @@
  * limit (ENOSPC); update() then fails and aio-posix.c moves the context
  * to the ppoll monitor for good. The epoll fd stays open until the
  * context is freed, so a thread still sleeping on it is never confused by
- * a reused descriptor number.
+ * a reused descriptor number (a rebuild replaces the set behind the
+ * number, never closes the number).
  *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -75,26 +125,45 @@ static void fdmon_epoll_cleanup(AioContext *ctx)
     }
 }
 
+/* What epoll reports for @node: its descriptor and generation tag. */
+static inline uint64_t node_key(const AioHandler *node)
+{
+    return (uint64_t)node->tag << 32 | (uint32_t)node->fd;
+}
+
+static inline struct epoll_event node_event(AioContext *ctx,
+                                            AioHandler *node)
+{
+    int events = aioloop__handler_events(ctx, node);
+    struct epoll_event ev = {
+        .events = ((events & POLLIN) ? EPOLLIN : 0) |
+                  ((events & POLLOUT) ? EPOLLOUT : 0),
+        .data.u64 = node_key(node),
+    };
+
+    return ev;
+}
+
 static int fdmon_epoll_update(AioContext *ctx, AioHandler *old_node,
                               AioHandler *new_node)
 {
-    struct epoll_event ev = { 0 };
-    int events, r;
+    struct epoll_event ev;
+    int r;
 
     if (!new_node) {
         /* Errors are expected here: the caller may have closed the fd
-         * already (EBADF), or it was not in the set (ENOENT). */
+         * already (EBADF: a stale registration may stay behind, see
+         * above), or it was not in the set (ENOENT). */
         epoll_ctl(ctx->epollfd, EPOLL_CTL_DEL, old_node->fd, NULL);
         return 0;
     }
-    events = aioloop__handler_events(ctx, new_node);
-    if (!events) {
-        epoll_ctl(ctx->epollfd, EPOLL_CTL_DEL, new_node->fd, NULL);
-        return 0;
+    ev = node_event(ctx, new_node);
+    if (!ev.events) {
+        r = epoll_ctl(ctx->epollfd, EPOLL_CTL_DEL, new_node->fd, NULL);
+        /* A new handler on a closed descriptor is refused even while
+         * external handlers are off (as ppoll would refuse it). */
+        return r < 0 && errno == EBADF && new_node != old_node ? -EBADF : 0;
     }
-    ev.events = ((events & POLLIN) ? EPOLLIN : 0) |
-                ((events & POLLOUT) ? EPOLLOUT : 0);
-    ev.data.ptr = new_node;
     r = AIOLOOP_FAULT(AIOLOOP_FAULT_EPOLL_CTL);
     if (r) {
         return -r;
@@ -107,6 +176,66 @@ static int fdmon_epoll_update(AioContext *ctx, AioHandler *old_node,
         r = epoll_ctl(ctx->epollfd, EPOLL_CTL_MOD, new_node->fd, &ev);
     }
     return r < 0 ? -errno : 0;
+}
+
+/*
+ * Re-keys the epoll set (see "Making a stale registration stop firing"):
+ * a new instance with every live handler, put under ctx->epollfd's number.
+ * Returns 0 or -errno, leaving the old set in place. Under list_lock.
+ */
+static int rebuild_locked(AioContext *ctx)
+{
+    AioHandler *node;
+    int epfd, r = AIOLOOP_FAULT(AIOLOOP_FAULT_EPOLL_CREATE);
+
+    if (r) {
+        return -r;
+    }
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        return -errno;
+    }
+    for (node = ctx->handlers; node; node = node->next) {
+        struct epoll_event ev = node_event(ctx, node);
+
+        if (!ev.events) {
+            continue;
+        }
+        r = AIOLOOP_FAULT(AIOLOOP_FAULT_EPOLL_CTL);
+        if (r) {
+            errno = r;
+            r = -1;
+        } else {
+            r = epoll_ctl(epfd, EPOLL_CTL_ADD, node->fd, &ev);
+        }
+        /* EBADF: closed while registered; it stays parked. */
+        if (r < 0 && errno != EBADF) {
+            r = -errno;
+            close(epfd);
+            return r;
+        }
+    }
+    r = dup3(epfd, ctx->epollfd, O_CLOEXEC) < 0 ? -errno : 0;
+    close(epfd);
+    return r;
+}
+
+/* A wait saw events of registrations no live handler owns. Under
+ * list_lock. */
+static void stale_events_locked(AioContext *ctx, unsigned gen_before)
+{
+    bool changed = qatomic_read(&ctx->handler_gen) != gen_before;
+
+    if (changed && qatomic_fetch_inc(&ctx->epoll_stale_waits) == 0) {
+        return;     /* probably a handler changed under the report */
+    }
+    qatomic_set(&ctx->epoll_stale_waits, 0);
+    if (rebuild_locked(ctx) < 0) {
+        aioloop__fdmon_fall_back_locked(ctx);
+        return;
+    }
+    /* Threads asleep in the old set: wake them into the new one. */
+    aioloop__kick(ctx);
 }
 
 static int epoll_wait_ns(int epfd, struct epoll_event *events, int max,
@@ -143,7 +272,8 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
                             int64_t timeout_ns, bool unlock)
 {
     struct epoll_event events[EPOLL_MAX_EVENTS];
-    int n, i;
+    unsigned gen = qatomic_mb_read(&ctx->handler_gen);
+    int n, i, err, ready = 0, stale = 0;
 
     if (unlock) {
         aioloop__sleep_begin(ctx);
@@ -155,26 +285,41 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
     } else {
         n = epoll_wait_ns(ctx->epollfd, events, EPOLL_MAX_EVENTS, timeout_ns);
     }
+    err = n < 0 ? errno : 0;    /* before sleep_end()'s calls */
     if (unlock) {
         aioloop__sleep_end(ctx);
     }
-    if (n < 0) {
-        /* EINTR (a signal) is an early wake-up: aio_poll() looks at its
-         * work and, if it made no progress, waits again with the time
-         * that is left. Other errors are treated the same way; they do
-         * not lose events, which stay pending in the epoll set. */
-        return errno == EINTR ? 0 : -errno;
-    }
     for (i = 0; i < n; i++) {
+        uint64_t key = events[i].data.u64;
+        AioHandler *node = aioloop__handler_of_fd(ctx, (int)(uint32_t)key);
         uint32_t e = events[i].events;
         int revents = ((e & EPOLLIN) ? POLLIN : 0) |
                       ((e & EPOLLOUT) ? POLLOUT : 0) |
                       ((e & EPOLLHUP) ? POLLHUP : 0) |
                       ((e & EPOLLERR) ? POLLERR : 0);
 
-        aioloop__add_ready_handler(ready_list, events[i].data.ptr, revents);
+        if (!node || node_key(node) != key) {
+            stale++;
+            continue;
+        }
+        aioloop__add_ready_handler(ready_list, node, revents);
+        ready++;
     }
-    return n;
+    if (unlikely(stale)) {
+        qemu_mutex_lock(&ctx->list_lock);
+        stale_events_locked(ctx, gen);
+        qemu_mutex_unlock(&ctx->list_lock);
+    } else if (n > 0 && unlikely(qatomic_read(&ctx->epoll_stale_waits))) {
+        qatomic_set(&ctx->epoll_stale_waits, 0);
+    }
+    if (n < 0) {
+        /* EINTR (a signal) is an early wake-up: aio_poll() looks at its
+         * work and, if it made no progress, waits again with the time
+         * that is left. Other errors are treated the same way; they do
+         * not lose events, which stay pending in the epoll set. */
+        return err == EINTR ? 0 : -err;
+    }
+    return ready;
 }
 
 static int fdmon_epoll_get_poll_fd(AioContext *ctx)

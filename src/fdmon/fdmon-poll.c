@@ -15,9 +15,20 @@
  * at once (one asleep with the context released while another polls),
  * the second builds a private array.
  *
+ * Descriptors that are not open: update() refuses a new handler whose
+ * descriptor is not open (fcntl F_GETFD says EBADF), as epoll_ctl does,
+ * and aio-posix.c reports it. A descriptor closed while its handler is
+ * registered makes ppoll report POLLNVAL on every call, which would make
+ * the loop spin: the waiter parks the handler instead (fd_closed, set
+ * inside the walk) and bumps handler_gen, so that the array is rebuilt
+ * without it and the handler is neither polled nor called again until it
+ * is replaced or removed - what the epoll monitor does, because epoll
+ * forgets a closed descriptor by itself.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +73,14 @@ static int fdmon_poll_update(AioContext *ctx, AioHandler *old_node,
                              AioHandler *new_node)
 {
     (void)ctx;
-    (void)old_node;
-    (void)new_node;
-    return 0;           /* the array is rebuilt from handler_gen */
+    /* The array is rebuilt from handler_gen; only a new handler's
+     * descriptor is checked (an events change of a registered one is
+     * not a registration). */
+    if (new_node && new_node != old_node &&
+        fcntl(new_node->fd, F_GETFD) < 0 && errno == EBADF) {
+        return -EBADF;
+    }
+    return 0;
 }
 
 static void build(AioContext *ctx, FDMonPollState *st)
@@ -76,7 +92,7 @@ static void build(AioContext *ctx, FDMonPollState *st)
          node = aioloop__handler_next(node)) {
         int events;
 
-        if (qatomic_read(&node->deleted)) {
+        if (qatomic_read(&node->deleted) || qatomic_read(&node->fd_closed)) {
             continue;
         }
         events = aioloop__handler_events(ctx, node);
@@ -150,13 +166,24 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
         aioloop__sleep_end(ctx);
     }
     if (ret > 0) {
+        int ready = 0;
+
         for (i = 0; i < st->n; i++) {
             int revents = st->pfds[i].revents & (POLLIN | POLLOUT |
                                                  POLLHUP | POLLERR);
+
+            if (unlikely(st->pfds[i].revents & POLLNVAL)) {
+                /* Closed while registered: park it (see above). */
+                qatomic_set(&st->nodes[i]->fd_closed, true);
+                qatomic_inc(&ctx->handler_gen);
+                continue;
+            }
             if (revents) {
                 aioloop__add_ready_handler(ready_list, st->nodes[i], revents);
+                ready++;
             }
         }
+        ret = ready;
     } else if (ret < 0) {
         /* EINTR: an early wake-up, as in fdmon-epoll.c; the set is
          * polled again by the next iteration, so nothing is lost. */

@@ -23,12 +23,21 @@
  *     descriptor then, two otherwise.
  *   - Both descriptors are O_NONBLOCK and O_CLOEXEC (init_fd trusts the
  *     caller for a descriptor it wraps).
+ *   - cleanup never closes a notifier that a context still watches
+ *     through aio_set_event_notifier(): that would leave a handler on a
+ *     closed descriptor that nobody can remove any more (the notifier's
+ *     fd reads -1 afterwards), so it aborts naming both instead. The
+ *     check is the context code's (installed through
+ *     aioloop__event_notifier_set_owner_check()), so that this file
+ *     knows nothing of contexts.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -44,6 +53,16 @@ static bool force_pipe;
 void aioloop__event_notifier_force_pipe(bool on)
 {
     qatomic_set(&force_pipe, on);
+}
+
+/* Which context still watches a notifier; NULL until the first context
+ * exists (atomic pointer). */
+static void *(*owner_check)(const EventNotifier *e);
+
+void aioloop__event_notifier_set_owner_check(
+    void *(*owner)(const EventNotifier *e))
+{
+    qatomic_set(&owner_check, owner);
 }
 
 static void mark_uninitialised(EventNotifier *e)
@@ -111,8 +130,19 @@ int event_notifier_init_fd(EventNotifier *e, int fd)
 
 void event_notifier_cleanup(EventNotifier *e)
 {
+    void *(*check)(const EventNotifier *) = qatomic_read(&owner_check);
+    void *owner;
+
     if (!e->initialized) {
         return;
+    }
+    owner = check ? check(e) : NULL;
+    if (owner) {
+        fprintf(stderr, "aioloop: event_notifier_cleanup: EventNotifier %p "
+                "(fd %d) is still registered with AioContext %p; remove it "
+                "first: aio_set_event_notifier(ctx, notifier, is_external, "
+                "NULL)\n", (void *)e, e->rfd, owner);
+        abort();
     }
     /* close() is not retried on EINTR: on Linux the descriptor is gone
      * whatever it returns, and retrying could close someone else's. */
