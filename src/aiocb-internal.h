@@ -25,4 +25,18 @@
  */
 bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret);
 
+/*
+ * aioloop__aiocb_complete_keep - aioloop__aiocb_complete(), except when
+ * the request's own reference is the last one (nobody took another with
+ * qemu_aio_ref()): then it is not dropped, *@reusable is set, and the
+ * caller owns @acb's memory, as qemu_aio_get() allocated it (to reuse
+ * for another request of the same size, or to free()). Otherwise the
+ * reference is dropped as usual and the last holder frees @acb. For
+ * backends that recycle their requests (the thread pool).
+ * Returns: whether a callback ran.
+ *
+ * The request's context thread (its aio_poll()).
+ */
+bool aioloop__aiocb_complete_keep(BlockAIOCB *acb, int ret, bool *reusable);
+
 #endif /* AIOLOOP_AIOCB_INTERNAL_H */

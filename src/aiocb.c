@@ -113,13 +113,14 @@ void qemu_aio_unref(void *p)
     }
 }
 
-bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret)
+/* Runs @acb's callback, if it has one, recorded as completing in this
+ * thread (see above). Returns whether a callback ran. */
+static bool run_completion(BlockAIOCB *acb, int ret)
 {
     Completing self = { .acb = acb };
     Completing **p;
 
     if (!acb->cb) {
-        qemu_aio_unref(acb);
         return false;
     }
     self.next = completing;
@@ -132,8 +133,31 @@ bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret)
             break;
         }
     }
-    qemu_aio_unref(acb);
     return true;
+}
+
+bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret)
+{
+    bool ran = run_completion(acb, ret);
+
+    qemu_aio_unref(acb);
+    return ran;
+}
+
+bool aioloop__aiocb_complete_keep(BlockAIOCB *acb, int ret, bool *reusable)
+{
+    bool ran = run_completion(acb, ret);
+
+    /* Acquire: another thread's last use of the request, before its
+     * unref left only ours, happens before the caller reuses it. Nobody
+     * may take a new reference once the callback has returned. */
+    *reusable = qatomic_load_acquire(&acb->refcnt) == 1;
+    if (*reusable) {
+        acb->refcnt = 0;
+    } else {
+        qemu_aio_unref(acb);
+    }
+    return ran;
 }
 
 static bool completing_here(BlockAIOCB *acb)

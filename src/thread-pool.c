@@ -1,13 +1,31 @@
 /*
  * thread-pool.c - worker threads whose results come back through aio_poll.
  *
- * Submission: a job is queued on pool->request_list under pool->lock. If
- * a worker sleeps idle, the job is handed to that one worker (taken off
- * the queue) and the worker is woken on its own futex word (no
- * broadcast, no thundering herd); if none is idle and none is spinning,
- * a worker is spawned, up to max_threads. Busy workers take the next job
- * without any wake-up, so a burst costs one short critical section per
- * job and no system call.
+ * The costs that matter are per job: a burst of a million empty jobs is
+ * dominated by what the library itself does for each, and a queue-depth-1
+ * round trip by the wake-ups. So the common paths take no lock and make
+ * no system call where that can be avoided.
+ *
+ * Submission: a job goes onto pool->incoming, a lock-free stack (one CAS,
+ * no lock). Whether a worker must be woken is decided from two counters
+ * read without the lock: if a worker is spinning (pool->searching), it
+ * will take the job; if no worker is idle and no worker can be spawned,
+ * a busy one will take it when it comes back. Only otherwise does the
+ * submitter take pool->lock, to hand the job to a parked worker (woken on
+ * its own futex word) or to spawn one. Both decisions are a Dekker pair
+ * with the worker's side: the submitter pushes (seq_cst) then reads the
+ * counter (seq_cst); a worker that stops spinning or parks changes the
+ * counter (seq_cst) then looks at pool->incoming (seq_cst). One of the
+ * two sees the other, so a job never waits while every worker sleeps.
+ *
+ * Taking: workers take jobs one at a time, in submission order, from
+ * pool->queue (a FIFO under pool->lock); when it is empty, the taker
+ * moves pool->incoming onto it with one exchange (reversed into FIFO
+ * order). A worker that takes a job while more are queued and nobody is
+ * spinning wakes (or spawns) one more worker, so a burst spreads over the
+ * pool without the submitter paying a wake-up per job. One job per
+ * taking, never a private batch: a job queued behind a long-running one
+ * must stay free for the next worker, and cancellable.
  *
  * Why a futex word per worker and not a condition variable: a condition
  * variable signalled under pool->lock wakes its waiter into an immediate
@@ -19,23 +37,44 @@
  * (its Worker is on its stack) only under the lock, so the word is never
  * used after the worker has gone.
  *
- * Completion: the worker stores the result, pushes the job onto a
- * lock-free list (one CAS) and schedules the pool's completion BH (a
- * fetch-or; no system call unless the loop sleeps). The BH, in the pool's
- * context, takes the whole list with one exchange and runs the callbacks
- * in completion order. The BH is internal: it counts as progress only
- * when it ran a callback.
+ * Completion: the worker stores the result and pushes the job onto
+ * pool->done (one CAS). Only the push that finds the list empty schedules
+ * the pool's completion BH: the BH takes the whole list with one
+ * exchange, so until it does, the first pusher's schedule covers every
+ * later push. A burst costs one BH schedule (and at most one wake of the
+ * loop) per batch, not per job. The BH, in the pool's context, runs the
+ * callbacks in completion order. It is internal: it counts as progress
+ * only when it ran a callback. While callbacks run with more completions
+ * still waiting in pool->ready, the BH is kept scheduled (once, not per
+ * callback), so that a callback that polls a nested loop - a synchronous
+ * bdrv_aio_cancel() of a request whose completion is waiting, say - lets
+ * that loop run the rest.
+ *
+ * Requests are recycled: completions go through
+ * aioloop__aiocb_complete_keep() (aiocb.c: the callback runs marked as
+ * completing, for bdrv_aio_cancel() from inside it), and when the
+ * completion held the last reference (nobody took one with
+ * qemu_aio_ref()), the request goes onto a small cache of the completing
+ * thread, from which that thread's next submission takes it instead of
+ * calloc() and free() per job. A request that someone else still holds
+ * is released by qemu_aio_unref() as usual. ASan builds poison cached
+ * requests, so a use after completion is still reported.
  *
  * Job states: QUEUED -> ACTIVE (a worker took it, under the lock) ->
  * DONE (result stored), or QUEUED -> DONE with -ECANCELED (cancelled,
- * under the lock). A job in any state other than QUEUED ignores
- * cancellation. Every job reaches the completion list exactly once.
+ * under the lock; a job still on pool->incoming is moved to the queue
+ * first). A job in any state other than QUEUED ignores cancellation.
+ * Every job reaches pool->done exactly once.
  *
- * Idle workers: a worker with nothing to do first watches the queue
- * length (an atomic mirror) for spin_ns, then parks on its futex word for
+ * Idle workers: a worker with nothing to do first watches the queue for
+ * spin_ns (pool->searching counts it), then parks on its futex word for
  * the idle timeout; a surplus worker (more than min_threads) whose sleep
- * times out exits. Workers are detached: thread_pool_free()
- * waits for cur_threads to reach 0 under the lock instead of joining.
+ * times out exits. A worker does not spin on the CPU its submitter last
+ * ran on: there it would only keep the loop thread, which has the
+ * completion to run and the next job to submit, off the CPU. Nor do more
+ * workers spin than the process has CPUs minus one. Workers are
+ * detached: thread_pool_free() waits for cur_threads to reach 0 under the
+ * lock instead of joining.
  *
  * A worker that cannot be started (pthread_create EAGAIN, or no memory
  * for it) loses no job. If another worker is alive, it will take the
@@ -54,6 +93,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -67,19 +110,40 @@
 #include "util/alloc.h"
 #include "util/misuse.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(TP_ASAN)
+#define TP_ASAN 1
+#endif
+#ifdef TP_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+#if defined(__has_include)
+#if __has_include(<sys/rseq.h>)
+#include <sys/rseq.h>           /* glibc 2.35+: the thread's rseq area */
+#define TP_HAVE_RSEQ 1
+#endif
+#endif
+
 enum { THREAD_QUEUED, THREAD_ACTIVE, THREAD_DONE };
 
-typedef struct ThreadPoolElement {
+typedef struct ThreadPoolElement ThreadPoolElement;
+
+struct ThreadPoolElement {
     BlockAIOCB common;
     ThreadPool *pool;
     ThreadPoolFunc *func;
     void *arg;
     int state;                  /* atomic; see the states above */
-    int ret;                    /* written before the push to done_list */
+    int ret;                    /* written before the push to pool->done */
+    /* pool->incoming, then pool->done, then pool->ready, then a thread's
+     * cache: one at a time, in that order. */
+    ThreadPoolElement *next;
     QTAILQ_ENTRY(ThreadPoolElement) reqs;               /* pool->lock */
-    QSLIST_ENTRY(ThreadPoolElement) done_next;          /* lock-free */
-    QSIMPLEQ_ENTRY(ThreadPoolElement) ready_next;       /* loop thread */
-} ThreadPoolElement;
+};
 
 /* Worker.park, the futex word a parked worker sleeps on. */
 enum {
@@ -90,38 +154,59 @@ enum {
                                  * with a job in Worker.job (or none: stop) */
 };
 
+/* A worker's parking place. Owned by the pool, not by the thread: a
+ * Worker lives until the pool is freed (a retired worker's is reused by
+ * the next one spawned), so a waker may wake it after dropping the lock.
+ * The thread that ends up woken by a late wake-up just looks again. */
 typedef struct Worker {
+    ThreadPool *pool;
     int park;                   /* atomic; written by wakers under lock */
     ThreadPoolElement *job;     /* pool->lock; published by PARK_HANDED */
-    QLIST_ENTRY(Worker) link;   /* pool->idle_workers, pool->lock */
+    QLIST_ENTRY(Worker) link;   /* pool->idle_workers, or spare_workers
+                                 * while no thread uses it; pool->lock */
 } Worker;
 
+#define TP_CACHELINE 64
+
 struct ThreadPool {
+    /* Read-mostly. */
     AioContext *ctx;
     bool owns_ctx_ref;
     QEMUBH *completion_bh;
-    QSLIST_HEAD(, ThreadPoolElement) done_list;         /* lock-free */
-    /* Completions taken off done_list whose callbacks have not run yet,
-     * oldest first. Kept here, not on the BH's stack, so that a callback
-     * that polls a nested loop lets that loop run the rest. */
-    QSIMPLEQ_HEAD(, ThreadPoolElement) ready;           /* loop thread */
+    int max_spinners;           /* CPUs of the process - 1, at least 1 */
 
-    QemuMutex lock;
+    /* Written by submitters. */
+    alignas(TP_CACHELINE) ThreadPoolElement *incoming;  /* atomic LIFO */
+    int submit_cpu;             /* atomic: CPU of the last submission */
+
+    /* Written by workers as they complete jobs. */
+    alignas(TP_CACHELINE) ThreadPoolElement *done;      /* atomic LIFO */
+
+    /* The loop thread's: completions taken off pool->done whose
+     * callbacks have not run yet, oldest first. Kept here, not on the
+     * BH's stack, so that a callback that polls a nested loop lets that
+     * loop run the rest. */
+    alignas(TP_CACHELINE) ThreadPoolElement *ready, *ready_tail;
+    bool bh_armed;              /* completion_bh scheduled for ready */
+
+    /* Workers and their parameters. Counters that submitters read
+     * without the lock are written with atomics. */
+    alignas(TP_CACHELINE) QemuMutex lock;
     QemuCond workers_gone;      /* broadcast as workers exit */
-    QTAILQ_HEAD(, ThreadPoolElement) request_list;      /* lock */
+    QTAILQ_HEAD(, ThreadPoolElement) queue;             /* lock */
+    int queued;                 /* atomic mirror of the queue's length */
     QLIST_HEAD(, Worker) idle_workers;                  /* lock */
-    int queued;                 /* atomic mirror of the queue length */
-    int spinning;               /* atomic: workers watching the queue */
-    int cur_threads;            /* lock: alive or being spawned */
-    int pending_spawns;         /* lock: spawned, not yet running */
-    int idle_threads;           /* lock */
+    QLIST_HEAD(, Worker) spare_workers;                 /* lock */
+    int searching;              /* atomic: workers spinning for work */
+    int idle_threads;           /* lock; atomic: parked workers */
+    int cur_threads;            /* lock; atomic: alive or being spawned */
+    int pending_spawns;         /* lock; atomic: spawned, not yet running */
     int min_threads;            /* lock */
-    int max_threads;            /* lock */
+    int max_threads;            /* lock; atomic */
     int64_t idle_timeout_ns;    /* atomic */
     int64_t spin_ns;            /* atomic */
     bool stopping;              /* atomic; written under lock */
     unsigned params_gen;        /* lock: bumped by thread_pool_set_params */
-    int max_spinners;           /* CPUs - 1, at least 1 */
 
     /* Failed spawns with no worker alive (see the essay above). */
     QEMUTimer spawn_timer;      /* retries in ctx; armed under lock */
@@ -135,6 +220,11 @@ struct ThreadPool {
 #define SPAWN_RETRY_FIRST_NS (1000 * 1000)
 #define SPAWN_RETRY_MAX_NS (100 * 1000 * 1000)
 #define SPAWN_GIVE_UP_NS (1000LL * 1000 * 1000)
+/* Requests a thread keeps for reuse: enough for the completions one
+ * loop iteration gets with thousands of jobs in flight (a window of 2048
+ * brings about 700 per iteration). At most about 200 KiB per loop
+ * thread: what malloc would keep in its bins after freeing them anyway. */
+#define CACHE_MAX 2048
 
 static void thread_pool_cancel(BlockAIOCB *acb);
 
@@ -151,52 +241,250 @@ static const AIOCBInfo thread_pool_aiocb_info = {
     .get_aio_context = thread_pool_get_aio_context,
 };
 
+/* ------------------------------------------------------------------ */
+/* The per-thread request cache                                        */
+
+typedef struct ReqCache {
+    ThreadPoolElement *head;
+    unsigned len;
+    bool registered;            /* for the thread-exit destructor */
+} ReqCache;
+
+static __thread ReqCache req_cache __attribute__((tls_model("initial-exec")));
+static pthread_key_t req_cache_key;
+static pthread_once_t req_cache_once = PTHREAD_ONCE_INIT;
+
+/* Thread exit: free what the thread kept. */
+static void req_cache_exit(void *opaque)
+{
+    ReqCache *c = opaque;
+    ThreadPoolElement *req;
+
+    while ((req = c->head)) {
+#ifdef TP_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(req, sizeof(*req));
+#endif
+        c->head = req->next;
+        free(req);
+    }
+    c->len = 0;
+    c->registered = false;      /* a later release registers again */
+}
+
+/* exit(): the exiting thread's cache too (no key destructor runs for
+ * it), so that leak checkers see nothing left behind. */
+static void req_cache_atexit(void)
+{
+    req_cache_exit(&req_cache);
+}
+
+static void req_cache_key_init(void)
+{
+    if (pthread_key_create(&req_cache_key, req_cache_exit) != 0) {
+        aioloop__oom("the thread pool's request cache key");
+    }
+    atexit(req_cache_atexit);
+}
+
+/* A request for @pool: from this thread's cache, else a new one. */
+static inline ThreadPoolElement *req_alloc(ThreadPool *pool,
+                                           BlockCompletionFunc *cb,
+                                           void *opaque)
+{
+    ReqCache *c = &req_cache;
+    ThreadPoolElement *req = c->head;
+
+    if (!req) {
+        req = qemu_aio_get(&thread_pool_aiocb_info, NULL, cb, opaque);
+    } else {
+#ifdef TP_ASAN
+        ASAN_UNPOISON_MEMORY_REGION(req, sizeof(*req));
+#endif
+        c->head = req->next;
+        c->len--;
+        /* What qemu_aio_get() gives, without the calloc. */
+        memset(&req->common, 0, sizeof(req->common));
+        req->common.aiocb_info = &thread_pool_aiocb_info;
+        req->common.cb = cb;
+        req->common.opaque = opaque;
+        req->common.refcnt = 1;
+    }
+    req->pool = pool;
+    return req;
+}
+
+/* Keeps @req, whose last reference the completion held (see
+ * aioloop__aiocb_complete_keep()), in this thread's cache, or frees it
+ * when the cache is full. Loop thread of @req's pool. */
+static void req_recycle(ThreadPoolElement *req)
+{
+    ReqCache *c = &req_cache;
+
+    if (c->len >= CACHE_MAX) {
+        free(req);
+        return;
+    }
+    if (unlikely(!c->registered)) {
+        pthread_once(&req_cache_once, req_cache_key_init);
+        pthread_setspecific(req_cache_key, c);
+        c->registered = true;
+    }
+    req->next = c->head;
+    c->head = req;
+    c->len++;
+#ifdef TP_ASAN
+    ASAN_POISON_MEMORY_REGION(req, sizeof(*req));
+#endif
+}
+
+/* The CPU the calling thread runs on (-1: unknown). From the rseq area
+ * the kernel keeps up to date where glibc registered one (a load), else
+ * sched_getcpu() (a vDSO call, 15 ns on this project's VM: too much for
+ * every submission). */
+static inline int current_cpu(void)
+{
+#ifdef TP_HAVE_RSEQ
+    if (likely(__rseq_size >= offsetof(struct rseq, cpu_id) + 4)) {
+        const volatile struct rseq *r = (const volatile struct rseq *)
+            ((const char *)__builtin_thread_pointer() + __rseq_offset);
+        int cpu = (int)r->cpu_id;
+
+        if (likely(cpu >= 0)) {
+            return cpu;
+        }
+    }
+#endif
+    return sched_getcpu();
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion                                                          */
+
 /* Hand a finished (or cancelled) job to the context. Any thread. */
 static void complete(ThreadPool *pool, ThreadPoolElement *req, int ret)
 {
+    ThreadPoolElement *old = qatomic_read(&pool->done);
+
     req->ret = ret;
     qatomic_set(&req->state, THREAD_DONE);
-    /* seq_cst push: the completion BH's exchange sees req->ret. */
-    QSLIST_INSERT_HEAD_ATOMIC(&pool->done_list, req, done_next);
-    qemu_bh_schedule(pool->completion_bh);
+    do {
+        req->next = old;
+        /* seq_cst: the BH's exchange sees req->ret and req->state. */
+    } while (!__atomic_compare_exchange_n(&pool->done, &old, req, true,
+                                          __ATOMIC_SEQ_CST,
+                                          __ATOMIC_RELAXED));
+    if (!old) {
+        /* The list was empty: nobody has scheduled the BH for it. */
+        qemu_bh_schedule(pool->completion_bh);
+    }
 }
 
 static void completion_bh(void *opaque)
 {
     ThreadPool *pool = opaque;
-    QSLIST_HEAD(, ThreadPoolElement) lifo;
-    QSIMPLEQ_HEAD(, ThreadPoolElement) fifo = QSIMPLEQ_HEAD_INITIALIZER(fifo);
+    ThreadPoolElement *lifo = qatomic_xchg(&pool->done, NULL);
     ThreadPoolElement *req;
+    bool reusable;
 
-    /* done_list is newest first: reverse it behind what is ready. */
-    QSLIST_MOVE_ATOMIC(&lifo, &pool->done_list);
-    while ((req = QSLIST_FIRST(&lifo))) {
-        QSLIST_REMOVE_HEAD(&lifo, done_next);
-        QSIMPLEQ_INSERT_HEAD(&fifo, req, ready_next);
+    if (lifo) {
+        /* pool->done is newest first: reverse it behind what is ready. */
+        ThreadPoolElement *fifo = NULL, *tail = lifo;
+
+        while (lifo) {
+            ThreadPoolElement *next = lifo->next;
+
+            lifo->next = fifo;
+            fifo = lifo;
+            lifo = next;
+        }
+        if (pool->ready) {
+            pool->ready_tail->next = fifo;
+        } else {
+            pool->ready = fifo;
+        }
+        pool->ready_tail = tail;
     }
-    QSIMPLEQ_CONCAT(&pool->ready, &fifo);
 
-    while ((req = QSIMPLEQ_FIRST(&pool->ready))) {
-        QSIMPLEQ_REMOVE_HEAD(&pool->ready, ready_next);
-        if (!QSIMPLEQ_EMPTY(&pool->ready)) {
-            /* If the callback polls a nested loop, that loop goes on
-             * with the rest. */
+    /* Running now, this BH is no longer scheduled (or is called
+     * directly by the pool's destruction). */
+    pool->bh_armed = false;
+    while ((req = pool->ready)) {
+        pool->ready = req->next;
+        if (pool->ready && !pool->bh_armed) {
+            /* If a callback polls a nested loop, that loop goes on with
+             * the rest. */
+            pool->bh_armed = true;
             qemu_bh_schedule(pool->completion_bh);
         }
-        if (aioloop__aiocb_complete(&req->common, req->ret)) {
+        if (aioloop__aiocb_complete_keep(&req->common, req->ret,
+                                         &reusable)) {
             aioloop__report_progress(pool->ctx);
+        }
+        if (reusable) {
+            req_recycle(req);
         }
     }
 }
 
 /* ------------------------------------------------------------------ */
-/* Workers                                                             */
+/* The queue                                                           */
 
-/* Takes queued @req off the request list. Under pool->lock. */
+/* Moves pool->incoming onto the queue's tail, oldest first. Returns
+ * whether there was anything. Under pool->lock. */
+static bool refill_locked(ThreadPool *pool)
+{
+    ThreadPoolElement *lifo, *fifo = NULL;
+    int n = 0;
+
+    if (!qatomic_mb_read(&pool->incoming)) {
+        return false;
+    }
+    lifo = qatomic_xchg(&pool->incoming, NULL);
+    while (lifo) {
+        ThreadPoolElement *next = lifo->next;
+
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
+    }
+    while (fifo) {
+        QTAILQ_INSERT_TAIL(&pool->queue, fifo, reqs);
+        fifo = fifo->next;
+        n++;
+    }
+    qatomic_set(&pool->queued, pool->queued + n);
+    return n > 0;
+}
+
+/* Whether a job waits, on the queue or on pool->incoming. The read of
+ * pool->incoming is seq_cst (see the essay). Under pool->lock. */
+static bool work_waiting_locked(ThreadPool *pool)
+{
+    return !QTAILQ_EMPTY(&pool->queue) || qatomic_mb_read(&pool->incoming);
+}
+
+/* Takes queued @req off the queue. Under pool->lock. */
 static void dequeue_locked(ThreadPool *pool, ThreadPoolElement *req)
 {
-    QTAILQ_REMOVE(&pool->request_list, req, reqs);
-    qatomic_dec(&pool->queued);
+    QTAILQ_REMOVE(&pool->queue, req, reqs);
+    qatomic_set(&pool->queued, pool->queued - 1);
+}
+
+/* Takes the oldest job for a worker, or returns NULL: it is running from
+ * now on, so no longer cancellable. Under pool->lock. */
+static ThreadPoolElement *take_locked(ThreadPool *pool)
+{
+    ThreadPoolElement *req = QTAILQ_FIRST(&pool->queue);
+
+    if (!req) {
+        if (!refill_locked(pool)) {
+            return NULL;
+        }
+        req = QTAILQ_FIRST(&pool->queue);
+    }
+    dequeue_locked(pool, req);
+    qatomic_set(&req->state, THREAD_ACTIVE);
+    return req;
 }
 
 /* Completes every queued job with @err (never started). Under lock. */
@@ -204,42 +492,43 @@ static void fail_queued_locked(ThreadPool *pool, int err)
 {
     ThreadPoolElement *req;
 
-    while ((req = QTAILQ_FIRST(&pool->request_list))) {
+    refill_locked(pool);
+    while ((req = QTAILQ_FIRST(&pool->queue))) {
         dequeue_locked(pool, req);
         complete(pool, req, err);
     }
 }
 
-/* Takes the head job for a worker: it is running from now on, so no
- * longer cancellable. Under pool->lock; the list must not be empty. */
-static ThreadPoolElement *take_head_locked(ThreadPool *pool)
-{
-    ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
-
-    dequeue_locked(pool, req);
-    qatomic_set(&req->state, THREAD_ACTIVE);
-    return req;
-}
+/* ------------------------------------------------------------------ */
+/* Workers                                                             */
 
 static void run_job(ThreadPool *pool, ThreadPoolElement *req)
 {
     complete(pool, req, req->func(req->arg));
 }
 
+static void wake(Worker *w)
+{
+    syscall(SYS_futex, &w->park, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 /* Sets a parked worker's word to @state and wakes it. Under pool->lock. */
 static void unpark_locked(Worker *w, int state)
 {
     qatomic_store_release(&w->park, state);
-    syscall(SYS_futex, &w->park, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    wake(w);
 }
 
-/* Takes @w off the idle list and wakes it with @job (NULL: none). */
+/* Takes @w off the idle list and hands it @job (NULL: stop). The caller
+ * wakes it, after dropping the lock if it likes: the woken worker runs
+ * @job without the lock, and would otherwise wait at once for the lock
+ * its waker still holds (on a shared CPU, a context switch each way). */
 static void hand_locked(ThreadPool *pool, Worker *w, ThreadPoolElement *job)
 {
     QLIST_REMOVE(w, link);
-    pool->idle_threads--;
+    qatomic_dec(&pool->idle_threads);
     w->job = job;
-    unpark_locked(w, PARK_HANDED);
+    qatomic_store_release(&w->park, PARK_HANDED);
 }
 
 /* Sleeps while @w is parked, until @deadline_ns (monotonic). */
@@ -260,95 +549,167 @@ static void park_wait(Worker *w, int64_t deadline_ns)
     }
 }
 
-/*
- * Get a worker for the queue's head job, if it needs one: nothing to do
- * when a worker is spinning (it takes the job without a wake-up, and then
- * kicks again for the rest of the queue); else wake one idle worker; else
- * spawn one, one spawn at a time (a burst grows the pool while the new
- * thread starts, not by one thread per queued job), up to the maximum.
- * Returns true if the caller must spawn (the worker is already counted).
- * Called under the lock by submitters and by workers when they start and
- * when they take a job, so that a queue never waits for a worker that
- * will not come.
- */
-static bool kick_locked(ThreadPool *pool)
+/* Whether the pool may start one more worker now. */
+static bool can_spawn_locked(ThreadPool *pool)
 {
+    return pool->pending_spawns == 0 && pool->cur_threads < pool->max_threads;
+}
+
+/* What kick_locked() leaves to do once the lock is dropped. */
+typedef struct Kick {
+    Worker *wake;               /* handed a job: wake it */
+    bool spawn;                 /* start a worker (already counted) */
+} Kick;
+
+/*
+ * Get a worker for the waiting jobs, if they need one: nothing to do when
+ * a worker is spinning (it takes the next job without a wake-up, and
+ * kicks again if more wait); else hand the oldest job to an idle worker;
+ * else spawn one, one spawn at a time (a burst grows the pool while the
+ * new thread starts, not by one thread per queued job), up to the
+ * maximum. The caller does the wake-up or spawn with kick_finish() after
+ * unlocking. Called under the lock by submitters, by workers when they
+ * take a job and more wait, and by the spawn timer, so that a queue never
+ * waits for a worker that will not come.
+ */
+static Kick kick_locked(ThreadPool *pool)
+{
+    Kick k = { NULL, false };
     Worker *w;
 
-    if (QTAILQ_EMPTY(&pool->request_list) || pool->stopping ||
-        qatomic_read(&pool->spinning) > 0) {
-        return false;
+    if (pool->stopping || qatomic_read(&pool->searching) > 0 ||
+        !work_waiting_locked(pool)) {
+        return k;
     }
     w = QLIST_FIRST(&pool->idle_workers);
     if (w) {
-        /* Hand the head job over: the worker need not take the lock. */
-        hand_locked(pool, w, take_head_locked(pool));
-        return false;
+        /* Hand the oldest job over: the worker need not take the lock. */
+        hand_locked(pool, w, take_locked(pool));
+        k.wake = w;
+        return k;
     }
-    if (pool->pending_spawns > 0 || pool->cur_threads >= pool->max_threads) {
-        return false;
+    if (can_spawn_locked(pool)) {
+        qatomic_inc(&pool->cur_threads);
+        qatomic_inc(&pool->pending_spawns);
+        k.spawn = true;
     }
-    pool->cur_threads++;
-    pool->pending_spawns++;
-    return true;
+    return k;
 }
 
 static void spawn_worker(ThreadPool *pool);
 
-/* Watch the queue without the lock for up to spin_ns. Returns true if a
+/* The second half of kick_locked(), without the lock. */
+static void kick_finish(ThreadPool *pool, Kick k)
+{
+    if (k.wake) {
+        wake(k.wake);
+    }
+    if (k.spawn) {
+        spawn_worker(pool);
+    }
+}
+
+/* Whether spinning would only take the CPU from the loop thread: it last
+ * submitted from the CPU this worker runs on. */
+static bool on_submitter_cpu(ThreadPool *pool)
+{
+    int cpu = current_cpu();
+
+    return cpu >= 0 && cpu == qatomic_read(&pool->submit_cpu);
+}
+
+/* Watch for work without the lock for up to spin_ns. Returns true if a
  * job (or a stop request) showed up. */
 static bool spin_for_work(ThreadPool *pool)
 {
     int64_t spin = qatomic_read(&pool->spin_ns), start;
     bool found = false;
 
-    if (spin <= 0) {
+    if (spin <= 0 || on_submitter_cpu(pool)) {
         return false;
     }
     /* More spinners than spare CPUs would only steal time from the
      * workers and the loop that have real work. */
-    if (qatomic_fetch_inc(&pool->spinning) >= pool->max_spinners) {
-        qatomic_dec(&pool->spinning);
+    if (qatomic_fetch_inc(&pool->searching) >= pool->max_spinners) {
+        qatomic_dec(&pool->searching);
         return false;
     }
     start = aioloop__now_ns();
     do {
-        if (qatomic_read(&pool->queued) > 0 || qatomic_read(&pool->stopping)) {
+        if (qatomic_read(&pool->incoming) || qatomic_read(&pool->queued) ||
+            qatomic_read(&pool->stopping)) {
             found = true;
             break;
         }
         cpu_relax();
     } while (aioloop__now_ns() - start < spin);
-    qatomic_dec(&pool->spinning);
+    /* seq_cst, before the caller looks at the queue under the lock: a
+     * submitter that still saw us spinning pushed before this. */
+    qatomic_dec(&pool->searching);
     return found;
+}
+
+/*
+ * Parks @w until a waker hands it a job, the parameters change or the
+ * idle timeout passes. Called and returns under pool->lock, except when
+ * a job (or a stop, job NULL) was handed over: then returns true with
+ * the lock NOT held and @w off the idle list. Otherwise returns false,
+ * @w still on the idle list, *@timed_out set.
+ */
+static bool park_locked(ThreadPool *pool, Worker *w, bool *timed_out)
+{
+    int64_t deadline, now = aioloop__now_ns();
+    int64_t idle = qatomic_read(&pool->idle_timeout_ns);
+    unsigned gen = pool->params_gen;
+
+    /* Saturate: the timeout may be as large as INT64_MAX. */
+    deadline = idle > INT64_MAX - now ? INT64_MAX : now + idle;
+    for (;;) {
+        qemu_mutex_unlock(&pool->lock);
+        park_wait(w, deadline);
+        if (qatomic_load_acquire(&w->park) == PARK_HANDED) {
+            return true;
+        }
+        qemu_mutex_lock(&pool->lock);
+        if (qatomic_read(&w->park) == PARK_HANDED) {
+            qemu_mutex_unlock(&pool->lock);
+            return true;
+        }
+        *timed_out = aioloop__now_ns() >= deadline;
+        if (*timed_out || gen != pool->params_gen) {
+            return false;
+        }
+        qatomic_set(&w->park, PARK_ASLEEP);      /* a stale nudge */
+    }
 }
 
 static void *worker_thread(void *opaque)
 {
-    ThreadPool *pool = opaque;
-    Worker w = { .park = PARK_ASLEEP };
+    Worker *w = opaque;
+    ThreadPool *pool = w->pool;
 
     qemu_mutex_lock(&pool->lock);
-    pool->pending_spawns--;
+    /* seq_cst, before take_locked() looks at the queue: a submitter that
+     * saw this spawn pending pushed before. */
+    qatomic_dec(&pool->pending_spawns);
     pool->spawn_failed_since = 0;       /* spawning works (again) */
     for (;;) {
-        ThreadPoolElement *req = QTAILQ_FIRST(&pool->request_list);
+        ThreadPoolElement *req;
         bool timed_out = false;
-        int64_t deadline;
-        unsigned gen;
 
         if (pool->cur_threads > pool->max_threads) {
             break;                  /* the maximum was lowered: retire */
         }
+        req = take_locked(pool);
         if (req) {
-            bool spawn;
+            Kick k = { NULL, false };
 
-            take_head_locked(pool);
-            spawn = kick_locked(pool);
-            qemu_mutex_unlock(&pool->lock);
-            if (spawn) {
-                spawn_worker(pool);
+            /* More waiting and nobody spinning: bring another worker. */
+            if (work_waiting_locked(pool)) {
+                k = kick_locked(pool);
             }
+            qemu_mutex_unlock(&pool->lock);
+            kick_finish(pool, k);
             run_job(pool, req);
             qemu_mutex_lock(&pool->lock);
             continue;
@@ -362,59 +723,42 @@ static void *worker_thread(void *opaque)
             continue;
         }
         qemu_mutex_lock(&pool->lock);
-        if (!QTAILQ_EMPTY(&pool->request_list) || pool->stopping) {
-            continue;
-        }
 
-        /* Park until a submitter hands us a job, the parameters change,
-         * or the idle timeout ends. */
-        w.job = NULL;
-        qatomic_set(&w.park, PARK_ASLEEP);
-        QLIST_INSERT_HEAD(&pool->idle_workers, &w, link);
-        pool->idle_threads++;
-        gen = pool->params_gen;
-        {
-            int64_t now = aioloop__now_ns();
-            int64_t idle = qatomic_read(&pool->idle_timeout_ns);
-
-            /* Saturate: the timeout may be as large as INT64_MAX. */
-            deadline = idle > INT64_MAX - now ? INT64_MAX : now + idle;
-        }
-        for (;;) {
-            qemu_mutex_unlock(&pool->lock);
-            park_wait(&w, deadline);
-            if (qatomic_load_acquire(&w.park) == PARK_HANDED) {
-                break;
-            }
-            qemu_mutex_lock(&pool->lock);
-            if (qatomic_read(&w.park) == PARK_HANDED) {
-                qemu_mutex_unlock(&pool->lock);
-                break;
-            }
-            timed_out = aioloop__now_ns() >= deadline;
-            if (timed_out || gen != pool->params_gen) {
-                break;
-            }
-            qatomic_set(&w.park, PARK_ASLEEP);      /* a stale nudge */
-        }
-        if (qatomic_read(&w.park) == PARK_HANDED) {
-            /* Off the idle list already, the lock not held. */
-            if (w.job) {
-                run_job(pool, w.job);
+        /* Park. Counted idle (seq_cst) before the last look at the
+         * queue: a submitter that saw no idle worker pushed before. */
+        w->job = NULL;
+        qatomic_set(&w->park, PARK_ASLEEP);
+        QLIST_INSERT_HEAD(&pool->idle_workers, w, link);
+        qatomic_inc(&pool->idle_threads);
+        if (!work_waiting_locked(pool) && !pool->stopping &&
+            park_locked(pool, w, &timed_out)) {
+            /* Handed a job: off the idle list already, the lock not
+             * held. */
+            if (w->job) {
+                run_job(pool, w->job);
             }
             qemu_mutex_lock(&pool->lock);
             continue;
         }
-        /* Timed out or new parameters: still on the idle list, locked. */
-        QLIST_REMOVE(&w, link);
-        pool->idle_threads--;
-        if (!pool->stopping && QTAILQ_EMPTY(&pool->request_list) &&
+        /* Work arrived, or timed out, or new parameters: still on the
+         * idle list, locked. */
+        QLIST_REMOVE(w, link);
+        qatomic_dec(&pool->idle_threads);
+        if (!pool->stopping &&
             ((timed_out && pool->cur_threads > pool->min_threads) ||
              pool->cur_threads > pool->max_threads)) {
-            break;                              /* retire */
+            /* Retire, unless work came. Uncounted (seq_cst) before the
+             * last look: a submitter that counted us pushed before. */
+            qatomic_dec(&pool->cur_threads);
+            if (!work_waiting_locked(pool)) {
+                goto gone;
+            }
+            qatomic_inc(&pool->cur_threads);
         }
     }
-    pool->cur_threads--;
+    qatomic_dec(&pool->cur_threads);
+gone:
+    QLIST_INSERT_HEAD(&pool->spare_workers, w, link);
     qemu_cond_broadcast(&pool->workers_gone);
     qemu_mutex_unlock(&pool->lock);     /* last touch of the pool */
     return NULL;
@@ -428,17 +772,37 @@ static void *worker_thread(void *opaque)
 static void spawn_worker(ThreadPool *pool)
 {
     QemuThread thread;
-    int ret = qemu_thread_create(&thread, "aio-worker", worker_thread, pool,
-                                 QEMU_THREAD_DETACHED);
+    Worker *w;
+    int ret;
 
-    if (ret == 0) {
-        return;
+    qemu_mutex_lock(&pool->lock);
+    w = QLIST_FIRST(&pool->spare_workers);
+    if (w) {
+        QLIST_REMOVE(w, link);
+    }
+    qemu_mutex_unlock(&pool->lock);
+    if (!w) {
+        w = aioloop__calloc(1, sizeof(*w));
+    }
+    if (w) {
+        w->pool = pool;
+        ret = qemu_thread_create(&thread, "aio-worker", worker_thread, w,
+                                 QEMU_THREAD_DETACHED);
+        if (ret == 0) {
+            return;
+        }
+    } else {
+        ret = -ENOMEM;
     }
     qemu_mutex_lock(&pool->lock);
-    pool->cur_threads--;
-    pool->pending_spawns--;
+    if (w) {
+        QLIST_INSERT_HEAD(&pool->spare_workers, w, link);
+    }
+    /* seq_cst, before the look at the queue (see worker_thread()). */
+    qatomic_dec(&pool->cur_threads);
+    qatomic_dec(&pool->pending_spawns);
     if (pool->cur_threads == 0 && !pool->stopping &&
-        !QTAILQ_EMPTY(&pool->request_list)) {
+        work_waiting_locked(pool)) {
         int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
         if (!pool->spawn_failed_since) {
@@ -466,14 +830,12 @@ static void spawn_worker(ThreadPool *pool)
 static void spawn_retry_cb(void *opaque)
 {
     ThreadPool *pool = opaque;
-    bool spawn;
+    Kick k;
 
     qemu_mutex_lock(&pool->lock);
-    spawn = kick_locked(pool);
+    k = kick_locked(pool);
     qemu_mutex_unlock(&pool->lock);
-    if (spawn) {
-        spawn_worker(pool);
-    }
+    kick_finish(pool, k);
 }
 
 /* ------------------------------------------------------------------ */
@@ -483,8 +845,9 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
                                    void *arg, BlockCompletionFunc *cb,
                                    void *opaque)
 {
-    ThreadPoolElement *req;
-    bool spawn;
+    ThreadPoolElement *req, *old;
+    int cpu;
+    Kick k;
 
     /* The contract of two builds (thread-pool.h): builds without NDEBUG
      * stop here with a report naming the pool and callback; NDEBUG
@@ -502,30 +865,38 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
         return NULL;
 #endif
     }
-    req = qemu_aio_get(&thread_pool_aiocb_info, NULL, cb, opaque);
-    req->pool = pool;
+    req = req_alloc(pool, cb, opaque);
     req->func = func;
     req->arg = arg;
     req->state = THREAD_QUEUED;
     req->ret = -EINPROGRESS;
 
-    qemu_mutex_lock(&pool->lock);
-    if (pool->stopping) {
-        /* The pool is being freed (a callback that its free runs submits
-         * more): no worker will take the job, so it completes at once
-         * with -ECANCELED, and the free runs its callback before it
-         * returns (see aioloop__thread_pool_destroy()). */
-        complete(pool, req, -ECANCELED);
-        qemu_mutex_unlock(&pool->lock);
+    cpu = current_cpu();
+    if (qatomic_read(&pool->submit_cpu) != cpu) {
+        qatomic_set(&pool->submit_cpu, cpu);
+    }
+    old = qatomic_read(&pool->incoming);
+    do {
+        req->next = old;
+        /* seq_cst: publishes the request to the worker's exchange, and
+         * comes before the reads below (see the essay). */
+    } while (!__atomic_compare_exchange_n(&pool->incoming, &old, req, true,
+                                          __ATOMIC_SEQ_CST,
+                                          __ATOMIC_RELAXED));
+
+    /* A spinning worker will take it; with no idle worker and none to
+     * spawn, a busy one will. Otherwise wake or spawn one. */
+    if (qatomic_mb_read(&pool->searching) > 0 ||
+        (qatomic_mb_read(&pool->idle_threads) == 0 &&
+         (qatomic_mb_read(&pool->pending_spawns) > 0 ||
+          qatomic_mb_read(&pool->cur_threads) >=
+          qatomic_mb_read(&pool->max_threads)))) {
         return &req->common;
     }
-    QTAILQ_INSERT_TAIL(&pool->request_list, req, reqs);
-    qatomic_inc(&pool->queued);
-    spawn = kick_locked(pool);
+    qemu_mutex_lock(&pool->lock);
+    k = kick_locked(pool);
     qemu_mutex_unlock(&pool->lock);
-    if (spawn) {
-        spawn_worker(pool);
-    }
+    kick_finish(pool, k);
     return &req->common;
 }
 
@@ -573,6 +944,8 @@ static void thread_pool_cancel(BlockAIOCB *acb)
 
     qemu_mutex_lock(&pool->lock);
     if (qatomic_read(&req->state) == THREAD_QUEUED) {
+        /* It may still be on pool->incoming. */
+        refill_locked(pool);
         dequeue_locked(pool, req);
         complete(pool, req, -ECANCELED);
     }
@@ -582,13 +955,26 @@ static void thread_pool_cancel(BlockAIOCB *acb)
 /* ------------------------------------------------------------------ */
 /* Pools                                                               */
 
+/* CPUs this process may run on. */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+        return CPU_COUNT(&set);
+    }
+    return (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
 {
-    ThreadPool *pool = aioloop__calloc(1, sizeof(*pool));
+    ThreadPool *pool;
 
-    if (!pool) {
+    if (aioloop__posix_memalign((void **)&pool, TP_CACHELINE,
+                                sizeof(*pool)) != 0) {
         aioloop__oom("creating a thread pool");
     }
+    memset(pool, 0, sizeof(*pool));
     pool->ctx = ctx;
     pool->owns_ctx_ref = take_ref;
     if (take_ref) {
@@ -596,18 +982,18 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
     }
     pool->completion_bh = aioloop__bh_new_internal(ctx, completion_bh, pool,
                                                    "thread-pool completion");
-    QSLIST_INIT(&pool->done_list);
-    QSIMPLEQ_INIT(&pool->ready);
     qemu_mutex_init(&pool->lock);
     qemu_cond_init(&pool->workers_gone);
-    QTAILQ_INIT(&pool->request_list);
+    QTAILQ_INIT(&pool->queue);
     QLIST_INIT(&pool->idle_workers);
+    QLIST_INIT(&pool->spare_workers);
+    pool->submit_cpu = -1;
     pool->max_threads = DEFAULT_MAX_THREADS;
     pool->idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
     pool->spin_ns = DEFAULT_SPIN_NS;
     aio_timer_init(ctx, &pool->spawn_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    spawn_retry_cb, pool);
-    pool->max_spinners = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+    pool->max_spinners = usable_cpus() - 1;
     if (pool->max_spinners < 1) {
         pool->max_spinners = 1;
     }
@@ -651,6 +1037,7 @@ void aioloop__thread_pool_destroy(ThreadPool *pool)
     fail_queued_locked(pool, -ECANCELED);
     while ((w = QLIST_FIRST(&pool->idle_workers))) {
         hand_locked(pool, w, NULL);
+        wake(w);
     }
     while (pool->cur_threads > 0) {
         qemu_cond_wait(&pool->workers_gone, &pool->lock);
@@ -659,12 +1046,20 @@ void aioloop__thread_pool_destroy(ThreadPool *pool)
     qemu_mutex_unlock(&pool->lock);
     timer_deinit(&pool->spawn_timer);
 
-    /* Every job is on done_list now: run the callbacks here. A callback
-     * may submit more; those complete at once with -ECANCELED (stopping)
-     * and land on done_list again, so go round until it stays empty. */
-    while (qatomic_mb_read(&QSLIST_FIRST(&pool->done_list)) ||
-           !QSIMPLEQ_EMPTY(&pool->ready)) {
+    /* Every job is on pool->done now: run the callbacks here. A callback
+     * that submits again gets -ECANCELED the same way. */
+    for (;;) {
         completion_bh(pool);
+        qemu_mutex_lock(&pool->lock);
+        fail_queued_locked(pool, -ECANCELED);
+        qemu_mutex_unlock(&pool->lock);
+        if (!qatomic_read(&pool->done)) {
+            break;
+        }
+    }
+    while ((w = QLIST_FIRST(&pool->spare_workers))) {
+        QLIST_REMOVE(w, link);
+        free(w);
     }
     qemu_bh_delete(pool->completion_bh);
     qemu_cond_destroy(&pool->workers_gone);
@@ -701,7 +1096,7 @@ int thread_pool_set_params(ThreadPool *pool, int min_threads, int max_threads,
     }
     qemu_mutex_lock(&pool->lock);
     pool->min_threads = min_threads;
-    pool->max_threads = max_threads;
+    qatomic_set(&pool->max_threads, max_threads);
     qatomic_set(&pool->idle_timeout_ns, idle_timeout_ns);
     qatomic_set(&pool->spin_ns, spin_ns);
     /* Idle workers go round again with the new timeout; surplus ones

@@ -12,7 +12,15 @@
  * up to max_threads (default 64); a worker that stays idle for the idle
  * timeout (default 10 s) exits while more than min_threads (default 0)
  * remain. Before it sleeps, an idle worker watches the queue for a short
- * while (default 10 µs), so that bursts of jobs do not pay a wake-up each.
+ * while (default 10 µs), so that bursts of jobs do not pay a wake-up each
+ * - unless it runs on the CPU the last job was submitted from, where
+ * watching would only keep the submitting thread off the CPU.
+ *
+ * Costs: submitting takes no lock and makes no system call unless a
+ * sleeping worker must be woken or a new one started; completions come
+ * back through one bottom half scheduled once per batch. Requests are
+ * recycled: the thread that runs completions keeps up to 2048 finished
+ * ones (about 200 KiB) for its next submissions, freed when it exits.
  *
  * Cancellation: a job no worker has taken is removed and completes with
  * -ECANCELED without running; a running job completes normally; a

@@ -3,6 +3,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,14 @@ void aiob_table_add(AiobTable *t, const char *figure, double ours,
                     const char *peer, double theirs, const char *unit,
                     AiobSense sense, const char *why)
 {
+    aiob_table_add_ex(t, figure, ours, peer, theirs, unit, sense, why, NULL);
+}
+
+void aiob_table_add_ex(AiobTable *t, const char *figure, double ours,
+                       const char *peer, double theirs, const char *unit,
+                       AiobSense sense, const char *why,
+                       const AiobRowExtra *x)
+{
     AiobRow *r;
 
     if (t->n == t->cap) {
@@ -98,7 +107,28 @@ void aiob_table_add(AiobTable *t, const char *figure, double ours,
     if (ours > 0 && theirs > 0) {
         r->ratio = sense == AIOB_LOWER_IS_BETTER ? theirs / ours
                                                  : ours / theirs;
+        if (x && x->ratio_lo > 0 && x->ratio_hi > 0) {
+            r->ratio_lo = x->ratio_lo;
+            r->ratio_hi = x->ratio_hi;
+        }
     }
+    r->reference = x && x->reference;
+}
+
+void aiob_table_footnote(AiobTable *t, const char *fmt, ...)
+{
+    va_list ap;
+    char *line;
+
+    if (t->nfootnotes == AIOB_TABLE_MAX_FOOTNOTES) {
+        return;
+    }
+    va_start(ap, fmt);
+    if (vasprintf(&line, fmt, ap) < 0) {
+        abort();
+    }
+    va_end(ap);
+    t->footnotes[t->nfootnotes++] = line;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -126,7 +156,7 @@ void aiob_table_summary(const AiobTable *t, char *buf, size_t len)
         abort();
     }
     for (size_t i = 0; i < t->n; i++) {
-        if (t->rows[i].ratio > 0) {
+        if (t->rows[i].ratio > 0 && !t->rows[i].reference) {
             ratios[n++] = t->rows[i].ratio;
             if (t->rows[i].ratio < 1.0) {
                 behind[nbehind++] = &t->rows[i];
@@ -162,6 +192,7 @@ void aiob_table_print(FILE *f, const AiobTable *t)
 {
     char summary[512];
     int wf = 6, wo = 7, wp = 4, wt = 4;
+    bool spread = false, refs = false;
 
     for (size_t i = 0; i < t->n; i++) {
         const AiobRow *r = &t->rows[i];
@@ -179,26 +210,41 @@ void aiob_table_print(FILE *f, const AiobTable *t)
         if (r->ratio > 0 && (l = (int)strlen(r->theirs)) > wt) {
             wt = l;
         }
+        spread |= r->ratio_lo > 0;
+        refs |= r->reference && r->ratio > 0;
     }
     fprintf(f, "== %s ==\n", t->title);
     if (t->note[0]) {
         fprintf(f, "   %s\n", t->note);
     }
     fprintf(f, "%-*s  %*s  %-*s  %*s  %s\n", wf, "figure", wo, "aioloop",
-            wp, "peer", wt, "peer's", "ratio");
+            wp, "peer", wt, "peer's", spread ? "ratio  spread" : "ratio");
     for (size_t i = 0; i < t->n; i++) {
         const AiobRow *r = &t->rows[i];
 
         if (r->ratio > 0) {
-            fprintf(f, "%-*s  %*s  %-*s  %*s  %.2fx\n", wf, r->figure, wo,
-                    r->ours, wp, r->peer, wt, r->theirs, r->ratio);
+            char range[32] = "";
+
+            if (r->ratio_lo > 0) {
+                snprintf(range, sizeof(range), "  %.2f-%.2f", r->ratio_lo,
+                         r->ratio_hi);
+            } else if (spread) {
+                snprintf(range, sizeof(range), "  %9s", "-");
+            }
+            fprintf(f, "%-*s  %*s  %-*s  %*s  %.2fx%s%s\n", wf, r->figure,
+                    wo, r->ours, wp, r->peer, wt, r->theirs, r->ratio, range,
+                    r->reference ? "  (ref)" : "");
         } else {
             fprintf(f, "%-*s  %*s  %-*s  %s\n", wf, r->figure, wo, r->ours,
                     wp, r->peer, r->theirs);
         }
     }
+    for (size_t i = 0; i < t->nfootnotes; i++) {
+        fprintf(f, "   %s\n", t->footnotes[i]);
+    }
     aiob_table_summary(t, summary, sizeof(summary));
-    fprintf(f, "=> %s\n\n", summary);
+    fprintf(f, "=> %s%s\n\n", summary,
+            refs ? " (rows marked (ref) not counted)" : "");
 }
 
 void aiob_table_free(AiobTable *t)
@@ -206,4 +252,8 @@ void aiob_table_free(AiobTable *t)
     free(t->rows);
     t->rows = NULL;
     t->n = t->cap = 0;
+    for (size_t i = 0; i < t->nfootnotes; i++) {
+        free(t->footnotes[i]);
+    }
+    t->nfootnotes = 0;
 }

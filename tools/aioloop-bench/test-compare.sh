@@ -25,7 +25,7 @@ fi
 # compare, I/O section only, on the two engines that work everywhere
 # (linux-aio falls back to threads where the kernel refuses it, and the
 # table then says so).
-"$tool" compare --io-only --engines linux-aio,threads --runtime 1 \
+"$tool" compare --io-only --engines linux-aio,threads --runtime 1 --repeat 2 \
     --size 8m --dir "$work" >out 2>err
 rc=$?
 if [ "$rc" -eq 0 ] && grep -q '^== block I/O: 4 KiB' out &&
@@ -43,11 +43,19 @@ else
 fi
 # Peers that are missing are named with their package.
 if command -v fio >/dev/null; then
-    if grep -Eq '^randread QD32 linux-aio: IOPS .* fio libaio +[0-9.]+k? IOPS' out ||
+    if grep -Eq '^randread QD32 linux-aio: IOPS .* fio libaio [a-z]+ +[0-9.]+k? IOPS' out ||
        grep -q 'linux-aio unavailable' out; then
         ok "fio measured beside aioloop"
     else
         not_ok "fio measured beside aioloop"
+    fi
+    # The row names fio's tuning, the footnotes give its options, and the
+    # defaults row (--full only) is absent.
+    if grep -Eq '^   fio libaio [a-z]+: --iodepth_batch_submit=QD' out &&
+       ! grep -q 'fio libaio defaults' out; then
+        ok "fio's tuned options are printed"
+    else
+        not_ok "fio's tuned options are printed"
     fi
 else
     if grep -q 'fio libaio  *skipped (install fio)' out; then
