@@ -17,7 +17,8 @@
  * same deadline; comparisons against it therefore need only deadlines: it
  * passes a parent with a strictly later deadline, a child with an earlier
  * or equal one. A re-arm that lands where the timer already is costs a
- * look at its parent and one at its children, and moves nothing.
+ * look at its children (later) or its parent (earlier), and moves
+ * nothing.
  *
  * Locking: a list is protected by a small spinlock (one atomic exchange
  * to take, a release store to drop; critical sections are a few heap
@@ -541,6 +542,14 @@ static inline int first_child(const HeapEntry *heap, int c, int last)
     return best;
 }
 
+/* first_child() out of line: ties and partial groups are rare, and
+ * keeping them out of min_child()'s callers saves registers there. */
+static __attribute__((noinline)) int first_child_slow(const HeapEntry *heap,
+                                                      int c, int last)
+{
+    return first_child(heap, c, last);
+}
+
 /*
  * The first child of @k in heap order, or -1 if it has none. The common
  * case, four children, takes the earliest deadline without branches;
@@ -561,9 +570,9 @@ static inline int min_child(const HeapEntry *heap, int end, int k)
             return m23 < m01 ? (x3 < x2 ? c + 3 : c + 2)
                              : (x1 < x0 ? c + 1 : c);
         }
-        return first_child(heap, c, c + 4);
+        return first_child_slow(heap, c, c + 4);
     }
-    return c < end ? first_child(heap, c, end) : -1;
+    return c < end ? first_child_slow(heap, c, end) : -1;
 }
 
 /*
@@ -1073,15 +1082,17 @@ static __attribute__((noinline)) void timer_mod_locked(QEMUTimerList *tl,
  * Arm or move @ts. @anticipate: only if unarmed or earlier.
  *
  * Inline is the common re-arm: a timer below the root, moved in place.
- * The direction comes from its neighbours, as in libev's adjustheap, not
- * from its old deadline: the addresses of its parent and children depend
- * on its index only, so both loads start at once, and its own entry is
- * only stored to, never waited for. Before the parent: up (a deadline equal to
- * the parent's stays below it, the parent was armed first); else past
- * the children at or before it, if any (none when the deadline moved
- * earlier: they were at or after the old one). When it stays, that is
- * one look at the parent and one at the children, and a deadline store
- * (its seq still changes: it now goes after equal deadlines).
+ * The old deadline is read from the timer, not from its heap entry (a
+ * line that may be far away: the entry is only stored to, never waited
+ * for). Later or equal: it can only go down, past the children at or
+ * before it, if any (a leaf, three quarters of a heap, looks at nothing;
+ * the parent need not be looked at: it was at or before the old
+ * deadline). Earlier: it can only go up, before a parent with a later
+ * deadline (an equal one was armed first; the children were at or after
+ * the old deadline). When it stays, that is one look at the children or
+ * at the parent, and a deadline store (its seq still changes: it now
+ * goes after equal deadlines). libev's adjustheap always reads the
+ * parent, and the entry too when it goes down.
  */
 static inline __attribute__((always_inline))
 void timer_mod_common(QEMUTimer *ts, int64_t expire, bool anticipate)
@@ -1102,12 +1113,15 @@ void timer_mod_common(QEMUTimer *ts, int64_t expire, bool anticipate)
     if (!anticipate && likely(k > HEAP_ROOT)) {
         HeapEntry *heap = tl->heap;
 
-        if (expire < heap[HEAP_PARENT(k)].expire) {
+        /* The timer's own copy of its deadline (equal to its entry's
+         * under the lock) is in a line we hold already. */
+        if (expire >= qatomic_read(&ts->expire_time)) {
+            if (!below_children(heap, tl->end, k, expire)) {
+                timer_move_down(tl, ts, k, expire, fast);
+                return;
+            }
+        } else if (expire < heap[HEAP_PARENT(k)].expire) {
             timer_move_up(tl, ts, k, expire, fast);
-            return;
-        }
-        if (!below_children(heap, tl->end, k, expire)) {
-            timer_move_down(tl, ts, k, expire, fast);
             return;
         }
         heap[k].expire = expire;
