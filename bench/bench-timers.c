@@ -44,11 +44,15 @@
  *      aioloop-cached  timer_mod_ns(t, now + 30 s + i) with now read once
  *                      per batch, like libev and libuv which use the
  *                      loop's cached time
- *      libev           ev_timer_again() (repeat = 30 s)
- *      libuv           uv_timer_again() (repeat = 30 s)
+ *      libev           ev_timer_again() (repeat = 30 s), on the loop's
+ *                      cached time
+ *      libev-now       ev_now_update() + ev_timer_again(): libev's way to
+ *                      re-arm from the current time, one clock read each
+ *      libuv           uv_timer_again() (repeat = 30 s), cached time
  *      libevent        evtimer_add() of 30 s on the pending event (libevent
  *                      reads its clock on every add outside callbacks)
- *    Ratios: libev, libuv / aioloop-cached; libevent / aioloop.
+ *    Ratios, like with like: libev, libuv / aioloop-cached (no clock
+ *    read); libev-now, libevent / aioloop (a clock read per re-arm).
  *
  * 3. Wake-up lateness (timer-lateness.*): LATE_N blocking waits for a timer
  *    LATE_NS (100 us) ahead; lateness = time the callback runs (or the
@@ -785,7 +789,17 @@ static void run_lev_rearm(void *opaque, uint64_t n)
     }
 }
 
-static double ra_libev(void)
+static void run_lev_rearm_now(void *opaque, uint64_t n)
+{
+    LevRa *b = opaque;
+
+    for (uint64_t i = 0; i < n; i++) {
+        ev_now_update(b->loop);
+        ev_timer_again(b->loop, &b->t);
+    }
+}
+
+static double ra_libev(double *now)
 {
     LevRa *b = calloc(1, sizeof(*b));
     double r;
@@ -804,6 +818,8 @@ static double ra_libev(void)
 
     r = bench_measure(run_lev_rearm, b);
     bench_report("timer-rearm.libev", r, "ns/op");
+    *now = bench_measure(run_lev_rearm_now, b);
+    bench_report("timer-rearm.libev-now", *now, "ns/op");
 
     ev_run(b->loop, EVRUN_NOWAIT);
     ra_check("timer-rearm.libev");
@@ -922,7 +938,7 @@ static double ra_libevent(void)
 
 static void bench_rearm(void)
 {
-    double aio = 0, aio_cached = 0, lev = 0, uv = 0, levent = 0;
+    double aio = 0, aio_cached = 0, lev = 0, lev_now = 0, uv = 0, levent = 0;
 
     printf("# timer-rearm: move one timer (among %d armed ones) to "
            "now + 30 s; median of %d batches of %llu ms\n", RA_OTHERS,
@@ -930,9 +946,10 @@ static void bench_rearm(void)
     rng_state = 0x726561726dull;        /* "rearm" */
     ra_aioloop(&aio, &aio_cached);
 #ifdef HAVE_LIBEV
-    lev = ra_libev();
+    lev = ra_libev(&lev_now);
 #else
     bench_skipped("timer-rearm.libev", "install libev-dev");
+    bench_skipped("timer-rearm.libev-now", "install libev-dev");
 #endif
 #ifdef HAVE_LIBUV
     uv = ra_libuv();
@@ -946,6 +963,7 @@ static void bench_rearm(void)
 #endif
     bench_ratio("timer-rearm", "aioloop", aio, "aioloop-cached", aio_cached);
     bench_ratio("timer-rearm", "libev", lev, "aioloop-cached", aio_cached);
+    bench_ratio("timer-rearm", "libev-now", lev_now, "aioloop", aio);
     bench_ratio("timer-rearm", "libuv", uv, "aioloop-cached", aio_cached);
     bench_ratio("timer-rearm", "libevent", levent, "aioloop", aio);
 }
