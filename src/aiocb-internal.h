@@ -25,4 +25,15 @@
  */
 bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret);
 
+/*
+ * aioloop__aiocb_callback - the first half of aioloop__aiocb_complete():
+ * run @acb's callback (recorded as completing) and keep the request's own
+ * reference. The caller drops it afterwards, or reuses @acb when that
+ * reference is the only one left (refcnt 1: nobody else can take one).
+ * Returns: whether a callback ran.
+ *
+ * The request's context thread (its aio_poll()).
+ */
+bool aioloop__aiocb_callback(BlockAIOCB *acb, int ret);
+
 #endif /* AIOLOOP_AIOCB_INTERNAL_H */

@@ -88,13 +88,12 @@ void qemu_aio_unref(void *p)
     }
 }
 
-bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret)
+bool aioloop__aiocb_callback(BlockAIOCB *acb, int ret)
 {
     Completing self = { .acb = acb };
     Completing **p;
 
     if (!acb->cb) {
-        qemu_aio_unref(acb);
         return false;
     }
     self.next = completing;
@@ -107,8 +106,15 @@ bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret)
             break;
         }
     }
-    qemu_aio_unref(acb);
     return true;
+}
+
+bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret)
+{
+    bool ran = aioloop__aiocb_callback(acb, ret);
+
+    qemu_aio_unref(acb);
+    return ran;
 }
 
 static bool completing_here(BlockAIOCB *acb)
