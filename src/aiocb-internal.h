@@ -32,7 +32,8 @@ bool aioloop__aiocb_complete(BlockAIOCB *acb, int ret);
  * caller owns @acb's memory, as qemu_aio_get() allocated it (to reuse
  * for another request of the same size, or to free()). Otherwise the
  * reference is dropped as usual and the last holder frees @acb. For
- * backends that recycle their requests (the thread pool).
+ * backends that recycle their requests (the thread pool, the block
+ * engines' callback requests).
  * Returns: whether a callback ran.
  *
  * The request's context thread (its aio_poll()).

@@ -67,7 +67,10 @@ struct RawRequest {
     bool queued;                /* in q->pending */
     bool in_pool;               /* runs in the thread pool, not the engine
                                  * (raw_start(), aioloop__raw_flush_in_pool()) */
-    QTAILQ_ENTRY(RawRequest) next;   /* q->pending or q->done */
+    union {
+        QTAILQ_ENTRY(RawRequest) next;  /* q->pending or q->done */
+        RawRequest *spare_next;         /* q->spare */
+    };
     BlockAIOCB *pool_acb;       /* the thread-pool job running it, or NULL */
 };
 
@@ -190,6 +193,11 @@ struct RawQueue {
     QEMUBH *process_bh;         /* continues completions in a nested loop */
     QEMUTimer retry_timer;
     RawFdKind fd_kinds[RAW_FD_KINDS];   /* files_only engines */
+    /* Callback requests kept for reuse (raw_request_new()), linked
+     * through spare_next: an engine's completion that leaves nobody else
+     * holding the request puts it here instead of freeing it. */
+    RawRequest *spare;
+    unsigned nspare;
     AIOCBInfo aiocb_info;       /* of its callback requests */
     /* The context ends first: drain and detach (aio-internal.h). */
     AioAttachment attachment;
@@ -247,13 +255,10 @@ static inline void aioloop__raw_retire(RawQueue *q)
     q->blocked = false;
 }
 
-/* Retires a request the engine took and delivers @ret. */
-static inline void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret)
-{
-    aioloop__raw_retire(q);
-    aioloop__report_progress(q->ctx);
-    aioloop__raw_deliver(r, ret);
-}
+/* Retires a request the engine took and delivers @ret; a callback
+ * request nobody else holds is kept for reuse. Only between
+ * aioloop__raw_batch_begin() and _end(), where no callback can free @q. */
+void aioloop__raw_complete(RawQueue *q, RawRequest *r, int ret);
 /* Around an engine's completion processing: requests submitted by the
  * callbacks are batched and submitted at the end of the outermost; and
  * while a callback runs, the process BH is scheduled, so that a nested

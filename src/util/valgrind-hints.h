@@ -1,6 +1,7 @@
 /*
  * valgrind-hints.h - what the library tells valgrind's memcheck about
- * memory the kernel fills behind its back.
+ * memory the kernel fills behind its back, and what it tells memcheck
+ * and ASan about memory it keeps for reuse.
  *
  * Memcheck follows system calls, but not what the kernel writes later
  * through shared rings: data read by Linux AIO or io_uring and reaped in
@@ -49,5 +50,48 @@ static inline void aioloop__vg_iov_defined(QEMUIOVector *qiov, size_t len)
     (void)len;
 }
 #endif
+
+/*
+ * Memory the library keeps for reuse instead of freeing it (block
+ * requests, raw-request.c): while it waits to be reused, ASan and
+ * memcheck treat any access as they would an access to freed memory.
+ * aioloop__mem_retire() when it goes on the spare list,
+ * aioloop__mem_reuse() when it comes off (contents undefined).
+ */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AIOLOOP_MEM_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(AIOLOOP_MEM_ASAN)
+#define AIOLOOP_MEM_ASAN 1
+#endif
+#ifdef AIOLOOP_MEM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+static inline void aioloop__mem_retire(void *addr, size_t len)
+{
+#ifdef AIOLOOP_MEM_ASAN
+    __asan_poison_memory_region(addr, len);
+#endif
+#ifdef AIOLOOP_HAVE_VALGRIND
+    (void)VALGRIND_MAKE_MEM_NOACCESS(addr, len);
+#endif
+    (void)addr;
+    (void)len;
+}
+
+static inline void aioloop__mem_reuse(void *addr, size_t len)
+{
+#ifdef AIOLOOP_MEM_ASAN
+    __asan_unpoison_memory_region(addr, len);
+#endif
+#ifdef AIOLOOP_HAVE_VALGRIND
+    (void)VALGRIND_MAKE_MEM_UNDEFINED(addr, len);
+#endif
+    (void)addr;
+    (void)len;
+}
 
 #endif /* AIOLOOP_VALGRIND_HINTS_H */
