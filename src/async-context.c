@@ -1,7 +1,7 @@
 /*
  * async-context.c - the nested AsyncContext stack of the main loop.
  *
- * What. QEMU's 2009 AsyncContexts (seed 003) let code inside a main-loop
+ * What. QEMU's 2009 AsyncContexts let code inside a main-loop
  * callback wait for its own asynchronous work without running anyone
  * else's callbacks. Here each level of the stack is a plain AioContext:
  * level k (k >= 1) is levels[k - 1]; level 0 is the main context. Nothing
@@ -128,8 +128,8 @@ void async_context_push(void)
                                                    sizeof(*levels) * cap);
 
             if (!grown) {
-                die(__func__, "out of memory growing the stack to %d levels",
-                    cap);
+                aioloop__oom("%s: growing the stack to %d levels", __func__,
+                             cap);
             }
             levels = grown;
             levels_cap = cap;

@@ -544,7 +544,7 @@ void aioloop__co_main(Coroutine *co)
 static Coroutine *coroutine_new(void)
 {
     size_t guard = page_aligned(COROUTINE_GUARD_SIZE);
-    Coroutine *co = calloc(1, sizeof(*co));
+    Coroutine *co = aioloop__calloc(1, sizeof(*co));
     char *mem;
 
     if (!co) {
@@ -584,9 +584,7 @@ static Coroutine *coroutine_new(void)
     return co;
 
 oom:
-    fprintf(stderr, "aioloop: cannot allocate a coroutine stack: %s\n",
-            strerror(errno));
-    abort();
+    aioloop__oom("cannot allocate a coroutine stack: %s", strerror(errno));
 }
 
 static void coroutine_delete(Coroutine *co)

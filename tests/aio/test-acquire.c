@@ -204,7 +204,7 @@ static void test_acquire_fifo_order(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Seed 002: the IOThread loop of QEMU 2.4,
+/* The held loop: the IOThread loop of QEMU 2.4,
  *
  *     while (!stop) {
  *         aio_context_acquire(ctx);

@@ -1,6 +1,6 @@
 /*
  * tests/regress/regress-test.h - helpers of the regression programs of
- * issue 15 (one program per area, each case named after the defect it
+ * bad-input defects (one program per area, each case named after the defect it
  * reproduces), on top of tests/aio/aio-test.h, tests/util/death-test.h
  * and the test build's fault hook (src/util/fault.h, linked through
  * aioloop_fi_dep), whose per-site call counters let a case count the fd
