@@ -551,7 +551,7 @@ static Coroutine *coroutine_new(void)
         goto oom;
     }
     pthread_once(&segv_once, segv_install);
-    int fault = AIOLOOP_FAULT(AIOLOOP_FAULT_CO_STACK);  /* test build */
+    int fault = AIOLOOP_FAULT(AIOLOOP_FAULT_CO_STACK);  /* tests only */
     if (fault) {
         errno = fault;
         mem = MAP_FAILED;

@@ -3,9 +3,9 @@
  * runs out.
  *
  * Every malloc/calloc/realloc/strdup/posix_memalign of the library goes
- * through these wrappers, so that the test build can make any of them
- * fail (fault site AIOLOOP_FAULT_ALLOC, see fault.h). In other builds
- * they are the plain libc calls.
+ * through these wrappers, so that the tests can make any of them fail
+ * (fault site AIOLOOP_FAULT_ALLOC, see fault.h). Until a test turns the
+ * hook on they are the plain libc calls behind one branch not taken.
  *
  * Out-of-memory policy
  * --------------------
