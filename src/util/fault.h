@@ -5,14 +5,13 @@
  * fail; it yields 0 (make the real call) or a positive errno (behave as
  * if the call had failed with it).
  *
- * One build of the library serves programs and tests alike (it used to
- * be compiled twice, once with the hook). The hook is off until a test
- * program turns it on (aioloop__fault_enable(), or any arming or counter
- * function below): until then a site is one relaxed load of a hidden
- * global and a branch not taken, and counts nothing. Only code linked
- * with the library's internals (the static library, as the tests are)
- * can turn it on: the functions are hidden, not exported by the shared
- * library.
+ * One build of the library serves programs and tests alike: the hook is
+ * compiled in everywhere and is off until a test program turns it on
+ * (aioloop__fault_enable(), or any arming or counter function below):
+ * until then a site is one relaxed load of a hidden global and a branch
+ * not taken, and counts nothing. Only code linked with the library's
+ * internals (the static library, as the tests are) can turn it on: the
+ * functions are hidden, not exported by the shared library.
  *
  * A site is programmed with a plan (aioloop__fault_arm()):
  *
