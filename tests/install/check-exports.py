@@ -18,7 +18,9 @@ lacks is printed:
            node names (absolute symbols the linker adds).
 
 Usage:
-  check-exports.py --headers INCLUDE_DIR --map MAP --lib LIBRARY
+  check-exports.py --headers INCLUDE_DIR [--config BUILD/include]
+                   --map MAP --lib LIBRARY
+      (a source tree's headers: --config names where aioloop/config.h is)
   check-exports.py --install BUILD_DIR --map MAP
       (installs BUILD_DIR into a temporary directory with meson install
       and checks the installed headers and library)
@@ -41,15 +43,18 @@ import tempfile
 ATTR = '__attribute__((visibility("default")))'
 
 
-def header_names(incdir):
-    """The AIOLOOP_API names declared by incdir/aioloop/*.h."""
+def header_names(incdir, extra=()):
+    """The AIOLOOP_API names declared by incdir/aioloop/*.h (extra: more
+    include directories, e.g. a build tree's for aioloop/config.h)."""
     headers = sorted(glob.glob(os.path.join(incdir, "aioloop", "*.h")))
     if not headers:
         raise SystemExit("no headers under %s/aioloop" % incdir)
     src = "".join('#include "%s"\n' % h for h in headers)
     cc = os.environ.get("CC", "cc").split()
     out = subprocess.run(cc + ["-E", "-DAIOLOOP_BUILDING", "-D_GNU_SOURCE",
-                               "-I", incdir, "-x", "c", "-"],
+                               "-I", incdir] +
+                         [f for d in extra for f in ("-I", d)] +
+                         ["-x", "c", "-"],
                          input=src, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit("preprocessing the headers failed:\n" + out.stderr)
@@ -192,7 +197,8 @@ def main(argv):
             incdir, lib = inc[0], libs[0]
         else:
             incdir, lib = args["--headers"], args["--lib"]
-        heads = header_names(incdir)
+        heads = header_names(incdir, [args["--config"]]
+                             if "--config" in args else [])
         heads_any = header_names_any_config(incdir)
         mapped, wild, nodes = map_names(args["--map"])
         exported = lib_names(lib, nodes)
