@@ -17,7 +17,9 @@
 #include <aioloop/thread.h>
 #include <aioloop/timer.h>
 #include <aioloop/coroutine.h>
+#include <aioloop/lockcnt.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 /* ------------------------------------------------------------------ */
@@ -108,7 +110,7 @@ struct AioHandler {
      * used under ctx->list_lock. */
     AioHandler *next;
     AioHandler **pprev;
-    AioHandler *next_deleted;   /* ctx->deleted_handlers, under list_lock */
+    AioHandler *next_deleted;   /* ctx->deleted_handlers, walkers' lock */
 
     /* Owned by the aio_poll() that found the handler ready. A nested
      * aio_poll() that finds it ready again takes it from the outer list. */
@@ -142,6 +144,16 @@ typedef struct AioFdTable {
  * backend (fdmon/fdmon-epoll.c, fdmon/fdmon-poll.c); a context picks one
  * at creation and may fall back from epoll to poll at run time.
  */
+/* One wait's report, on the waiter's stack between FDMonOps.wait and
+ * .collect; the fields are the monitor's. */
+#define FDMON_MAX_EVENTS 128
+typedef struct FDMonWait {
+    int ret;                    /* the system call's result, or -errno */
+    unsigned gen;               /* ctx->handler_gen before the wait */
+    void *state;                /* ppoll: the arrays the wait used */
+    struct epoll_event events[FDMON_MAX_EVENTS];    /* epoll's report */
+} FDMonWait;
+
 typedef struct FDMonOps {
     const char *name;
     /* Set up the backend for ctx and register every live handler.
@@ -155,12 +167,16 @@ typedef struct FDMonOps {
      * reports; anything else moves the context to ppoll. Under
      * list_lock. */
     int (*update)(AioContext *ctx, AioHandler *old_node, AioHandler *new_node);
-    /* Wait up to timeout_ns (-1: no limit, 0: just look) and put the ready
-     * handlers on ready_list. If unlock, release the context (one level)
-     * around the system call. Returns the number of ready handlers, or
-     * -errno. Loop thread, inside a handler-list walk. */
-    int (*wait)(AioContext *ctx, AioHandlerList *ready_list,
-                int64_t timeout_ns, bool unlock);
+    /* The system call: wait up to timeout_ns (-1: no limit, 0: just
+     * look) and leave what it reported in @w. Inside a handler-list walk;
+     * the context may or may not be held (aio_poll() releases it around a
+     * wait that may sleep), so it touches no node but to read it. Every
+     * wait is followed by collect() on the same @w. */
+    void (*wait)(AioContext *ctx, FDMonWait *w, int64_t timeout_ns);
+    /* Put the handlers @w reported ready on ready_list and release what
+     * the wait kept in @w. Returns the number of ready handlers, or
+     * -errno from the wait. Context held, same walk as the wait. */
+    int (*collect)(AioContext *ctx, FDMonWait *w, AioHandlerList *ready_list);
     /* The fd an outer poller (GLib) can wait on, or -1. */
     int (*get_poll_fd)(AioContext *ctx);
 } FDMonOps;
@@ -204,15 +220,15 @@ struct AioContext {
     EventNotifier notifier;
 
     /* Handler set, see aio-posix.c. list_lock serialises writers; walks
-     * are covered by holding the context or by sleepers. */
+     * are counted in walkers (its lock guards deleted_handlers). */
     QemuMutex list_lock;
     AioHandler *handlers;           /* atomic head */
     AioFdTable *fd_table;           /* atomic pointer; see AioFdTable */
     uint32_t next_tag;              /* AioHandler.tag source; list_lock */
-    AioHandler *deleted_handlers;   /* retired, not yet freed; list_lock */
+    AioHandler *deleted_handlers;   /* retired, not yet freed; walkers'
+                                     * lock */
     bool has_deleted;               /* atomic: deleted_handlers != NULL */
-    int sleepers;                   /* aio_poll()s asleep; list_lock */
-    int poll_depth;                 /* nested walks; context holder only */
+    QemuLockCnt walkers;            /* walks in progress, asleep or not */
     /* An outermost aio_poll() returned false while its caller held the
      * context and another thread was queued for it (see
      * held_by_caller_and_contended() in aio-posix.c). Context holder. */
@@ -373,15 +389,13 @@ void aioloop__add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
 int aioloop__handler_events(AioContext *ctx, AioHandler *node);
 AioHandler *aioloop__handlers_first(AioContext *ctx);
 AioHandler *aioloop__handler_next(AioHandler *node);
-void aioloop__sleep_begin(AioContext *ctx);
-void aioloop__sleep_end(AioContext *ctx);
 /*
  * The live handler of @fd, or NULL: under list_lock, or inside a walk
  * (then possibly a node retired meanwhile, still allocated and marked
  * deleted). The seq_cst loads pair with the writer's seq_cst stores
- * before it decides whether a retired node can be freed at once: a
- * walker that acquired the context before that decision is seen by it,
- * one that acquired it later sees the new entry. Lock-free: a few loads.
+ * before it decides, under the walkers' lock, whether a retired node can
+ * be freed at once: a walker counted before that decision is seen by it,
+ * one counted after it sees the new entry. Lock-free: a few loads.
  */
 static inline AioHandler *aioloop__handler_of_fd(AioContext *ctx, int fd)
 {

@@ -628,19 +628,19 @@ void aio_context_unref(AioContext *ctx)
         return;
     }
     if (qatomic_fetch_sub(&ctx->refcnt, 1) == 1) {
-        bool asleep;
+        bool held, asleep;
 
         /* Freeing a context that a thread holds - an aio_context_acquire()
          * without its release, the last unref from inside the context's
          * own aio_poll() (a callback), another thread's aio_poll() - or
          * that a thread sleeps in would leave that thread running on
-         * freed memory. Every build checks; it costs a lock on the last
-         * unref only. The seq_cst load pairs with the owner's CAS in
-         * rfifolock_lock(); sleepers changes under list_lock. */
-        qemu_mutex_lock(&ctx->list_lock);
-        asleep = ctx->sleepers > 0;
-        qemu_mutex_unlock(&ctx->list_lock);
-        if (unlikely(asleep || qatomic_mb_read(&ctx->lock.owner) != 0)) {
+         * freed memory. Every build checks, on the last unref only. The
+         * seq_cst load pairs with the owner's CAS in rfifolock_lock();
+         * an aio_poll() walks the handlers (ctx->walkers) from before it
+         * releases the context to sleep until after it reacquired it. */
+        held = qatomic_mb_read(&ctx->lock.owner) != 0;
+        asleep = !held && qemu_lockcnt_count(&ctx->walkers) > 0;
+        if (unlikely(asleep || held)) {
             aioloop__misuse("aio_context_unref", "last reference to "
                             "AioContext %p dropped while the context is "
                             "%s", (void *)ctx, asleep ? "polled by a "
