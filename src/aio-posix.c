@@ -89,6 +89,9 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "attach.h"
+#include "clock-internal.h"
+#include "fdmon/fdmon.h"
 #include "util/alloc.h"
 #include "util/event-notifier-internal.h"
 #include "util/misuse.h"

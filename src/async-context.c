@@ -44,7 +44,7 @@
 
 #include <aioloop/async-context.h>
 #include <aioloop/main-loop.h>
-#include "aio-internal.h"
+#include "main-loop-internal.h"
 #include "util/alloc.h"
 
 int aioloop__async_depth;           /* atomic; written by the main loop */
