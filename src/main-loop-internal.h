@@ -52,8 +52,10 @@ static inline bool aioloop__in_main_thread(void)
  * aioloop__async_context_adjust(ctx): on the main-loop thread while a
  * level is pushed, maps "no context" and every context of the stack below
  * the top to the top; anything else is returned unchanged.
- * aioloop__async_context_cleanup(): frees the stack's contexts
- * (qemu_cleanup_main_loop(); aborts while a level is pushed). */
+ * aioloop__async_context_cleanup(): qemu_cleanup_main_loop()'s part:
+ * aborts while a level is pushed, else lets the stack go with the main
+ * context it hangs on (an attachment: the levels' contexts are freed by
+ * the main context's last unref). */
 extern int aioloop__async_depth __attribute__((visibility("hidden")));
 AioContext *aioloop__main_current_ctx(void);
 AioContext *aioloop__async_context_adjust_slow(AioContext *ctx);
