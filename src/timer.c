@@ -414,7 +414,9 @@ static TimerOwner *owner_self(void)
     if (!me && posix_memalign((void **)&me, 64, sizeof(*me)) != 0) {
         return NULL;
     }
-    me->busy = 0;
+    /* Atomic: a recycled record may still be a list's bias, whose busy
+     * flag a revoker in another thread may be reading right now. */
+    qatomic_set(&me->busy, 0);
     me->next_free = NULL;
     if (pthread_setspecific(owner_key, me) != 0) {
         owner_exit(me);
