@@ -94,6 +94,9 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "attach.h"
+#include "clock-internal.h"
+#include "fdmon/fdmon.h"
 #include "util/alloc.h"
 #include "util/event-notifier-internal.h"
 #include "util/rfifolock-internal.h"

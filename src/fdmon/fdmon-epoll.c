@@ -81,7 +81,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../aio-internal.h"
+#include "fdmon.h"
 #include "../util/fault.h"
 
 #ifndef __NR_epoll_pwait2

@@ -33,7 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../aio-internal.h"
+#include "fdmon.h"
 #include "../util/alloc.h"
 
 typedef struct FDMonPollState {
