@@ -13,22 +13,29 @@
  * stays O(1)); with the ppoll monitor, every handler's fd, re-synced from
  * the handler set whenever its generation changes.
  *
- * Lifetime: the context owns its one GSource (ctx->gsource) and hands out
- * references to it. When the context is freed it destroys the source and
- * clears the source's back pointer, so a caller still holding a reference
- * keeps valid GSource memory whose callbacks do nothing.
+ * Lifetime: the context owns its one GSource and hands out references to
+ * it. The source is attached to the context (attach.h, last of all its
+ * attachments: AIO_ATTACH_ORDER_OUTER); when the context is freed the
+ * attachment destroys the source and clears the source's back pointer,
+ * so a caller still holding a reference keeps valid GSource memory whose
+ * callbacks do nothing.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <glib.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "aio-internal.h"
+#include "attach.h"
+#include "fdmon/fdmon.h"
 
 typedef struct AioGSource {
     GSource source;
     AioContext *ctx;            /* NULL once the context is gone */
+    AioAttachment attachment;   /* on ctx while it lives; the context's
+                                 * own reference to the source */
     gpointer epoll_tag;
     gpointer *fd_tags;
     int n_fd_tags;
@@ -175,31 +182,44 @@ static GSourceFuncs aio_source_funcs = {
     .finalize = aio_ctx_finalize,
 };
 
+/* The context's last unref: destroy its source (which detaches it from
+ * GLib) and drop the context's reference. */
+static void gsource_context_ends(AioAttachment *a, AioContext *ctx)
+{
+    AioGSource *src = container_of(a, AioGSource, attachment);
+
+    aioloop__attachment_remove(ctx, a);
+    src->ctx = NULL;
+    g_source_destroy(&src->source);
+    g_source_unref(&src->source);
+}
+
+/* Serialises the look-up and creation of a context's source (rare: a
+ * program asks once per context). */
+static pthread_mutex_t gsource_lock = PTHREAD_MUTEX_INITIALIZER;
+
 GSource *aio_get_g_source(AioContext *ctx)
 {
+    AioAttachment *a;
     AioGSource *src;
 
-    qemu_mutex_lock(&ctx->bh_lock);
-    src = ctx->gsource;
-    if (!src) {
+    pthread_mutex_lock(&gsource_lock);
+    a = aioloop__attachment_find(ctx, &aio_source_funcs);
+    if (a) {
+        src = container_of(a, AioGSource, attachment);
+    } else {
         src = (AioGSource *)g_source_new(&aio_source_funcs, sizeof(*src));
         src->ctx = ctx;
         g_source_set_name(&src->source, "aioloop AioContext");
-        ctx->gsource = src;         /* the context's own reference */
+        /* The context's own reference (g_source_new's). */
+        src->attachment = (AioAttachment) {
+            .context_ends = gsource_context_ends,
+            .order = AIO_ATTACH_ORDER_OUTER,
+            .key = &aio_source_funcs,
+        };
+        aioloop__attachment_add(ctx, &src->attachment);
     }
     g_source_ref(&src->source);     /* the caller's */
-    qemu_mutex_unlock(&ctx->bh_lock);
+    pthread_mutex_unlock(&gsource_lock);
     return &src->source;
-}
-
-void aioloop__gsource_detach(AioContext *ctx)
-{
-    AioGSource *src = ctx->gsource;
-
-    if (src) {
-        ctx->gsource = NULL;
-        src->ctx = NULL;
-        g_source_destroy(&src->source);
-        g_source_unref(&src->source);
-    }
 }

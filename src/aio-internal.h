@@ -1,9 +1,22 @@
 /*
- * aio-internal.h - the inside of an AioContext, shared by async.c,
- * aio-posix.c, the fd monitors (fdmon/) and the GLib source.
+ * aio-internal.h - the inside of an AioContext: BHs, handler nodes, the
+ * context struct, and the loop core's private declarations (async.c,
+ * aio-posix.c), with the few core calls its clients make (internal BHs,
+ * progress, the current aio_poll()'s context, the context's timers).
  *
  * Locks and protocols, field by field, are documented on struct AioContext
  * below; every shared field names what protects it.
+ *
+ * One concept per header around it:
+ *   fdmon/fdmon.h          the fd monitors' ops table and their calls
+ *                          into the handler set
+ *   attach.h               what clients hang on a context: attachments
+ *                          (die with it) and sleep hooks
+ *   main-loop-internal.h   which loop a thread runs (IOThread, main
+ *                          thread) and the AsyncContext stack
+ *   timer-internal.h       timer.c's library-internal calls and test hooks
+ *   clock-internal.h       the library's own clock reads
+ *   util/relax.h           cpu_relax()
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,8 +30,8 @@
 #include <aioloop/thread.h>
 #include <aioloop/timer.h>
 #include <aioloop/coroutine.h>
+#include <aioloop/lockcnt.h>
 #include <poll.h>
-#include <time.h>
 
 /* ------------------------------------------------------------------ */
 /* Bottom halves                                                       */
@@ -108,7 +121,7 @@ struct AioHandler {
      * used under ctx->list_lock. */
     AioHandler *next;
     AioHandler **pprev;
-    AioHandler *next_deleted;   /* ctx->deleted_handlers, under list_lock */
+    AioHandler *next_deleted;   /* ctx->deleted_handlers, walkers' lock */
 
     /* Owned by the aio_poll() that found the handler ready. A nested
      * aio_poll() that finds it ready again takes it from the outer list. */
@@ -135,38 +148,10 @@ typedef struct AioFdTable {
 } AioFdTable;
 
 /* ------------------------------------------------------------------ */
-/* fd monitors                                                         */
-
-/*
- * An fd monitor tells aio_poll() which handlers are ready. One file per
- * backend (fdmon/fdmon-epoll.c, fdmon/fdmon-poll.c); a context picks one
- * at creation and may fall back from epoll to poll at run time.
- */
-typedef struct FDMonOps {
-    const char *name;
-    /* Set up the backend for ctx and register every live handler.
-     * Returns 0 or -errno. Called under list_lock. */
-    int (*init)(AioContext *ctx);
-    void (*cleanup)(AioContext *ctx);
-    /* A handler was added (old == NULL), replaced, or removed (new ==
-     * NULL), or its events changed (old == new, e.g. external toggled).
-     * Returns 0 or -errno if the backend refused the fd: -EBADF when a
-     * new node's fd is not open (both backends check), which the caller
-     * reports; anything else moves the context to ppoll. Under
-     * list_lock. */
-    int (*update)(AioContext *ctx, AioHandler *old_node, AioHandler *new_node);
-    /* Wait up to timeout_ns (-1: no limit, 0: just look) and put the ready
-     * handlers on ready_list. If unlock, release the context (one level)
-     * around the system call. Returns the number of ready handlers, or
-     * -errno. Loop thread, inside a handler-list walk. */
-    int (*wait)(AioContext *ctx, AioHandlerList *ready_list,
-                int64_t timeout_ns, bool unlock);
-    /* The fd an outer poller (GLib) can wait on, or -1. */
-    int (*get_poll_fd)(AioContext *ctx);
-} FDMonOps;
-
-extern const FDMonOps aioloop__fdmon_epoll_ops;
-extern const FDMonOps aioloop__fdmon_poll_ops;
+/* Defined in fdmon/fdmon.h and attach.h. */
+struct FDMonOps;
+struct AioSleepHook;
+struct AioAttachment;
 
 /* ------------------------------------------------------------------ */
 /* The context                                                         */
@@ -180,7 +165,7 @@ struct AioContext {
     int refcnt;                     /* atomic */
 
     /* aio_context_acquire/release; aio_poll() holds it except while it
-     * sleeps. Its contention callback notifies the context (seed 002). */
+     * sleeps. Its contention callback notifies the context. */
     RFifoLock lock;
 
     /* Bottom halves: bh_list is the lock-free list schedulers push to
@@ -204,15 +189,15 @@ struct AioContext {
     EventNotifier notifier;
 
     /* Handler set, see aio-posix.c. list_lock serialises writers; walks
-     * are covered by holding the context or by sleepers. */
+     * are counted in walkers (its lock guards deleted_handlers). */
     QemuMutex list_lock;
     AioHandler *handlers;           /* atomic head */
     AioFdTable *fd_table;           /* atomic pointer; see AioFdTable */
     uint32_t next_tag;              /* AioHandler.tag source; list_lock */
-    AioHandler *deleted_handlers;   /* retired, not yet freed; list_lock */
+    AioHandler *deleted_handlers;   /* retired, not yet freed; walkers'
+                                     * lock */
     bool has_deleted;               /* atomic: deleted_handlers != NULL */
-    int sleepers;                   /* aio_poll()s asleep; list_lock */
-    int poll_depth;                 /* nested walks; context holder only */
+    QemuLockCnt walkers;            /* walks in progress, asleep or not */
     /* An outermost aio_poll() returned false while its caller held the
      * context and another thread was queued for it (see
      * held_by_caller_and_contended() in aio-posix.c). Context holder. */
@@ -233,13 +218,15 @@ struct AioContext {
     struct FDMonPollState *poll_state;
 
     /* Backends that arm their wake-up source only while the loop may
-     * sleep; see aioloop__sleep_hooks_prepare(). Changed and walked by
-     * the context's holder only. */
+     * sleep; see AioSleepHook (attach.h). Changed and walked by the
+     * context's holder only. */
     QLIST_HEAD(, AioSleepHook) sleep_hooks;
 
-    /* Objects attached to the context that its last unref must drain and
-     * detach (block I/O states); see AioAttachment. Context holder. */
-    QLIST_HEAD(, AioAttachment) attachments;
+    /* What dies with the context or lets go of it at its last unref
+     * (the thread pool, the GSource, block I/O states), sorted by order;
+     * see AioAttachment (attach.h). attach_lock is a leaf lock. */
+    QemuMutex attach_lock;
+    QLIST_HEAD(, AioAttachment) attachments;    /* attach_lock */
 
     /* Adaptive polling (ns); the parameters are written by any thread
      * (atomic), poll_ns by the loop thread only. */
@@ -251,7 +238,9 @@ struct AioContext {
     /* One timer list per clock; see timer.c. */
     QEMUTimerListGroup tlg;
 
-    /* Created on first use (atomic pointer); see thread-pool.c. */
+    /* The context's own thread pool, created on first use (atomic
+     * pointer): thread-pool.c's fast path to it. The pool's attachment
+     * frees it; the core never reads this field. */
     struct ThreadPool *thread_pool;
 
     /* Bumped by internal BHs each time they run a user callback. Loop
@@ -261,10 +250,6 @@ struct AioContext {
     /* aio_co_schedule(): lock-free list entered by co_schedule_bh. */
     QSLIST_HEAD(, Coroutine) scheduled_coroutines;
     QEMUBH *co_schedule_bh;
-
-#if AIOLOOP_HAVE_GLIB
-    struct AioGSource *gsource;     /* bh_lock */
-#endif
 
     /* Every live context is on one list (aio-posix.c), so that
      * event_notifier_cleanup() can tell a notifier still registered. */
@@ -290,213 +275,8 @@ static inline void aioloop__report_progress(AioContext *ctx)
     ctx->user_progress++;
 }
 
-/*
- * Which loop the calling thread runs, for coroutines (coroutine.c's
- * current_ctx(), on every qemu_coroutine_enter()) and the main-loop
- * bookkeeping; each answer is a thread-local load or two, inline:
- *  aioloop__poll_ctx(): the context of the innermost aio_poll() or
- *    aio_dispatch() the thread is inside, else NULL (aio-posix.c);
- *  aioloop__iothread_ctx(): the thread's home context: an IOThread's,
- *    in that IOThread, or one set with qemu_set_current_aio_context();
- *    else NULL (iothread.c);
- *  aioloop__in_main_thread(): whether this is the thread that created
- *    the main loop, which is still there (main-loop.c). That thread has
- *    aioloop__main_loop_gen_tls == aioloop__main_loop_gen (atomic; bumped
- *    by every creation and clean-up) and the context in
- *    aioloop__main_loop_ctx_tls; other threads never match.
- * Never read across a coroutine switch (a coroutine may move threads).
- * AIOLOOP_TLS_FAST: initial-exec, so that reaching them is a load from
- * the thread pointer even in the shared library (no __tls_get_addr call);
- * they take a few bytes of the static TLS area, which a dlopen() of the
- * library has to find free (glibc keeps hundreds of bytes for that).
- */
-#define AIOLOOP_TLS_FAST \
-    __attribute__((visibility("hidden"), tls_model("initial-exec")))
-extern __thread AioContext *aioloop__poll_ctx_tls AIOLOOP_TLS_FAST;
-extern __thread AioContext *aioloop__iothread_ctx_tls AIOLOOP_TLS_FAST;
-extern __thread unsigned aioloop__main_loop_gen_tls AIOLOOP_TLS_FAST;
-extern __thread AioContext *aioloop__main_loop_ctx_tls AIOLOOP_TLS_FAST;
-extern unsigned aioloop__main_loop_gen __attribute__((visibility("hidden")));
-
-static inline AioContext *aioloop__poll_ctx(void)
-{
-    return aioloop__poll_ctx_tls;
-}
-
-static inline AioContext *aioloop__iothread_ctx(void)
-{
-    return aioloop__iothread_ctx_tls;
-}
-
-static inline bool aioloop__in_main_thread(void)
-{
-    return aioloop__main_loop_gen_tls == qatomic_read(&aioloop__main_loop_gen)
-           && aioloop__main_loop_ctx_tls;
-}
-
-/* async-context.c: the AsyncContext stack of the main-loop thread.
- * aioloop__async_depth is its depth (atomic; written by that thread only).
- * aioloop__main_current_ctx(): the top of the stack on the main-loop
- * thread, else the main context (NULL before qemu_init_main_loop()).
- * aioloop__async_context_adjust(ctx): on the main-loop thread while a
- * level is pushed, maps "no context" and every context of the stack below
- * the top to the top; anything else is returned unchanged. */
-extern int aioloop__async_depth __attribute__((visibility("hidden")));
-AioContext *aioloop__main_current_ctx(void);
-AioContext *aioloop__async_context_adjust_slow(AioContext *ctx);
-void aioloop__async_context_cleanup(void);
-static inline AioContext *aioloop__async_context_adjust(AioContext *ctx)
-{
-    if (likely(qatomic_read(&aioloop__async_depth) == 0)) {
-        return ctx;
-    }
-    return aioloop__async_context_adjust_slow(ctx);
-}
-
-/* coroutine/coroutine.c */
+/* coroutine/coroutine.c: the body of ctx->co_schedule_bh. */
 void aioloop__co_schedule_bh(void *opaque);
-
-
-/* thread-pool.c */
-void aioloop__thread_pool_destroy(struct ThreadPool *pool);
-
-/* aio-glib.c */
-#if AIOLOOP_HAVE_GLIB
-void aioloop__gsource_detach(AioContext *ctx);
-#endif
-
-/* aio-posix.c */
-int aioloop__handlers_init(AioContext *ctx, Error **errp);
-void aioloop__handlers_cleanup(AioContext *ctx);
-void aioloop__add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
-                                int revents);
-int aioloop__handler_events(AioContext *ctx, AioHandler *node);
-AioHandler *aioloop__handlers_first(AioContext *ctx);
-AioHandler *aioloop__handler_next(AioHandler *node);
-void aioloop__sleep_begin(AioContext *ctx);
-void aioloop__sleep_end(AioContext *ctx);
-/*
- * The live handler of @fd, or NULL: under list_lock, or inside a walk
- * (then possibly a node retired meanwhile, still allocated and marked
- * deleted). The seq_cst loads pair with the writer's seq_cst stores
- * before it decides whether a retired node can be freed at once: a
- * walker that acquired the context before that decision is seen by it,
- * one that acquired it later sees the new entry. Lock-free: a few loads.
- */
-static inline AioHandler *aioloop__handler_of_fd(AioContext *ctx, int fd)
-{
-    AioFdTable *t = qatomic_mb_read(&ctx->fd_table);
-
-    if (!t || fd < 0 || fd >= t->size) {
-        return NULL;
-    }
-    return qatomic_mb_read(&t->slot[fd]);
-}
-/* Moves the context from epoll to ppoll for good (cannot fail). Under
- * list_lock. */
-void aioloop__fdmon_fall_back_locked(AioContext *ctx);
-/* Adds, replaces or (all callbacks NULL) removes the handler of @fd.
- * Returns 0, or when adding or replacing (nothing changed then):
- * -ENOMEM; -EBADF if @fd is not an open descriptor; -EEXIST if @fd is
- * the context's own (its notifier, its epoll set) and @internal is
- * false. Removing a descriptor that has no handler of the caller's (the
- * context's own included) does nothing. Any other refusal of the fd
- * monitor is not an error: the context moves to ppoll. The public setters
- * abort with a message on every error. */
-int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
-                         bool internal, IOHandler *io_read,
-                         EventNotifierHandler *en_read, IOHandler *io_write,
-                         AioPollFn *io_poll, IOHandler *io_poll_ready,
-                         void *opaque);
-
-/* timer.c: timerlistgroup_init() that reports running out of memory
- * (-ENOMEM, with @tlg left empty) instead of aborting. */
-int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
-                                     QEMUTimerListNotifyCB *cb, void *opaque);
-
-/*
- * Sleep hooks: for a backend whose completions can signal an fd the loop
- * watches (io_uring's registered eventfd), but whose signal costs the
- * signalling thread a wake-up and the loop a spurious iteration when
- * the loop is awake anyway. The loop calls prepare() each time it is
- * about to wait on its fd monitor (blocking or not, aio_poll() or the
- * GSource) and finish() once the wait is over:
- *
- *   prepare(opaque)  arm the signal, then (after a full barrier) look
- *                    whether work is already waiting that no signal
- *                    announced; if so, schedule a bottom half that
- *                    handles it (aioloop__bh_schedule_local(): the loop
- *                    looks at its BHs after the hooks, before it
- *                    sleeps), so that the wait does not sleep.
- *   finish(opaque)   disarm the signal: the loop is awake and will see
- *                    the work through its own calls.
- *
- * Both run in the loop thread with the context held, between
- * walk_begin/walk_end or in the GSource callbacks. add/remove: the
- * context's holder (attach/detach of a backend).
- */
-typedef struct AioSleepHook {
-    void (*prepare)(void *opaque);
-    void (*finish)(void *opaque);
-    void *opaque;
-    QLIST_ENTRY(AioSleepHook) next;
-} AioSleepHook;
-
-static inline void aioloop__sleep_hook_add(AioContext *ctx,
-                                           AioSleepHook *hook)
-{
-    QLIST_INSERT_HEAD(&ctx->sleep_hooks, hook, next);
-}
-
-static inline void aioloop__sleep_hook_remove(AioSleepHook *hook)
-{
-    QLIST_REMOVE(hook, next);
-}
-
-static inline void aioloop__sleep_hooks_prepare(AioContext *ctx)
-{
-    AioSleepHook *h;
-
-    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
-        h->prepare(h->opaque);
-    }
-}
-
-static inline void aioloop__sleep_hooks_finish(AioContext *ctx)
-{
-    AioSleepHook *h;
-
-    QLIST_FOREACH(h, &ctx->sleep_hooks, next) {
-        h->finish(h->opaque);
-    }
-}
-
-/*
- * An object attached to a context that lives on after it (a block I/O
- * state belongs to its creator, who frees it with *_cleanup()). If the
- * context's last reference goes while the object is still attached,
- * aio_context_unref() calls drain_detach(): complete every request of
- * the object (their callbacks run, from aio_poll() of the dying context)
- * and detach it, which must remove the attachment. The object itself is
- * not freed: its owner may still call its cleanup function (and its
- * detach function, which then does nothing).
- * add/remove: the context's holder (attach/detach).
- */
-typedef struct AioAttachment {
-    void (*drain_detach)(struct AioAttachment *a, AioContext *ctx);
-    const char *what;           /* for the debug-build notice */
-    QLIST_ENTRY(AioAttachment) next;
-} AioAttachment;
-
-static inline void aioloop__attachment_add(AioContext *ctx, AioAttachment *a)
-{
-    QLIST_INSERT_HEAD(&ctx->attachments, a, next);
-}
-
-static inline void aioloop__attachment_remove(AioAttachment *a)
-{
-    QLIST_REMOVE(a, next);
-}
 
 /* Timers: aio_poll() asks these two for the nearest deadline and to run
  * what expired (timer.c). */
@@ -510,27 +290,60 @@ static inline bool aioloop__timers_run(AioContext *ctx)
     return timerlistgroup_run_timers(&ctx->tlg);
 }
 
-static inline int64_t aioloop__clock_ns(clockid_t id)
-{
-    struct timespec ts;
+/*
+ * aioloop__poll_ctx(): the context of the innermost aio_poll() or
+ * aio_dispatch() the calling thread is inside, else NULL (aio-posix.c).
+ * For coroutines (coroutine.c's current_ctx(), on every
+ * qemu_coroutine_enter()); see main-loop-internal.h for the thread's
+ * other loops. Never read across a coroutine switch (a coroutine may
+ * move threads).
+ * AIOLOOP_TLS_FAST: initial-exec, so that reaching a thread-local is a
+ * load from the thread pointer even in the shared library (no
+ * __tls_get_addr call); such variables take a few bytes of the static
+ * TLS area, which a dlopen() of the library has to find free (glibc
+ * keeps hundreds of bytes for that).
+ */
+#define AIOLOOP_TLS_FAST \
+    __attribute__((visibility("hidden"), tls_model("initial-exec")))
+extern __thread AioContext *aioloop__poll_ctx_tls AIOLOOP_TLS_FAST;
 
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+static inline AioContext *aioloop__poll_ctx(void)
+{
+    return aioloop__poll_ctx_tls;
 }
 
-/* Monotonic time (QEMU_CLOCK_REALTIME) for the library's own use. */
-static inline int64_t aioloop__now_ns(void)
+/* aio-posix.c */
+int aioloop__handlers_init(AioContext *ctx, Error **errp);
+void aioloop__handlers_cleanup(AioContext *ctx);
+/*
+ * The live handler of @fd, or NULL: under list_lock, or inside a walk
+ * (then possibly a node retired meanwhile, still allocated and marked
+ * deleted). The seq_cst loads pair with the writer's seq_cst stores
+ * before it decides, under the walkers' lock, whether a retired node can
+ * be freed at once: a walker counted before that decision is seen by it,
+ * one counted after it sees the new entry. Lock-free: a few loads.
+ */
+static inline AioHandler *aioloop__handler_of_fd(AioContext *ctx, int fd)
 {
-    return aioloop__clock_ns(CLOCK_MONOTONIC);
-}
+    AioFdTable *t = qatomic_mb_read(&ctx->fd_table);
 
-/* Busy-wait hint for spin loops. */
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax() __asm__ __volatile__("" ::: "memory")
-#endif
+    if (!t || fd < 0 || fd >= t->size) {
+        return NULL;
+    }
+    return qatomic_mb_read(&t->slot[fd]);
+}
+/* Adds, replaces or (all callbacks NULL) removes the handler of @fd.
+ * Returns 0, or when adding or replacing (nothing changed then):
+ * -ENOMEM; -EBADF if @fd is not an open descriptor; -EEXIST if @fd is
+ * the context's own (its notifier, its epoll set) and @internal is
+ * false. Removing a descriptor that has no handler of the caller's (the
+ * context's own included) does nothing. Any other refusal of the fd
+ * monitor is not an error: the context moves to ppoll. The public setters
+ * abort with a message on every error. */
+int aioloop__set_handler(AioContext *ctx, int fd, bool is_external,
+                         bool internal, IOHandler *io_read,
+                         EventNotifierHandler *en_read, IOHandler *io_write,
+                         AioPollFn *io_poll, IOHandler *io_poll_ready,
+                         void *opaque);
 
 #endif /* AIOLOOP_AIO_INTERNAL_H */

@@ -11,7 +11,8 @@
  *          └─ may sleep ──► busy-poll io_poll()s up to poll_ns (notify_me
  *                           still 0: wake-ups cost the sender no syscall)
  *                     └──► notify_me += 2, recompute timeout, release ctx,
- *                           epoll_pwait2 / ppoll, reacquire, notify_me -= 2
+ *                           fdmon wait (epoll_pwait2 / ppoll), reacquire,
+ *                           fdmon collect, notify_me -= 2
  *          ▼
  *     aio_notify_accept ─► run BHs ─► dispatch ready handlers ─► walk_end
  *          ─► run expired timers ─► release ctx
@@ -36,12 +37,16 @@
  * the old node is unlinked (its own next pointer stays valid, so a walker
  * standing on it can go on), marked deleted, and freed at once if no
  * aio_poll() walks the list, else put on ctx->deleted_handlers and freed
- * by the outermost walk that ends with nobody asleep. A walker is any
- * aio_poll()/aio_dispatch() between walk_begin() and walk_end(); the
- * sleeping phase is inside a walk, so ppoll's node array stays valid. A
- * walk costs no atomic operation of its own: it is covered by holding the
- * context, or by ctx->sleepers while asleep (see
- * walk_in_progress_locked() for the orderings).
+ * by the last walk to end. Walks are counted in ctx->walkers, a
+ * QemuLockCnt (QEMU's pattern, aioloop/lockcnt.h): a walker is any
+ * aio_poll()/aio_dispatch()/aio_pending() between walk_begin() and
+ * walk_end(), asleep or not - the sleep with the context released is
+ * inside the walk, so ppoll's node array and epoll's tags stay valid -
+ * and the decision "nobody walks, free now" is taken under the counter's
+ * lock, where a count of zero is stable (a walker arriving then waits for
+ * the unlock, and then sees the node unlinked). Lifetime does not depend
+ * on the context lock: that lock is only aio_context_acquire/release()
+ * and its contention wake-up.
  *
  * The kernel never holds a pointer to a node. epoll's registrations carry
  * (fd, generation tag) and a reported event is resolved through
@@ -89,8 +94,12 @@
 #include <string.h>
 
 #include "aio-internal.h"
+#include "attach.h"
+#include "clock-internal.h"
+#include "fdmon/fdmon.h"
 #include "util/alloc.h"
 #include "util/event-notifier-internal.h"
+#include "util/rfifolock-internal.h"
 #include "util/misuse.h"
 
 /* revents marker for "io_poll() said ready" (not a poll(2) bit). */
@@ -138,26 +147,22 @@ static void list_remove(AioHandler *node)
 }
 
 /*
- * Walkers. Every walk of the handler set happens either while holding the
- * context (aio_poll, aio_dispatch, aio_pending all acquire it) or while
- * asleep inside aio_poll() with the context released, counted in
- * ctx->sleepers. sleepers changes only under list_lock, on the slow path
- * around the system call: +1 before the context is released, -1 after it
- * is reacquired. So a writer holding list_lock that reads sleepers == 0
- * and then the context's owner == 0 knows that no walk is in progress:
- * a walker that starts later loads the list (seq_cst) after acquiring the
- * context (seq_cst CAS), and so sees the node unlinked.
+ * Walkers: one count per walk in progress, nested ones included, in
+ * ctx->walkers. Its orderings are the QemuLockCnt's (every change of its
+ * word is a seq_cst read-modify-write): a walker's increment either
+ * precedes a retiring writer's lock (which then sees the count and
+ * defers the free) or reads the writer's unlock, after the unlink (and
+ * the walker then loads the list without the node). A walk's last
+ * access to a node precedes its decrement, which the freeing thread's
+ * lock reads. A walk costs two atomic read-modify-writes, whether the
+ * context is held or not.
  */
-static bool walk_in_progress_locked(AioContext *ctx)
-{
-    return ctx->sleepers > 0 || qatomic_mb_read(&ctx->lock.owner) != 0;
-}
-
 static void walk_begin(AioContext *ctx)
 {
-    ctx->poll_depth++;          /* context held */
+    qemu_lockcnt_inc(&ctx->walkers);
 }
 
+/* Under the walkers' lock (or with the context being freed). */
 static void free_deleted_locked(AioContext *ctx)
 {
     AioHandler *node = ctx->deleted_handlers;
@@ -171,33 +176,40 @@ static void free_deleted_locked(AioContext *ctx)
     qatomic_set(&ctx->has_deleted, false);
 }
 
-/* The outermost walk of the holder frees retired nodes unless another
- * thread is asleep in aio_poll() with pointers to them. */
+/* The last walker out frees the retired nodes: it becomes "count zero,
+ * locked" in one step, so no walk can start while it frees. A retirement
+ * that comes after the has_deleted load is freed by a later walk (or by
+ * the context's cleanup). */
 static void walk_end(AioContext *ctx)
 {
-    if (--ctx->poll_depth > 0 || !qatomic_mb_read(&ctx->has_deleted)) {
-        return;
-    }
-    qemu_mutex_lock(&ctx->list_lock);
-    if (ctx->sleepers == 0) {
+    if (unlikely(qatomic_mb_read(&ctx->has_deleted)) &&
+        qemu_lockcnt_dec_if_lock(&ctx->walkers)) {
         free_deleted_locked(ctx);
+        qemu_lockcnt_unlock(&ctx->walkers);
+    } else {
+        qemu_lockcnt_dec(&ctx->walkers);
     }
-    qemu_mutex_unlock(&ctx->list_lock);
 }
 
-/* Under list_lock. */
+/* Under list_lock. The free-or-defer decision is taken under the
+ * walkers' lock, which also guards deleted_handlers; the lock order is
+ * list_lock, then the walkers' lock (walk_end() takes the latter alone).
+ * The retiring thread may itself be a walker (a handler that removes
+ * itself): the lock does not wait for the count. */
 static void retire_locked(AioContext *ctx, AioHandler *node)
 {
     list_remove(node);
     qatomic_set(&node->deleted, true);
     qatomic_inc(&ctx->handler_gen);
-    if (walk_in_progress_locked(ctx)) {
+    qemu_lockcnt_lock(&ctx->walkers);
+    if (qemu_lockcnt_count(&ctx->walkers) > 0) {
         node->next_deleted = ctx->deleted_handlers;
         ctx->deleted_handlers = node;
         qatomic_mb_set(&ctx->has_deleted, true);
     } else {
         free(node);
     }
+    qemu_lockcnt_unlock(&ctx->walkers);
 }
 
 static void kick(AioContext *ctx)
@@ -416,8 +428,7 @@ static void set_handler_or_die(AioContext *ctx, const char *who, int fd,
     case 0:
         return;
     case -ENOMEM:
-        fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
-        break;
+        aioloop__oom("%s: registering fd %d", who, fd);
     case -EBADF:
         fprintf(stderr, "aioloop: %s: fd %d is not an open file descriptor "
                 "(AioContext %p); remove a handler before closing its "
@@ -708,21 +719,29 @@ static void adjust_polling_time(AioContext *ctx, int64_t block_ns,
     ctx->poll_ns = poll_ns;
 }
 
-/* Loop thread: release the context around a system call that sleeps. */
-void aioloop__sleep_begin(AioContext *ctx)
+/*
+ * Asks the fd monitor @ops which handlers are ready, waiting up to
+ * @timeout_ns, and puts them on @ready_list. With @sleep the context is
+ * released (one level) around the system call and reacquired before the
+ * ready handlers are collected: their ready-list links belong to the
+ * context's holder. Context held, inside a walk (which keeps every node
+ * the monitor sees allocated while the context is released). Returns
+ * what FDMonOps.collect returns.
+ */
+static int fdmon_wait(AioContext *ctx, const FDMonOps *ops,
+                      AioHandlerList *ready_list, int64_t timeout_ns,
+                      bool sleep)
 {
-    qemu_mutex_lock(&ctx->list_lock);
-    ctx->sleepers++;
-    qemu_mutex_unlock(&ctx->list_lock);
-    aio_context_release(ctx);
-}
+    FDMonWait w;
 
-void aioloop__sleep_end(AioContext *ctx)
-{
-    aio_context_acquire(ctx);
-    qemu_mutex_lock(&ctx->list_lock);
-    ctx->sleepers--;
-    qemu_mutex_unlock(&ctx->list_lock);
+    if (sleep) {
+        aio_context_release(ctx);
+    }
+    ops->wait(ctx, &w, timeout_ns);
+    if (sleep) {
+        aio_context_acquire(ctx);
+    }
+    return ops->collect(ctx, &w, ready_list);
 }
 
 /* The context whose aio_poll()/aio_dispatch() the calling thread is in
@@ -741,7 +760,7 @@ static inline AioContext *set_poll_ctx(AioContext *ctx)
 /*
  * Would this thread sleep holding the context while another thread is
  * queued for it? aio_poll() releases one level around its sleep; a caller
- * that holds the context itself (the seed-002 loop: acquire, then "while
+ * that holds the context itself (QEMU 2.4's IOThread: acquire, then "while
  * (aio_poll(ctx, true))", release) keeps it. The contention callback wakes
  * such a sleeper once per wait, but that wake-up can be consumed by an
  * iteration that also made progress: aio_poll() returns true, the caller
@@ -758,7 +777,7 @@ static inline AioContext *set_poll_ctx(AioContext *ctx)
  */
 static bool held_by_caller_and_contended(AioContext *ctx)
 {
-    return ctx->lock.nesting > 1 && qatomic_mb_read(&ctx->lock.waiters) > 0;
+    return aioloop__rfifolock_nested_and_contended(&ctx->lock);
 }
 
 /* One iteration; see the diagram at the top. @nested: this thread is
@@ -807,7 +826,7 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
                 run_poll_handlers_once(ctx, &ready_list, true);
             } else {
                 aioloop__sleep_hooks_prepare(ctx);
-                ops->wait(ctx, &ready_list, 0, false);
+                fdmon_wait(ctx, ops, &ready_list, 0, false);
                 aioloop__sleep_hooks_finish(ctx);
             }
         }
@@ -836,7 +855,7 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
             run_poll_handlers_once(ctx, &ready_list, true);
         } else {
             ops = qatomic_mb_read(&ctx->fdmon_ops);
-            ops->wait(ctx, &ready_list, timeout, timeout != 0);
+            fdmon_wait(ctx, ops, &ready_list, timeout, timeout != 0);
         }
         aioloop__sleep_hooks_finish(ctx);
         qatomic_sub(&ctx->notify_me, 2);
@@ -915,7 +934,7 @@ bool aio_pending(AioContext *ctx)
     }
     aio_context_acquire(ctx);
     walk_begin(ctx);
-    ops->wait(ctx, &ready_list, 0, false);
+    fdmon_wait(ctx, ops, &ready_list, 0, false);
     pending = !QLIST_EMPTY(&ready_list);
     while (!QLIST_EMPTY(&ready_list)) {
         AioHandler *node = QLIST_FIRST(&ready_list);
@@ -939,7 +958,7 @@ bool aio_dispatch(AioContext *ctx)
     aio_notify_accept(ctx);
     progress = aioloop__bh_poll(ctx, &ran_idle);
     ops = qatomic_mb_read(&ctx->fdmon_ops);
-    ops->wait(ctx, &ready_list, 0, false);
+    fdmon_wait(ctx, ops, &ready_list, 0, false);
     progress |= dispatch_ready(ctx, &ready_list);
     walk_end(ctx);
     progress |= aioloop__timers_run(ctx);
@@ -1057,7 +1076,7 @@ void aioloop__handlers_cleanup(AioContext *ctx)
     QLIST_REMOVE(ctx, all_contexts);
     pthread_mutex_unlock(&all_contexts_lock);
     qemu_mutex_lock(&ctx->list_lock);
-    assert(ctx->sleepers == 0 && ctx->poll_depth == 0);
+    assert(qemu_lockcnt_count(&ctx->walkers) == 0);
     free_deleted_locked(ctx);
     for (node = ctx->handlers; node; node = next) {
         next = node->next;

@@ -18,16 +18,19 @@
  * dangling; reusing one context per depth keeps them valid, and matches
  * the seed, where the id (the depth) selected which queued completions
  * ran: leftovers of level k run the next time the stack is at depth k.
- * The contexts are freed by qemu_cleanup_main_loop(), which reports their
- * leaked BHs like any context's.
+ * The stack hangs on the main context it was pushed on (an attachment,
+ * attach.h): the levels' contexts are freed with the main context
+ * (qemu_cleanup_main_loop()), which reports their leaked BHs like any
+ * context's; a later main loop starts a stack of its own.
  *
  * Invariants.
  *  - The stack belongs to the main-loop thread (aioloop__in_main_thread()):
- *    only it pushes, pops, and reads levels[]. aioloop__async_depth is the
+ *    only it pushes, pops, and reads the stack. aioloop__async_depth is the
  *    one field other threads read (relaxed atomic), and only to take the
  *    fast path "no stack, nothing to adjust"; when it is nonzero they go
- *    on to the thread check and never touch levels[].
- *  - 0 <= depth <= levels_made; levels[0 .. levels_made - 1] are live.
+ *    on to the thread check and never touch the stack.
+ *  - 0 <= depth <= stack->made; stack->levels[0 .. made - 1] are live;
+ *    stack is NULL until the first push after qemu_init_main_loop().
  *  - depth is 0 whenever the main loop is not initialised
  *    (qemu_cleanup_main_loop() aborts while a level is pushed).
  *  - running_level is the level whose BHs qemu_bh_poll() or a pop's flush
@@ -44,14 +47,22 @@
 
 #include <aioloop/async-context.h>
 #include <aioloop/main-loop.h>
-#include "aio-internal.h"
+#include "main-loop-internal.h"
+#include "attach.h"
 #include "util/alloc.h"
 
 int aioloop__async_depth;           /* atomic; written by the main loop */
 
-static AioContext **levels;         /* main-loop thread only */
-static int levels_made;
-static int levels_cap;
+/* The levels' contexts (level k is levels[k - 1]), attached to the main
+ * context (AIO_ATTACH_ORDER_USERS: they live as long as it does). */
+typedef struct AsyncStack {
+    AioAttachment attachment;
+    AioContext **levels;
+    int made;
+    int cap;
+} AsyncStack;
+
+static AsyncStack *stack;           /* main-loop thread only */
 static int running_level;
 
 AIOLOOP_PRINTF(2, 3) AIOLOOP_NORETURN
@@ -89,7 +100,7 @@ AioContext *aioloop__main_current_ctx(void)
     if (likely(depth == 0) || !aioloop__in_main_thread()) {
         return qemu_get_aio_context();
     }
-    return levels[depth - 1];
+    return stack->levels[depth - 1];
 }
 
 AioContext *aioloop__async_context_adjust_slow(AioContext *ctx)
@@ -102,14 +113,27 @@ AioContext *aioloop__async_context_adjust_slow(AioContext *ctx)
     /* Inside (or outside) the loop of a level below the top: the work
      * this thread starts now belongs to the top. */
     if (!ctx || ctx == qemu_get_aio_context()) {
-        return levels[depth - 1];
+        return stack->levels[depth - 1];
     }
     for (int k = 1; k < depth; k++) {
-        if (levels[k - 1] == ctx) {
-            return levels[depth - 1];
+        if (stack->levels[k - 1] == ctx) {
+            return stack->levels[depth - 1];
         }
     }
     return ctx;     /* a context outside the stack, polled explicitly */
+}
+
+/* The main context's last unref: the levels go with it. */
+static void stack_context_ends(AioAttachment *a, AioContext *main_ctx)
+{
+    AsyncStack *st = container_of(a, AsyncStack, attachment);
+
+    aioloop__attachment_remove(main_ctx, a);
+    for (int k = 0; k < st->made; k++) {
+        aio_context_unref(st->levels[k]);
+    }
+    free(st->levels);
+    free(st);
 }
 
 void async_context_push(void)
@@ -117,29 +141,40 @@ void async_context_push(void)
     int depth;
 
     check_main_loop_thread(__func__);
+    if (!stack) {
+        stack = aioloop__calloc(1, sizeof(*stack));
+        if (!stack) {
+            aioloop__oom("%s: creating the stack", __func__);
+        }
+        stack->attachment = (AioAttachment) {
+            .context_ends = stack_context_ends,
+            .order = AIO_ATTACH_ORDER_USERS,
+        };
+        aioloop__attachment_add(qemu_get_aio_context(), &stack->attachment);
+    }
     depth = qatomic_read(&aioloop__async_depth) + 1;
-    if (depth > levels_made) {
+    if (depth > stack->made) {
         Error *err = NULL;
         AioContext *ctx;
 
-        if (levels_made == levels_cap) {
-            int cap = levels_cap ? levels_cap * 2 : 8;
-            AioContext **grown = aioloop__realloc(levels,
-                                                   sizeof(*levels) * cap);
+        if (stack->made == stack->cap) {
+            int cap = stack->cap ? stack->cap * 2 : 8;
+            AioContext **grown = aioloop__realloc(stack->levels,
+                                                   sizeof(*grown) * cap);
 
             if (!grown) {
                 aioloop__oom("%s: growing the stack to %d levels", __func__,
                              cap);
             }
-            levels = grown;
-            levels_cap = cap;
+            stack->levels = grown;
+            stack->cap = cap;
         }
         ctx = aio_context_new(&err);
         if (!ctx) {
             die(__func__, "cannot create the context of level %d: %s", depth,
                 error_get_pretty(err));
         }
-        levels[levels_made++] = ctx;
+        stack->levels[stack->made++] = ctx;
     }
     qatomic_set(&aioloop__async_depth, depth);
 }
@@ -155,7 +190,7 @@ void async_context_pop(void)
         die(__func__, "the current AsyncContext is the root (id 0): there "
             "is nothing to pop (async_context_push/pop unbalanced)");
     }
-    ctx = levels[depth - 1];
+    ctx = stack->levels[depth - 1];
     if (aioloop__poll_ctx() == ctx || running_level == depth) {
         die(__func__, "called from inside a callback of the AsyncContext "
             "being popped (id %d); pop it after its wait returns", depth);
@@ -232,11 +267,8 @@ void aioloop__async_context_cleanup(void)
         die("qemu_cleanup_main_loop", "AsyncContext id %d is still pushed "
             "(pop every level first)", depth);
     }
-    for (int k = 0; k < levels_made; k++) {
-        aio_context_unref(levels[k]);
-    }
-    free(levels);
-    levels = NULL;
-    levels_made = 0;
-    levels_cap = 0;
+    /* The main context's attachment frees the levels when it goes (at
+     * once, unless someone still holds a reference to it); the next main
+     * loop starts a stack of its own. */
+    stack = NULL;
 }

@@ -54,6 +54,8 @@
 #include <stdlib.h>
 
 #include "aio-internal.h"
+#include "attach.h"
+#include "timer-internal.h"
 #include "util/alloc.h"
 #include "util/misuse.h"
 #include "util/rfifolock-internal.h"
@@ -474,6 +476,79 @@ void aioloop__notifier_poll_ready(void *opaque)
 }
 
 /* ------------------------------------------------------------------ */
+/* Attachments (attach.h)                                              */
+
+void aioloop__attachment_add(AioContext *ctx, AioAttachment *a)
+{
+    AioAttachment *it, *last = NULL;
+
+    qemu_mutex_lock(&ctx->attach_lock);
+    /* After every attachment of the same or a lower order: equal orders
+     * end in attaching order. The list is short (a pool, a GSource, a
+     * few block states). */
+    QLIST_FOREACH(it, &ctx->attachments, next) {
+        if (it->order > a->order) {
+            break;
+        }
+        last = it;
+    }
+    if (last) {
+        QLIST_INSERT_AFTER(last, a, next);
+    } else {
+        QLIST_INSERT_HEAD(&ctx->attachments, a, next);
+    }
+    qemu_mutex_unlock(&ctx->attach_lock);
+}
+
+void aioloop__attachment_remove(AioContext *ctx, AioAttachment *a)
+{
+    qemu_mutex_lock(&ctx->attach_lock);
+    QLIST_REMOVE(a, next);
+    qemu_mutex_unlock(&ctx->attach_lock);
+}
+
+AioAttachment *aioloop__attachment_find(AioContext *ctx, const void *key)
+{
+    AioAttachment *it;
+
+    qemu_mutex_lock(&ctx->attach_lock);
+    QLIST_FOREACH(it, &ctx->attachments, next) {
+        if (it->key == key) {
+            break;
+        }
+    }
+    qemu_mutex_unlock(&ctx->attach_lock);
+    return it;
+}
+
+/* The context's last unref: every attachment lets go, lowest order
+ * first, while BHs, handlers and timers still work. One at a time, the
+ * lock not held across the call: context_ends() may run callbacks that
+ * attach or detach others. */
+static void attachments_end(AioContext *ctx)
+{
+    for (;;) {
+        AioAttachment *a;
+
+        qemu_mutex_lock(&ctx->attach_lock);
+        a = QLIST_FIRST(&ctx->attachments);
+        qemu_mutex_unlock(&ctx->attach_lock);
+        if (!a) {
+            break;
+        }
+#ifndef NDEBUG
+        if (a->what) {
+            fprintf(stderr, "aioloop: %s still attached when its AioContext "
+                    "was freed: its requests were completed and it was "
+                    "detached\n", a->what);
+        }
+#endif
+        a->context_ends(a, ctx);
+        assert(QLIST_FIRST(&ctx->attachments) != a);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Lifecycle                                                           */
 
 /* rfifolock contention callback: a thread waits for the context while its
@@ -510,6 +585,7 @@ AioContext *aio_context_new(Error **errp)
     QLIST_INIT(&ctx->attachments);
     qemu_mutex_init(&ctx->bh_lock);
     qemu_mutex_init(&ctx->list_lock);
+    qemu_mutex_init(&ctx->attach_lock);
     rfifolock_init(&ctx->lock, aio_context_contention, ctx);
 
     ret = event_notifier_init(&ctx->notifier, 0);
@@ -558,6 +634,7 @@ fail_notifier:
     event_notifier_cleanup(&ctx->notifier);
 fail:
     rfifolock_destroy(&ctx->lock);
+    qemu_mutex_destroy(&ctx->attach_lock);
     qemu_mutex_destroy(&ctx->list_lock);
     qemu_mutex_destroy(&ctx->bh_lock);
     free(ctx);
@@ -576,26 +653,10 @@ static void aio_context_free(AioContext *ctx)
 
     assert(QSIMPLEQ_EMPTY(&ctx->bh_slice_list));
     /* First, while everything still works: block I/O states left
-     * attached complete their requests and let go of the context. */
-    while (!QLIST_EMPTY(&ctx->attachments)) {
-        AioAttachment *a = QLIST_FIRST(&ctx->attachments);
-
-#ifndef NDEBUG
-        fprintf(stderr, "aioloop: %s still attached when its AioContext "
-                "was freed: its requests were completed and it was "
-                "detached\n", a->what);
-#endif
-        a->drain_detach(a, ctx);
-        assert(QLIST_FIRST(&ctx->attachments) != a);
-    }
-    if (ctx->thread_pool) {
-        /* Runs the pool's pending completion callbacks, see thread-pool.h */
-        aioloop__thread_pool_destroy(ctx->thread_pool);
-        ctx->thread_pool = NULL;
-    }
-#if AIOLOOP_HAVE_GLIB
-    aioloop__gsource_detach(ctx);
-#endif
+     * attached complete their requests and let go of the context, then
+     * the thread pool runs its pending completions and goes, then the
+     * GSource (the order: AIO_ATTACH_ORDER_* in attach.h). */
+    attachments_end(ctx);
     aioloop__set_handler(ctx, event_notifier_get_fd(&ctx->notifier), false,
                          true, NULL, NULL, NULL, NULL, NULL, NULL);
     aioloop__handlers_cleanup(ctx);
@@ -615,6 +676,7 @@ static void aio_context_free(AioContext *ctx)
 
     event_notifier_cleanup(&ctx->notifier);
     rfifolock_destroy(&ctx->lock);
+    qemu_mutex_destroy(&ctx->attach_lock);
     qemu_mutex_destroy(&ctx->list_lock);
     qemu_mutex_destroy(&ctx->bh_lock);
     free(ctx);
@@ -626,19 +688,19 @@ void aio_context_unref(AioContext *ctx)
         return;
     }
     if (qatomic_fetch_sub(&ctx->refcnt, 1) == 1) {
-        bool asleep;
+        bool held, asleep;
 
         /* Freeing a context that a thread holds - an aio_context_acquire()
          * without its release, the last unref from inside the context's
          * own aio_poll() (a callback), another thread's aio_poll() - or
          * that a thread sleeps in would leave that thread running on
-         * freed memory. Every build checks; it costs a lock on the last
-         * unref only. The seq_cst load pairs with the owner's CAS in
-         * rfifolock_lock(); sleepers changes under list_lock. */
-        qemu_mutex_lock(&ctx->list_lock);
-        asleep = ctx->sleepers > 0;
-        qemu_mutex_unlock(&ctx->list_lock);
-        if (unlikely(asleep || qatomic_mb_read(&ctx->lock.owner) != 0)) {
+         * freed memory. Every build checks, on the last unref only. The
+         * seq_cst load pairs with the owner's CAS in rfifolock_lock();
+         * an aio_poll() walks the handlers (ctx->walkers) from before it
+         * releases the context to sleep until after it reacquired it. */
+        held = qatomic_mb_read(&ctx->lock.owner) != 0;
+        asleep = !held && qemu_lockcnt_count(&ctx->walkers) > 0;
+        if (unlikely(asleep || held)) {
             aioloop__misuse("aio_context_unref", "last reference to "
                             "AioContext %p dropped while the context is "
                             "%s", (void *)ctx, asleep ? "polled by a "

@@ -24,7 +24,7 @@
 
 #include <aioloop/iothread.h>
 #include <aioloop/main-loop.h>
-#include "aio-internal.h"
+#include "main-loop-internal.h"
 #include "util/alloc.h"
 #include "util/misuse.h"
 
@@ -42,7 +42,8 @@ static QLIST_HEAD(, IOThread) live_iothreads =
     QLIST_HEAD_INITIALIZER(live_iothreads);
 
 static __thread IOThread *current_iothread;
-__thread AioContext *aioloop__iothread_ctx_tls; /* it->ctx (aio-internal.h) */
+/* it->ctx; see main-loop-internal.h */
+__thread AioContext *aioloop__iothread_ctx_tls;
 
 AioContext *qemu_get_current_aio_context(void)
 {

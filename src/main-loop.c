@@ -24,7 +24,7 @@
 #include <pthread.h>
 
 #include <aioloop/main-loop.h>
-#include "aio-internal.h"
+#include "main-loop-internal.h"
 #if AIOLOOP_HAVE_GLIB
 #include <glib.h>
 #endif
@@ -42,7 +42,7 @@ static AioContext *main_ctx_or_die(const char *func, AioContext *ctx)
 
 static AioContext *main_ctx;        /* atomic */
 /* Bumped by every creation and clean-up of the main loop (atomic); the
- * creating thread keeps the value in its own copy (aio-internal.h). */
+ * creating thread keeps the value in its own copy (main-loop-internal.h). */
 unsigned aioloop__main_loop_gen;
 __thread unsigned aioloop__main_loop_gen_tls;
 __thread AioContext *aioloop__main_loop_ctx_tls;

@@ -105,9 +105,12 @@
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
 #include "aiocb-internal.h"
+#include "attach.h"
+#include "clock-internal.h"
 #include "util/alloc.h"
 #include "util/futex.h"
 #include "util/misuse.h"
+#include "util/relax.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -172,6 +175,9 @@ struct ThreadPool {
     AioContext *ctx;
     bool owns_ctx_ref;
     QEMUBH *completion_bh;
+    /* The context's own pool (not owns_ctx_ref) is attached to it and
+     * freed by its last unref (attach.h, AIO_ATTACH_ORDER_SERVICES). */
+    AioAttachment attachment;
     int max_spinners;           /* CPUs of the process - 1, at least 1 */
 
     /* Written by submitters. */
@@ -1006,6 +1012,20 @@ ThreadPool *thread_pool_new(AioContext *ctx)
     return pool_create(ctx, true);
 }
 
+static void pool_destroy(ThreadPool *pool);
+
+/* The context's last unref: its own pool runs its pending completions
+ * (callbacks that submit again get -ECANCELED) and goes. ctx->thread_pool
+ * still points at it meanwhile, so that such a callback finds it. */
+static void pool_context_ends(AioAttachment *a, AioContext *ctx)
+{
+    ThreadPool *pool = container_of(a, ThreadPool, attachment);
+
+    aioloop__attachment_remove(ctx, a);
+    pool_destroy(pool);
+    qatomic_set(&ctx->thread_pool, NULL);
+}
+
 ThreadPool *aio_get_thread_pool(AioContext *ctx)
 {
     ThreadPool *pool, *seen;
@@ -1020,13 +1040,18 @@ ThreadPool *aio_get_thread_pool(AioContext *ctx)
     pool = pool_create(ctx, false);
     seen = qatomic_cmpxchg(&ctx->thread_pool, NULL, pool);
     if (seen) {
-        aioloop__thread_pool_destroy(pool);     /* lost the race */
+        pool_destroy(pool);     /* lost the race */
         return seen;
     }
+    pool->attachment = (AioAttachment) {
+        .context_ends = pool_context_ends,
+        .order = AIO_ATTACH_ORDER_SERVICES,
+    };
+    aioloop__attachment_add(ctx, &pool->attachment);
     return pool;
 }
 
-void aioloop__thread_pool_destroy(ThreadPool *pool)
+static void pool_destroy(ThreadPool *pool)
 {
     Worker *w;
 
@@ -1079,7 +1104,7 @@ void thread_pool_free(ThreadPool *pool)
                             "it is freed with its context", (void *)pool,
                             (void *)pool->ctx);
         }
-        aioloop__thread_pool_destroy(pool);
+        pool_destroy(pool);
     }
 }
 

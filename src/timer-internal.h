@@ -1,6 +1,8 @@
 /*
- * timer-internal.h - test hooks of timer.c. Not installed; not part of
- * the ABI (hidden, aioloop__ prefix).
+ * timer-internal.h - what timer.c offers the rest of the library but
+ * not its users: the fallible group initialisation the context uses
+ * (async.c), and test hooks. Not installed; not part of the ABI
+ * (hidden, aioloop__ prefix).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -10,6 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <aioloop/timer.h>
+
+/*
+ * aioloop__timerlistgroup_try_init - timerlistgroup_init() that reports
+ * running out of memory instead of aborting.
+ * Returns: 0, or -ENOMEM with @tlg left empty.
+ * Any thread.
+ */
+int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
+                                     QEMUTimerListNotifyCB *cb, void *opaque);
 
 /*
  * aioloop__timerlist_check - check the invariants of @tl under its lock:

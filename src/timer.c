@@ -113,9 +113,11 @@
 #include <aioloop/main-loop.h>
 #include <aioloop/timer.h>
 #include "aio-internal.h"
+#include "clock-internal.h"
 #include "timer-internal.h"
 #include "util/alloc.h"
 #include "util/misuse.h"
+#include "util/relax.h"
 
 #define HEAP_ROOT 3
 /* heap_index of a timer that was armed when its list was freed (any

@@ -46,7 +46,7 @@
  * loop iteration when we are awake anyway; and when we post completions
  * ourselves (io_uring_get_events(), or a submission that liburing
  * combines with it) the kernel would signal our own eventfd. So the
- * state registers a sleep hook (aio-internal.h): the loop arms the
+ * state registers a sleep hook (attach.h): the loop arms the
  * signal (clears IORING_CQ_EVENTFD_DISABLED in the shared ring) just
  * before it waits, and disarms it once awake. Work queued while the
  * signal was off raised IORING_SQ_TASKRUN without signalling; the arming

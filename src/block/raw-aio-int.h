@@ -40,6 +40,8 @@
 #include <aioloop/queue.h>
 #include <aioloop/timer.h>
 #include "../aio-internal.h"
+#include "../attach.h"
+#include "../clock-internal.h"
 
 typedef struct RawQueue RawQueue;
 typedef struct RawRequest RawRequest;
@@ -199,7 +201,8 @@ struct RawQueue {
     RawRequest *spare;
     unsigned nspare;
     AIOCBInfo aiocb_info;       /* of its callback requests */
-    /* The context ends first: drain and detach (aio-internal.h). */
+    /* The context ends first: drain and detach (attach.h,
+     * AIO_ATTACH_ORDER_USERS). */
     AioAttachment attachment;
 };
 

@@ -790,7 +790,7 @@ static void raw_detach_idle(RawQueue *q, AioContext *ctx)
     if (q->ops->detach) {
         q->ops->detach(q, ctx);
     }
-    aioloop__attachment_remove(&q->attachment);
+    aioloop__attachment_remove(ctx, &q->attachment);
     qemu_bh_delete(q->done_bh);
     qemu_bh_delete(q->batch_bh);
     q->batch_scheduled = false;
@@ -829,7 +829,8 @@ void aioloop__raw_attach(RawQueue *q, AioContext *ctx, const char *fn)
                                              "block I/O completions");
     aio_timer_init(ctx, &q->retry_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    raw_retry_timer, q);
-    q->attachment.drain_detach = raw_context_ends;
+    q->attachment.context_ends = raw_context_ends;
+    q->attachment.order = AIO_ATTACH_ORDER_USERS;
     aioloop__attachment_add(ctx, &q->attachment);
     raw_fd_forget_all(q);
     if (q->ops->attach) {

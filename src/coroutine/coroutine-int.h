@@ -8,7 +8,7 @@
 #define AIOLOOP_COROUTINE_INT_H
 
 #include <aioloop/coroutine.h>
-#include "../aio-internal.h"
+#include "../main-loop-internal.h"
 
 /* Saved machine state of a coroutine that is not running, for the
  * ucontext backend (coroutine-ucontext.c); the asm backends keep only a

@@ -134,6 +134,7 @@
 #include "../util/alloc.h"
 #include "../util/fault.h"
 #include "../util/misuse.h"
+#include "../util/relax.h"
 
 #ifdef AIOLOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -649,7 +650,8 @@ static void coroutine_release(Coroutine *co)
  * the thread that initialised the main loop. NULL for any other thread:
  * such a thread must not enter coroutines of a context directly, so
  * aio_co_enter() schedules them instead. A few thread-local loads (see
- * aio-internal.h): this runs on every qemu_coroutine_enter().
+ * aio-internal.h and main-loop-internal.h): this runs on every
+ * qemu_coroutine_enter().
  * current_ctx_base() leaves out the AsyncContext stack (current_ctx()).
  */
 static inline AioContext *current_ctx_base(void)

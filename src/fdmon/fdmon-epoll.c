@@ -81,14 +81,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../aio-internal.h"
+#include "fdmon.h"
 #include "../util/fault.h"
 
 #ifndef __NR_epoll_pwait2
 #define __NR_epoll_pwait2 441
 #endif
-
-#define EPOLL_MAX_EVENTS 128
 
 static bool have_epoll_pwait2 = true;   /* atomic; cleared on ENOSYS */
 
@@ -268,31 +266,35 @@ static int epoll_wait_ns(int epfd, struct epoll_event *events, int max,
     return epoll_wait(epfd, events, max, timeout_ms);
 }
 
-static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
-                            int64_t timeout_ns, bool unlock)
+/* The system call alone; the context may be released (see FDMonOps). */
+static void fdmon_epoll_wait(AioContext *ctx, FDMonWait *w,
+                             int64_t timeout_ns)
 {
-    struct epoll_event events[EPOLL_MAX_EVENTS];
-    unsigned gen = qatomic_mb_read(&ctx->handler_gen);
-    int n, i, err, ready = 0, stale = 0;
+    int n;
 
-    if (unlock) {
-        aioloop__sleep_begin(ctx);
-    }
+    w->gen = qatomic_mb_read(&ctx->handler_gen);
     n = AIOLOOP_FAULT(AIOLOOP_FAULT_FDMON_WAIT);
     if (n) {
         errno = n;
         n = -1;
     } else {
-        n = epoll_wait_ns(ctx->epollfd, events, EPOLL_MAX_EVENTS, timeout_ns);
+        n = epoll_wait_ns(ctx->epollfd, w->events, FDMON_MAX_EVENTS,
+                          timeout_ns);
     }
-    err = n < 0 ? errno : 0;    /* before sleep_end()'s calls */
-    if (unlock) {
-        aioloop__sleep_end(ctx);
-    }
+    w->ret = n < 0 ? -errno : n;
+}
+
+/* Resolves the reported keys through ctx->fd_table (inside the walk: the
+ * nodes found stay allocated). Context held. */
+static int fdmon_epoll_collect(AioContext *ctx, FDMonWait *w,
+                               AioHandlerList *ready_list)
+{
+    int n = w->ret, i, ready = 0, stale = 0;
+
     for (i = 0; i < n; i++) {
-        uint64_t key = events[i].data.u64;
+        uint64_t key = w->events[i].data.u64;
         AioHandler *node = aioloop__handler_of_fd(ctx, (int)(uint32_t)key);
-        uint32_t e = events[i].events;
+        uint32_t e = w->events[i].events;
         int revents = ((e & EPOLLIN) ? POLLIN : 0) |
                       ((e & EPOLLOUT) ? POLLOUT : 0) |
                       ((e & EPOLLHUP) ? POLLHUP : 0) |
@@ -307,7 +309,7 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
     }
     if (unlikely(stale)) {
         qemu_mutex_lock(&ctx->list_lock);
-        stale_events_locked(ctx, gen);
+        stale_events_locked(ctx, w->gen);
         qemu_mutex_unlock(&ctx->list_lock);
     } else if (n > 0 && unlikely(qatomic_read(&ctx->epoll_stale_waits))) {
         qatomic_set(&ctx->epoll_stale_waits, 0);
@@ -317,7 +319,7 @@ static int fdmon_epoll_wait(AioContext *ctx, AioHandlerList *ready_list,
          * work and, if it made no progress, waits again with the time
          * that is left. Other errors are treated the same way; they do
          * not lose events, which stay pending in the epoll set. */
-        return err == EINTR ? 0 : -err;
+        return n == -EINTR ? 0 : n;
     }
     return ready;
 }
@@ -333,5 +335,6 @@ const FDMonOps aioloop__fdmon_epoll_ops = {
     .cleanup = fdmon_epoll_cleanup,
     .update = fdmon_epoll_update,
     .wait = fdmon_epoll_wait,
+    .collect = fdmon_epoll_collect,
     .get_poll_fd = fdmon_epoll_get_poll_fd,
 };

@@ -33,7 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../aio-internal.h"
+#include "fdmon.h"
 #include "../util/alloc.h"
 
 typedef struct FDMonPollState {
@@ -123,15 +123,21 @@ static void build(AioContext *ctx, FDMonPollState *st)
     st->n = n;
 }
 
-static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
-                           int64_t timeout_ns, bool unlock)
+/* Builds the set (inside the walk) and polls it; the context may be
+ * released (see FDMonOps). The arrays used are kept in @w for collect. */
+static void fdmon_poll_wait(AioContext *ctx, FDMonWait *w, int64_t timeout_ns)
 {
-    FDMonPollState *st = ctx->poll_state, priv = { 0 };
+    FDMonPollState *st = ctx->poll_state;
     struct timespec ts, *tsp = NULL;
     int ret, i;
 
     if (qatomic_xchg(&st->busy, true)) {
-        st = &priv;                     /* another waiter owns the cache */
+        /* Another waiter owns the cache: a private set. */
+        st = aioloop__calloc(1, sizeof(*st));
+        if (!st) {
+            aioloop__oom("a private ppoll set");
+        }
+        build(ctx, st);
     } else {
         unsigned gen = qatomic_mb_read(&ctx->handler_gen);
         if (!st->valid || st->gen != gen) {
@@ -140,9 +146,7 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
             build(ctx, st);
         }
     }
-    if (st == &priv) {
-        build(ctx, st);
-    }
+    w->state = st;
 
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / 1000000000LL;
@@ -152,9 +156,6 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
     for (i = 0; i < st->n; i++) {
         st->pfds[i].revents = 0;
     }
-    if (unlock) {
-        aioloop__sleep_begin(ctx);
-    }
     ret = AIOLOOP_FAULT(AIOLOOP_FAULT_FDMON_WAIT);
     if (ret) {
         errno = ret;
@@ -162,9 +163,16 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
     } else {
         ret = ppoll(st->pfds, st->n, tsp, NULL);
     }
-    if (unlock) {
-        aioloop__sleep_end(ctx);
-    }
+    w->ret = ret < 0 ? -errno : ret;
+}
+
+/* Context held. */
+static int fdmon_poll_collect(AioContext *ctx, FDMonWait *w,
+                              AioHandlerList *ready_list)
+{
+    FDMonPollState *st = w->state;
+    int ret = w->ret, i;
+
     if (ret > 0) {
         int ready = 0;
 
@@ -187,12 +195,13 @@ static int fdmon_poll_wait(AioContext *ctx, AioHandlerList *ready_list,
     } else if (ret < 0) {
         /* EINTR: an early wake-up, as in fdmon-epoll.c; the set is
          * polled again by the next iteration, so nothing is lost. */
-        ret = errno == EINTR ? 0 : -errno;
+        ret = ret == -EINTR ? 0 : ret;
     }
 
-    if (st == &priv) {
-        free(priv.pfds);
-        free(priv.nodes);
+    if (st != ctx->poll_state) {
+        free(st->pfds);
+        free(st->nodes);
+        free(st);
     } else {
         qatomic_store_release(&st->busy, false);
     }
@@ -211,5 +220,6 @@ const FDMonOps aioloop__fdmon_poll_ops = {
     .cleanup = fdmon_poll_cleanup,
     .update = fdmon_poll_update,
     .wait = fdmon_poll_wait,
+    .collect = fdmon_poll_collect,
     .get_poll_fd = fdmon_poll_get_poll_fd,
 };

@@ -22,4 +22,18 @@
  */
 void aioloop__rfifolock_unlock_ctx(RFifoLock *r);
 
+/*
+ * aioloop__rfifolock_nested_and_contended - whether the calling thread,
+ * which holds @r, holds it more than once (its caller took it too) while
+ * another thread is queued for it. The load of the queue is seq_cst: it
+ * pairs with the queued thread's seq_cst increment (step (A) in
+ * rfifolock.c) that precedes its contention callback, so a caller that
+ * announced something (aio_poll()'s notify_me) before asking either sees
+ * the thread queued or is seen by that callback. For aio_poll(), which
+ * must not sleep holding the context of a thread queued for it.
+ *
+ * Any thread (the owner).
+ */
+bool aioloop__rfifolock_nested_and_contended(RFifoLock *r);
+
 #endif /* AIOLOOP_RFIFOLOCK_INTERNAL_H */

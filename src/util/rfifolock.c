@@ -197,6 +197,13 @@ void aioloop__rfifolock_unlock_ctx(RFifoLock *r)
     unlock_common(r, true);
 }
 
+bool aioloop__rfifolock_nested_and_contended(RFifoLock *r)
+{
+    /* nesting: written by the owner only, and the caller is the owner.
+     * waiters: seq_cst, see the header. */
+    return r->nesting > 1 && qatomic_mb_read(&r->waiters) > 0;
+}
+
 bool rfifolock_held_by_self(RFifoLock *r)
 {
     return qatomic_read(&r->owner) == self_token();

@@ -3,7 +3,8 @@
  * (async_context_push/pop, get_async_context_id): misuse that aborts with
  * a message (death tests), ids and the current context while nested, the
  * order levels run in, and bottom halves held while a level is pushed and
- * flushed by its pop (also a thread-pool completion already queued).
+ * flushed by its pop (also a thread-pool completion already queued), and
+ * a stack per main loop (its levels live as long as its main context).
  * The qcow2 scenario: test-async-context-qcow2.c; fd handlers, timers,
  * coroutines, qemu_aio_wait and leftovers: test-async-context-held.c.
  *
@@ -436,6 +437,45 @@ static void test_pop_flushes_queued_completion(void)
     end();
 }
 
+/* The stack hangs on the main context it was pushed on: a reference to
+ * that context held past qemu_cleanup_main_loop() keeps its levels
+ * alive, and the next main loop pushes levels of its own, not those.
+ * Dropping the old reference then frees the old levels (ASan: nothing
+ * leaks, nothing is used after it is freed). */
+static void test_stack_per_main_loop(void)
+{
+    AioContext *old_main, *old_level, *new_level;
+    Rec r = { 0 };
+    QEMUBH *bh;
+
+    begin();
+    old_main = qemu_get_aio_context();
+    aio_context_ref(old_main);
+    async_context_push();
+    old_level = qemu_get_current_aio_context();
+    CHECK(old_level != old_main);
+    async_context_pop();
+    qemu_cleanup_main_loop();
+
+    begin();
+    async_context_push();
+    new_level = qemu_get_current_aio_context();
+    CHECK(new_level != old_level);
+    CHECK(new_level != qemu_get_aio_context());
+    bh = qemu_bh_new(rec_cb, &r);
+    qemu_bh_schedule(bh);
+    async_context_pop();                /* flushes the level's BHs */
+    CHECK_EQ(r.runs, 1);
+    CHECK_EQ(r.id, 1);
+    CHECK(r.ctx == new_level);
+    qemu_bh_delete(bh);
+    aio_context_unref(old_main);        /* the old main loop and its level */
+    async_context_push();
+    CHECK(qemu_get_current_aio_context() == new_level);
+    async_context_pop();
+    end();
+}
+
 int main(void)
 {
 #if AIOLOOP_HAVE_GLIB
@@ -456,5 +496,6 @@ int main(void)
     RUN(test_parent_bh_held_until_pop);
     RUN(test_pop_flushes_child_bhs);
     RUN(test_pop_flushes_queued_completion);
+    RUN(test_stack_per_main_loop);
     return test_done();
 }

@@ -2,7 +2,9 @@
  * test-block-engine.c - the engine's own API (the sector-based callbacks
  * and byte-based coroutines of laio_*, luring_*, taio_*), unknown request
  * types, the engine a backend reports, and a context freed first with
- * requests queued (plugged), in flight and done.
+ * requests queued (plugged), in flight and done - also when its thread
+ * pool existed before the backend was attached (the order in which the
+ * context's last unref lets its attachments go).
  *
  * On the one engine that AIOLOOP_TEST_ENGINE names (Meson runs the
  * program once per engine). Every request records how many times its
@@ -307,6 +309,42 @@ static void test_context_unref_drains_attached(void)
     close(t.fd);
 }
 
+/* The same with the context's thread pool created before the backend is
+ * attached: its last unref drains the backend (whose requests may run on
+ * that pool) before the pool goes, whatever the order in which the two
+ * attached themselves. Were the pool freed first, the requests it still
+ * queued would complete with -ECANCELED. */
+static void test_context_unref_pool_made_first(void)
+{
+    enum { N = 40 };
+    BlkReq reqs[N];
+    int completed = 0, i;
+    Blk t;
+
+    t.fd = tmp_file_in(test_dir(), 0);
+    REQUIRE(t.fd >= 0);
+    t.ctx = new_ctx();
+    REQUIRE(aio_get_thread_pool(t.ctx) != NULL);
+    t.b = aio_block_backend_new(blk_engine, &error_abort);
+    aio_block_backend_attach(t.b, t.ctx);
+    REQUIRE(file_fill(t.fd, 0, N * 4096, 13));
+    for (i = 0; i < N; i++) {
+        blk_req_init(&reqs[i], &completed, (uint64_t)i * 4096, 4096);
+        REQUIRE(blk_req_submit(&t, &reqs[i], QEMU_AIO_READ));
+    }
+    CHECK_EQ(completed, 0);
+    aio_context_unref(t.ctx);           /* the last reference */
+    CHECK_EQ(completed, N);
+    CHECK_EQ(blk_check_once(reqs, N, 0), 0);
+    for (i = 0; i < N; i++) {
+        CHECK(pattern_check(reqs[i].buf, 4096, 13, (uint64_t)i * 4096));
+        blk_req_free(&reqs[i]);
+    }
+    aio_block_backend_detach(t.b, t.ctx);   /* freed context: not used */
+    aio_block_backend_free(t.b);
+    close(t.fd);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_HUNG);
@@ -316,5 +354,6 @@ int main(void)
     RUN(test_engine_api);
     RUN(test_unknown_type);
     RUN(test_context_unref_drains_attached);
+    RUN(test_context_unref_pool_made_first);
     return test_done();
 }

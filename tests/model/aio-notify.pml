@@ -20,8 +20,11 @@
  *                       or: notify_me += 2; BH list again; load notified;
  *                       the contention check (caller holds the context,
  *                       someone is queued, and the caller has not had a
- *                       false return since: ctx->contention_reported);
- *                       release one level, epoll_wait, reacquire;
+ *                       false return since: ctx->contention_reported;
+ *                       the lock answers through
+ *                       aioloop__rfifolock_nested_and_contended());
+ *                       fdmon_wait(): release one level, the monitor's
+ *                       wait (epoll_wait), reacquire, then its collect;
  *                       notify_me -= 2. Then aio_notify_accept (relaxed
  *                       load, exchange) giving woken; the exchange of
  *                       bh_list and one fetch_and per BH taken (the BH runs
@@ -44,6 +47,12 @@
  * NSCHED threads schedule a BH each (the first one twice); a thread takes
  * the context once; a stopper, once that work is done, sets stop and calls
  * aio_notify(), like the test's main thread.
+ *
+ * Handler lifetime is not here: walks are counted in a QemuLockCnt that
+ * has no part in the wake-up protocol (it never blocks a sleeping or
+ * waking thread: the count stays positive across the sleep), see
+ * walkers.pml. The fd monitor never touches the context lock: the core
+ * releases and reacquires it around the monitor's wait, as modelled.
  *
  * Not modelled: timers and kicks (handler-set changes; they use the same
  * notify_me handshake through aioloop__kick), idle BHs, cancel/delete,
@@ -321,10 +330,10 @@ progress_bh:                                     /* the callback runs */
 
 inline sleep_in_epoll()
 {
-    unlock(POLLER, got);                         /* sleep_begin */
+    unlock(POLLER, got);                         /* fdmon_wait: release */
     atomic { asleep = 1; assert(!LOST_WAKEUP) };
     atomic { efd -> asleep = 0; ready = 1 };     /* epoll_wait(-1) */
-    lock(POLLER, ticket, got)                    /* sleep_end */
+    lock(POLLER, ticket, got)                    /* reacquire; collect */
 }
 
 inline aio_poll_once()

@@ -30,7 +30,8 @@
  * down (hard disconnect); NBD_CMD_DISC and end-of-file stop reading.
  * Either way the connection waits for its requests in flight (writes are
  * never abandoned half-way) before its socket is closed and its memory
- * freed. SIGTERM stops accepting, stops reading, lets requests finish and
+ * freed. SIGTERM (or SIGINT, SIGHUP: read from a signalfd, see
+ * on_signalfd()) stops accepting, stops reading, lets requests finish and
  * their replies go out (STOP_GRACE_MS for clients that do not read),
  * flushes the file and exits 0.
  *
@@ -52,6 +53,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -151,11 +154,10 @@ struct NbdServer {
     unsigned long served;
     bool stopping, done;
     QEMUBH *stop_bh;
+    int sigfd;                  /* SIGTERM, SIGINT, SIGHUP (signalfd) */
     QEMUTimer *grace_timer, *retry_timer;
     void *zero_buf;             /* NBD_ZERO_BUF_SIZE zeroes, never written */
 };
-
-static NbdServer *signal_server;
 
 static void server_update_accept(NbdServer *s);
 
@@ -988,11 +990,41 @@ static void server_stop(void *opaque)
     server_check_done(s);
 }
 
-static void on_signal(int sig)
+/* The stop signals come as data on a signalfd, read by the loop like any
+ * other fd: no handler interrupts whatever code happens to run (a request
+ * coroutine, a system call), so nothing depends on what is safe inside a
+ * signal handler, and a signal is never held back by a sanitizer's
+ * deferred delivery (ThreadSanitizer queues a handler on the coroutine
+ * that was running, which may never run again). */
+static void on_signalfd(void *opaque)
 {
-    if (signal_server) {
-        qemu_bh_schedule(signal_server->stop_bh);   /* async-signal-safe */
+    NbdServer *s = opaque;
+    struct signalfd_siginfo si[4];
+
+    while (read(s->sigfd, si, sizeof(si)) > 0) {
+        /* drained: one stop is enough whatever arrived */
     }
+    server_stop(s);
+}
+
+/* Blocks the stop signals in this thread, and so in every thread it
+ * creates from now on, and opens the signalfd that receives them. They
+ * stay blocked until the process exits: a second SIGTERM during the
+ * shutdown changes nothing. Returns 0 or -1 (errno set). */
+static int stop_signals_open(NbdServer *s)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    errno = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (errno) {
+        return -1;
+    }
+    s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    return s->sigfd < 0 ? -1 : 0;
 }
 
 /* ---- set-up and tear-down ----------------------------------------------- */
@@ -1251,7 +1283,15 @@ int nbd_server_run(const NbdServerOptions *o)
         fclose(f);
     }
 
+    /* Before any thread exists (the context's, the workers', the pool's):
+     * they all inherit the blocked stop signals. */
+    signal(SIGPIPE, SIG_IGN);
+    if (stop_signals_open(s) < 0) {
+        perror("aioloop-nbd: signalfd");
+        goto out_listen;
+    }
     s->ctx = aio_context_new(&error_fatal);
+    aio_set_fd_handler(s->ctx, s->sigfd, false, on_signalfd, NULL, s);
     s->stop_bh = aio_bh_new(s->ctx, server_stop, s);
     s->grace_timer = aio_timer_new(s->ctx, QEMU_CLOCK_REALTIME, SCALE_MS,
                                    stop_grace_over, s);
@@ -1260,11 +1300,6 @@ int nbd_server_run(const NbdServerOptions *o)
     if (workers_start(s) < 0) {
         goto out_workers;
     }
-    signal_server = s;
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    signal(SIGHUP, on_signal);
     logv(s, "serving %s (%llu bytes, %s, alignment %u) at %s", o->file,
          (unsigned long long)s->file.size,
          o->cache_none ? "cache=none" : "cache=writeback", s->file.align,
@@ -1273,10 +1308,6 @@ int nbd_server_run(const NbdServerOptions *o)
     while (!s->done) {
         aio_poll(s->ctx, true);
     }
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal_server = NULL;
     status = 0;
     logv(s, "served %lu clients", s->served);
 
@@ -1284,6 +1315,8 @@ out_workers:
     for (i = 0; i < s->nlfds; i++) {
         aio_set_fd_handler(s->ctx, s->lfds[i], false, NULL, NULL, NULL);
     }
+    aio_set_fd_handler(s->ctx, s->sigfd, false, NULL, NULL, NULL);
+    close(s->sigfd);
     workers_stop(s);
     timer_free(s->grace_timer);
     timer_free(s->retry_timer);
