@@ -165,7 +165,7 @@ struct AioContext {
     int refcnt;                     /* atomic */
 
     /* aio_context_acquire/release; aio_poll() holds it except while it
-     * sleeps. Its contention callback notifies the context (seed 002). */
+     * sleeps. Its contention callback notifies the context. */
     RFifoLock lock;
 
     /* Bottom halves: bh_list is the lock-free list schedulers push to

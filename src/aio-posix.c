@@ -428,8 +428,7 @@ static void set_handler_or_die(AioContext *ctx, const char *who, int fd,
     case 0:
         return;
     case -ENOMEM:
-        fprintf(stderr, "aioloop: out of memory registering fd %d\n", fd);
-        break;
+        aioloop__oom("%s: registering fd %d", who, fd);
     case -EBADF:
         fprintf(stderr, "aioloop: %s: fd %d is not an open file descriptor "
                 "(AioContext %p); remove a handler before closing its "
@@ -761,7 +760,7 @@ static inline AioContext *set_poll_ctx(AioContext *ctx)
 /*
  * Would this thread sleep holding the context while another thread is
  * queued for it? aio_poll() releases one level around its sleep; a caller
- * that holds the context itself (the seed-002 loop: acquire, then "while
+ * that holds the context itself (QEMU 2.4's IOThread: acquire, then "while
  * (aio_poll(ctx, true))", release) keeps it. The contention callback wakes
  * such a sleeper once per wait, but that wake-up can be consumed by an
  * iteration that also made progress: aio_poll() returns true, the caller

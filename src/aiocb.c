@@ -63,9 +63,7 @@ void *qemu_aio_get(const AIOCBInfo *aiocb_info, BlockDriverState *bs,
     }
     acb = aioloop__calloc(1, size);
     if (!acb) {
-        fprintf(stderr, "aioloop: out of memory allocating a %zu-byte "
-                "request\n", size);
-        abort();
+        aioloop__oom("allocating a %zu-byte request", size);
     }
     acb->aiocb_info = aiocb_info;
     acb->bs = bs;

@@ -1,7 +1,7 @@
 /*
  * async-context.c - the nested AsyncContext stack of the main loop.
  *
- * What. QEMU's 2009 AsyncContexts (seed 003) let code inside a main-loop
+ * What. QEMU's 2009 AsyncContexts let code inside a main-loop
  * callback wait for its own asynchronous work without running anyone
  * else's callbacks. Here each level of the stack is a plain AioContext:
  * level k (k >= 1) is levels[k - 1]; level 0 is the main context. Nothing
@@ -144,7 +144,7 @@ void async_context_push(void)
     if (!stack) {
         stack = aioloop__calloc(1, sizeof(*stack));
         if (!stack) {
-            die(__func__, "out of memory creating the stack");
+            aioloop__oom("%s: creating the stack", __func__);
         }
         stack->attachment = (AioAttachment) {
             .context_ends = stack_context_ends,
@@ -163,8 +163,8 @@ void async_context_push(void)
                                                    sizeof(*grown) * cap);
 
             if (!grown) {
-                die(__func__, "out of memory growing the stack to %d levels",
-                    cap);
+                aioloop__oom("%s: growing the stack to %d levels", __func__,
+                             cap);
             }
             stack->levels = grown;
             stack->cap = cap;

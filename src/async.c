@@ -74,9 +74,7 @@ static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
         if (may_fail) {
             return NULL;
         }
-        fprintf(stderr, "aioloop: out of memory allocating BH '%s'\n",
-                name ? name : "?");
-        abort();
+        aioloop__oom("allocating BH '%s'", name ? name : "?");
     }
     *bh = (QEMUBH) {
         .ctx = ctx,
@@ -555,7 +553,7 @@ static void attachments_end(AioContext *ctx)
 
 /* rfifolock contention callback: a thread waits for the context while its
  * owner may be asleep in aio_poll() holding it; wake the owner so that its
- * loop can release the context (the deadlock of seed 002). aio_notify()
+ * loop can release the context (tests/aio/test-acquire.c). aio_notify()
  * remembers the wake-up even if the owner has not reached its sleep yet. */
 static void aio_context_contention(void *opaque)
 {

@@ -101,8 +101,6 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 
 #include <aioloop/thread-pool.h>
 #include "aio-internal.h"
@@ -110,6 +108,7 @@
 #include "attach.h"
 #include "clock-internal.h"
 #include "util/alloc.h"
+#include "util/futex.h"
 #include "util/misuse.h"
 #include "util/relax.h"
 
@@ -515,7 +514,7 @@ static void run_job(ThreadPool *pool, ThreadPoolElement *req)
 
 static void wake(Worker *w)
 {
-    syscall(SYS_futex, &w->park, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    aioloop__futex_wake(&w->park, 1);
 }
 
 /* Sets a parked worker's word to @state and wakes it. Under pool->lock. */
@@ -550,8 +549,7 @@ static void park_wait(Worker *w, int64_t deadline_ns)
         ts.tv_sec = (time_t)(left / 1000000000);
         ts.tv_nsec = (long)(left % 1000000000);
         /* EINTR, EAGAIN (the word changed), ETIMEDOUT: look again. */
-        syscall(SYS_futex, &w->park, FUTEX_WAIT_PRIVATE, PARK_ASLEEP, &ts,
-                NULL, 0);
+        aioloop__futex_wait_timeout(&w->park, PARK_ASLEEP, &ts);
     }
 }
 

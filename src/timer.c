@@ -140,7 +140,7 @@ typedef struct TimerOwner {
 
 struct QEMUTimerList {
     QEMUClockType type;
-    int locked;                     /* spinlock, atomic */
+    QemuSpin locked;                /* the spinlock */
     TimerOwner *bias;               /* atomic; changes under locked */
     unsigned revocations;           /* atomic; changes under locked */
     unsigned seen_revocations;      /* the loop thread's (run_timers) */
@@ -157,21 +157,21 @@ struct QEMUTimerList {
 };
 
 typedef struct QEMUClock {
-    pthread_mutex_t lock;           /* protects timerlists */
+    QemuMutex lock;                 /* protects timerlists */
     QLIST_HEAD(, QEMUTimerList) timerlists;
     bool enabled;                   /* atomic */
 } QEMUClock;
 
 static QEMUClock qemu_clocks[QEMU_CLOCK_MAX] = {
     [0 ... QEMU_CLOCK_MAX - 1] = {
-        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .lock = { PTHREAD_MUTEX_INITIALIZER },
         .enabled = true,
     },
 };
 
 /* QEMU_CLOCK_VIRTUAL: host time until virtual_driven, then the counter.
  * virtual_lock serialises the switch; the two words are atomic. */
-static pthread_mutex_t virtual_lock = PTHREAD_MUTEX_INITIALIZER;
+static QemuMutex virtual_lock = { PTHREAD_MUTEX_INITIALIZER };
 static bool virtual_driven;
 static int64_t virtual_clock_ns;
 
@@ -266,7 +266,7 @@ static void clock_notify(QEMUClockType type, int64_t limit)
     QEMUClock *clock = &qemu_clocks[type];
     QEMUTimerList *tl;
 
-    pthread_mutex_lock(&clock->lock);
+    qemu_mutex_lock(&clock->lock);
     QLIST_FOREACH(tl, &clock->timerlists, clock_link) {
         int64_t first = qatomic_mb_read(&tl->first_expire);
 
@@ -274,19 +274,19 @@ static void clock_notify(QEMUClockType type, int64_t limit)
             tl->notify_cb(tl->notify_opaque, type);
         }
     }
-    pthread_mutex_unlock(&clock->lock);
+    qemu_mutex_unlock(&clock->lock);
 }
 
 int64_t qemu_clock_take_over_virtual(void)
 {
     if (!qatomic_load_acquire(&virtual_driven)) {
-        pthread_mutex_lock(&virtual_lock);
+        qemu_mutex_lock(&virtual_lock);
         if (!qatomic_read(&virtual_driven)) {
             /* Frozen where host time is now: it never goes back. */
             qatomic_set(&virtual_clock_ns, aioloop__now_ns());
             qatomic_store_release(&virtual_driven, true);
         }
-        pthread_mutex_unlock(&virtual_lock);
+        qemu_mutex_unlock(&virtual_lock);
     }
     return qatomic_read(&virtual_clock_ns);
 }
@@ -340,7 +340,7 @@ static __thread TimerOwner *tls_owner
 static pthread_once_t bias_once = PTHREAD_ONCE_INIT;
 static bool bias_enabled;           /* set once by bias_init() */
 static pthread_key_t owner_key;     /* recycles a record at thread exit */
-static pthread_mutex_t owner_lock = PTHREAD_MUTEX_INITIALIZER;
+static QemuMutex owner_lock = { PTHREAD_MUTEX_INITIALIZER };
 static TimerOwner *owner_free;      /* owner_lock */
 
 /* A revoked list waits 2^min(revocations, bias_backoff_max) runs. */
@@ -365,10 +365,10 @@ static void owner_exit(void *opaque)
      * thread takes the spinlock, and the record's next user inherits the
      * bias of the lists that point to it. busy is 0: no section is open. */
     tls_owner = NULL;
-    pthread_mutex_lock(&owner_lock);
+    qemu_mutex_lock(&owner_lock);
     me->next_free = owner_free;
     owner_free = me;
-    pthread_mutex_unlock(&owner_lock);
+    qemu_mutex_unlock(&owner_lock);
 }
 
 static void bias_init(void)
@@ -403,12 +403,12 @@ static TimerOwner *owner_self(void)
     if (!bias_enabled) {
         return NULL;
     }
-    pthread_mutex_lock(&owner_lock);
+    qemu_mutex_lock(&owner_lock);
     me = owner_free;
     if (me) {
         owner_free = me->next_free;
     }
-    pthread_mutex_unlock(&owner_lock);
+    qemu_mutex_unlock(&owner_lock);
     /* Not util/alloc.h's fault site: failing here only loses the fast
      * path, and allocation sweeps must see each constructor fail. */
     if (!me && posix_memalign((void **)&me, 64, sizeof(*me)) != 0) {
@@ -464,8 +464,8 @@ static __attribute__((noinline)) void tl_lock_slow(QEMUTimerList *tl,
     TimerOwner *owner;
     int spins = 0;
 
-    while (__atomic_exchange_n(&tl->locked, 1, __ATOMIC_ACQUIRE)) {
-        while (qatomic_read(&tl->locked)) {
+    while (qemu_spin_trylock(&tl->locked)) {
+        while (qemu_spin_locked(&tl->locked)) {
             spin_wait(&spins);
         }
     }
@@ -494,7 +494,7 @@ static inline TimerOwner *tl_lock(QEMUTimerList *tl)
         qatomic_set(&me->busy, 1);
         /* Only a compiler barrier: a revoker's membarrier() makes it a
          * full one when it matters (see "biased locking" above). */
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        barrier();
         if (likely(qatomic_read(&tl->bias) == me)) {
             return me;
         }
@@ -509,7 +509,7 @@ static inline void tl_unlock(QEMUTimerList *tl, TimerOwner *fast)
     if (fast) {
         qatomic_store_release(&fast->busy, 0);
     } else {
-        __atomic_store_n(&tl->locked, 0, __ATOMIC_RELEASE);
+        qemu_spin_unlock(&tl->locked);
     }
 }
 
@@ -701,9 +701,7 @@ static __attribute__((noinline, cold)) void heap_grow(QEMUTimerList *tl)
      * default of many distributions, nothing else would give them). */
     if (aioloop__posix_memalign((void **)&heap, size >= HUGE_PAGE_SIZE ?
                                 HUGE_PAGE_SIZE : 64, size) != 0) {
-        fprintf(stderr, "aioloop: out of memory growing a timer list to "
-                "%d timers\n", cap);
-        abort();
+        aioloop__oom("growing a timer list to %d timers", cap);
     }
 #ifdef MADV_HUGEPAGE
     if (size >= HUGE_PAGE_SIZE) {
@@ -776,9 +774,9 @@ static QEMUTimerList *timerlist_try_new(QEMUClockType type,
     tl->first_expire = INT64_MAX;
     tl->notify_cb = cb;
     tl->notify_opaque = opaque;
-    pthread_mutex_lock(&clock->lock);
+    qemu_mutex_lock(&clock->lock);
     QLIST_INSERT_HEAD(&clock->timerlists, tl, clock_link);
-    pthread_mutex_unlock(&clock->lock);
+    qemu_mutex_unlock(&clock->lock);
     return tl;
 }
 
@@ -799,9 +797,9 @@ void timerlist_free(QEMUTimerList *tl)
     TimerOwner *fast;
     int k;
 
-    pthread_mutex_lock(&clock->lock);
+    qemu_mutex_lock(&clock->lock);
     QLIST_REMOVE(tl, clock_link);
-    pthread_mutex_unlock(&clock->lock);
+    qemu_mutex_unlock(&clock->lock);
 
     fast = tl_lock(tl);
     for (k = HEAP_ROOT; k < tl->end; k++) {

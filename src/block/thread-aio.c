@@ -26,7 +26,7 @@
 #include "raw-aio-int.h"
 #include "../util/fault.h"
 
-/* The test build's fault hook for the worker's system calls: -1 with
+/* The tests' fault hook for the worker's system calls: -1 with
  * errno set to behave as if the call failed, 0 to make it. */
 static inline ssize_t fault_io(void)
 {

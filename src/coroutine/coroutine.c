@@ -545,14 +545,14 @@ void aioloop__co_main(Coroutine *co)
 static Coroutine *coroutine_new(void)
 {
     size_t guard = page_aligned(COROUTINE_GUARD_SIZE);
-    Coroutine *co = calloc(1, sizeof(*co));
+    Coroutine *co = aioloop__calloc(1, sizeof(*co));
     char *mem;
 
     if (!co) {
         goto oom;
     }
     pthread_once(&segv_once, segv_install);
-    int fault = AIOLOOP_FAULT(AIOLOOP_FAULT_CO_STACK);  /* test build */
+    int fault = AIOLOOP_FAULT(AIOLOOP_FAULT_CO_STACK);  /* tests only */
     if (fault) {
         errno = fault;
         mem = MAP_FAILED;
@@ -585,9 +585,7 @@ static Coroutine *coroutine_new(void)
     return co;
 
 oom:
-    fprintf(stderr, "aioloop: cannot allocate a coroutine stack: %s\n",
-            strerror(errno));
-    abort();
+    aioloop__oom("cannot allocate a coroutine stack: %s", strerror(errno));
 }
 
 static void coroutine_delete(Coroutine *co)

@@ -3,9 +3,9 @@
  * runs out.
  *
  * Every malloc/calloc/realloc/strdup/posix_memalign of the library goes
- * through these wrappers, so that the test build can make any of them
- * fail (fault site AIOLOOP_FAULT_ALLOC, see fault.h). In other builds
- * they are the plain libc calls.
+ * through these wrappers, so that the tests can make any of them fail
+ * (fault site AIOLOOP_FAULT_ALLOC, see fault.h). Until a test turns the
+ * hook on they are the plain libc calls behind one branch not taken.
  *
  * Out-of-memory policy
  * --------------------
@@ -48,6 +48,7 @@
 #define AIOLOOP_ALLOC_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,10 +103,19 @@ static inline int aioloop__posix_memalign(void **ptr, size_t align,
     return posix_memalign(ptr, align, size);
 }
 
-/* Policy 3 above: say what could not be allocated, then abort. */
-static inline AIOLOOP_NORETURN void aioloop__oom(const char *what)
+/* Policy 3 above: say what could not be allocated (@fmt, printf-like,
+ * without a newline), then abort. Every such abort goes through here, so
+ * that they all print the same "aioloop: out of memory: " prefix. */
+static inline AIOLOOP_NORETURN AIOLOOP_PRINTF(1, 2)
+void aioloop__oom(const char *fmt, ...)
 {
-    fprintf(stderr, "aioloop: out of memory: %s\n", what);
+    va_list ap;
+
+    fputs("aioloop: out of memory: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
     abort();
 }
 

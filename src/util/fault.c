@@ -1,5 +1,5 @@
 /*
- * fault.c - the test build's fault injection (see fault.h).
+ * fault.c - fault injection for the tests (see fault.h).
  *
  * Each site has a plan and two counters. A plan is published by storing
  * its errno last (release) after the other fields, and disarmed by
@@ -21,8 +21,6 @@
 #include <aioloop/atomic.h>
 #include "fault.h"
 
-#ifdef AIOLOOP_FAULT_INJECTION
-
 typedef struct FaultState {
     int err;                    /* 0: not armed; published last */
     int skip;                   /* calls still to let through */
@@ -35,6 +33,7 @@ typedef struct FaultState {
     unsigned long calls;        /* calls that reached the site */
 } FaultState;
 
+int aioloop__fault_enabled;
 static FaultState sites[AIOLOOP_FAULT_SITE_MAX];
 static __thread char thread_token;
 
@@ -86,6 +85,11 @@ static bool take_one(int *n)
     }
 }
 
+void aioloop__fault_enable(void)
+{
+    qatomic_set(&aioloop__fault_enabled, 1);
+}
+
 int aioloop__fault_check(AioloopFaultSite site)
 {
     FaultState *p = &sites[site];
@@ -127,6 +131,7 @@ void aioloop__fault_arm(AioloopFaultSite site, const AioloopFaultPlan *plan)
 {
     FaultState *p = &sites[site];
 
+    aioloop__fault_enable();
     qatomic_set(&p->err, 0);
     if (!plan || plan->err <= 0) {
         return;
@@ -175,11 +180,13 @@ void aioloop__fault_clear(void)
 
 unsigned long aioloop__fault_hits(AioloopFaultSite site)
 {
+    aioloop__fault_enable();
     return qatomic_read(&sites[site].hits);
 }
 
 unsigned long aioloop__fault_calls(AioloopFaultSite site)
 {
+    aioloop__fault_enable();
     return qatomic_read(&sites[site].calls);
 }
 
@@ -190,5 +197,3 @@ const char *aioloop__fault_site_name(AioloopFaultSite site)
     }
     return site_names[site];
 }
-
-#endif /* AIOLOOP_FAULT_INJECTION */

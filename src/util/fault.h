@@ -1,12 +1,17 @@
 /*
- * fault.h - test-only fault injection at chosen system-call sites.
+ * fault.h - fault injection for the tests, at chosen system-call sites.
  *
  * The library calls AIOLOOP_FAULT(site) just before a call that can
  * fail; it yields 0 (make the real call) or a positive errno (behave as
- * if the call had failed with it). Only the test build of the library
- * (compiled with -DAIOLOOP_FAULT_INJECTION, never installed) has the
- * hook; in every other build AIOLOOP_FAULT() is the constant 0 and the
- * compiler removes it, with the branch it guards.
+ * if the call had failed with it).
+ *
+ * One build of the library serves programs and tests alike: the hook is
+ * compiled in everywhere and is off until a test program turns it on
+ * (aioloop__fault_enable(), or any arming or counter function below):
+ * until then a site is one relaxed load of a hidden global and a branch
+ * not taken, and counts nothing. Only code linked with the library's
+ * internals (the static library, as the tests are) can turn it on: the
+ * functions are hidden, not exported by the shared library.
  *
  * A site is programmed with a plan (aioloop__fault_arm()):
  *
@@ -39,6 +44,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <aioloop/atomic.h>
+#include <aioloop/compiler.h>
+
 typedef enum AioloopFaultSite {
     AIOLOOP_FAULT_IO_SETUP,         /* io_setup() in laio_init() */
     AIOLOOP_FAULT_IO_SUBMIT,        /* io_submit() */
@@ -66,8 +74,15 @@ typedef struct AioloopFaultPlan {
     bool this_thread;           /* only the arming thread's calls */
 } AioloopFaultPlan;
 
-#ifdef AIOLOOP_FAULT_INJECTION
-/* The hook: 0, or the errno the call at @site must fail with. */
+/* Nonzero once the hook is on (never turned off again). */
+extern int aioloop__fault_enabled;
+
+/* Turns the hook on: from now on every site counts its calls and obeys
+ * its plan. Tests call it first thing (their helper headers do, from a
+ * constructor), so that the counters start with the program. */
+void aioloop__fault_enable(void);
+
+/* The hook proper: 0, or the errno the call at @site must fail with. */
 int aioloop__fault_check(AioloopFaultSite site);
 
 /* Programs @site with @plan (plan->err == 0 disarms it). */
@@ -98,9 +113,8 @@ unsigned long aioloop__fault_calls(AioloopFaultSite site);
 /* A short name of @site ("eventfd", "alloc"...), for reports. */
 const char *aioloop__fault_site_name(AioloopFaultSite site);
 
-#define AIOLOOP_FAULT(site) aioloop__fault_check(site)
-#else
-#define AIOLOOP_FAULT(site) ((void)(site), 0)
-#endif
+#define AIOLOOP_FAULT(site) \
+    (unlikely(qatomic_read(&aioloop__fault_enabled)) ? \
+     aioloop__fault_check(site) : 0)
 
 #endif /* AIOLOOP_FAULT_H */

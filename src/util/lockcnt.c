@@ -47,14 +47,12 @@
  */
 #include <assert.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <aioloop/atomic.h>
 #include <aioloop/lockcnt.h>
+#include "futex.h"
 
 #define LC_STATE_MASK 3u
 #define LC_FREE       0u
@@ -80,20 +78,6 @@ static inline bool lc_cas(QemuLockCnt *lc, unsigned *val, unsigned new)
     return false;
 }
 
-static void lc_futex_wait(QemuLockCnt *lc, unsigned expected)
-{
-    /* EAGAIN (the word changed), EINTR or a spurious return: the caller
-     * looks again either way. */
-    syscall(SYS_futex, &lc->count, FUTEX_WAIT_PRIVATE, (int)expected,
-            NULL, NULL, 0);
-}
-
-static void lc_futex_wake_all(QemuLockCnt *lc)
-{
-    syscall(SYS_futex, &lc->count, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
-            0);
-}
-
 /* The lock is held (@val's state is not LC_FREE): sleep until the word
  * changes. Returns the word's value afterwards. */
 static unsigned lc_wait(QemuLockCnt *lc, unsigned val)
@@ -106,7 +90,7 @@ static unsigned lc_wait(QemuLockCnt *lc, unsigned val)
         }
         val = want;
     }
-    lc_futex_wait(lc, val);
+    aioloop__futex_wait(&lc->count, (int)val);
     return qatomic_read(&lc->count);
 }
 
@@ -221,7 +205,7 @@ void qemu_lockcnt_unlock(QemuLockCnt *lockcnt)
         lc_misuse(lockcnt, "unlocked while not locked");
     }
     if (lc_state(old) == LC_WAITING) {
-        lc_futex_wake_all(lockcnt);
+        aioloop__futex_wake_all(&lockcnt->count);
     }
 }
 
@@ -240,7 +224,7 @@ void qemu_lockcnt_inc_and_unlock(QemuLockCnt *lockcnt)
         }
     } while (!lc_cas(lockcnt, &val, (val & ~LC_STATE_MASK) + LC_STEP));
     if (lc_state(old) == LC_WAITING) {
-        lc_futex_wake_all(lockcnt);
+        aioloop__futex_wake_all(&lockcnt->count);
     }
 }
 

@@ -56,7 +56,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +68,7 @@
 #include <aioloop/atomic.h>
 #include <aioloop/thread.h>
 #include "alloc.h"
+#include "futex.h"
 
 /* A pthread call failed where failure means a programming error. */
 static AIOLOOP_NORETURN void thread_die(const char *func, int err)
@@ -373,18 +373,6 @@ enum {
     EV_WAITING = 2,
 };
 
-static void futex_wait(int *addr, int expected)
-{
-    /* Returns 0 on a wake-up, EAGAIN if *addr != expected, EINTR on a
-     * signal: all of them send the caller back to re-read the word. */
-    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
-}
-
-static void futex_wake_all(int *addr)
-{
-    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
 void qemu_event_init(QemuEvent *ev, bool init)
 {
     ev->value = init ? EV_SET : EV_FREE;
@@ -403,7 +391,7 @@ void qemu_event_set(QemuEvent *ev)
     /* Release: publishes the caller's writes to whoever sees EV_SET (the
      * load_acquire in qemu_event_wait, the cmpxchg in qemu_event_reset). */
     if (qatomic_xchg(&ev->value, EV_SET) == EV_WAITING) {
-        futex_wake_all(&ev->value);
+        aioloop__futex_wake_all(&ev->value);
     }
 }
 
@@ -430,7 +418,7 @@ void qemu_event_wait(QemuEvent *ev)
             qatomic_cmpxchg(&ev->value, EV_FREE, EV_WAITING) != EV_FREE) {
             continue;   /* it changed under us (perhaps set): re-read */
         }
-        futex_wait(&ev->value, EV_WAITING);
+        aioloop__futex_wait(&ev->value, EV_WAITING);
     }
 }
 

@@ -1,6 +1,6 @@
 /*
  * test-acquire.c - aio_context_acquire()/release(): recursion, mutual
- * exclusion between threads, FIFO order, and the seed-002 deadlock: a
+ * exclusion between threads, FIFO order, and QEMU 2.4's deadlock: a
  * thread that wants a context whose owner sleeps in a blocking aio_poll()
  * must get it promptly (the sleeper is woken), including when it asks
  * right as the owner is about to enter aio_poll().
@@ -204,7 +204,7 @@ static void test_acquire_fifo_order(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Seed 002: the IOThread loop of QEMU 2.4,
+/* The held loop: the IOThread loop of QEMU 2.4,
  *
  *     while (!stop) {
  *         aio_context_acquire(ctx);
@@ -399,7 +399,7 @@ static void test_acquire_while_unheld_poll_sleeps(void)
     aio_context_unref(ctx);
 }
 
-/* Two threads both run the seed-002 loop on one context while a third
+/* Two threads both run the held loop on one context while a third
  * schedules work: nobody may starve, every BH runs. */
 static void test_two_pollers_share_context(void)
 {

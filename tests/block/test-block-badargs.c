@@ -1,5 +1,5 @@
 /*
- * test-block-badargs.c - regression tests for issue 15, item 3: bad
+ * test-block-badargs.c - regression tests of a bad-input defect: bad
  * arguments to block I/O must get -EINVAL and leave the file alone, in
  * release builds too (-Db_ndebug=true), on every engine
  * (AIOLOOP_TEST_ENGINE), through the engine's QEMU-named API (laio_*,

@@ -1,6 +1,6 @@
 /*
  * test-block-faults.c - the block backends when the kernel refuses work,
- * using the test build's fault injection (src/util/fault.h) to make the
+ * using the library's fault injection (src/util/fault.h) to make the
  * submission system call (io_submit() or io_uring_submit(), for the
  * engine AIOLOOP_TEST_ENGINE names) or the set-up call fail:
  *
@@ -29,11 +29,15 @@
  *
  * SPDX-License-Identifier: MIT
  */
-#ifndef AIOLOOP_FAULT_INJECTION
-#define AIOLOOP_FAULT_INJECTION 1
-#endif
 #include "fault.h"
 #include "block-test.h"
+
+/* The library's fault hook is off until a program turns it on: on from
+ * the start, so that the per-site counters count the whole program. */
+static void __attribute__((constructor)) block_faults_enable(void)
+{
+    aioloop__fault_enable();
+}
 
 
 #define NREQ 500

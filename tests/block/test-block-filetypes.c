@@ -1,6 +1,6 @@
 /*
- * test-block-filetypes.c - regression tests for issue 15, item 8 (block
- * part): block I/O on fds that are not regular files, on every engine
+ * test-block-filetypes.c - regression tests of a bad-input defect:
+ * block I/O on fds that are not regular files, on every engine
  * (AIOLOOP_TEST_ENGINE). Before the fix:
  *
  *   - Linux AIO read an empty pipe inside io_submit(): the loop thread

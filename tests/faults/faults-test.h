@@ -1,7 +1,8 @@
 /*
  * tests/faults/faults-test.h - helpers of the fault-injection programs,
- * on top of tests/aio/aio-test.h and the test build's hook
- * (src/util/fault.h, linked through aioloop_fi_dep).
+ * on top of tests/aio/aio-test.h and the library's fault hook
+ * (src/util/fault.h, includable through aioloop_fi_dep), turned on for
+ * the whole program.
  *
  *   FRUN(fn)            RUN(fn), then prints the faults the case injected,
  *                       per site ("#   injected: epoll_ctl=1 alloc=3"),
@@ -20,13 +21,16 @@
 #ifndef AIOLOOP_FAULTS_TEST_H
 #define AIOLOOP_FAULTS_TEST_H
 
-#ifndef AIOLOOP_FAULT_INJECTION
-#define AIOLOOP_FAULT_INJECTION 1
-#endif
-
 #include "fault.h"
 #include "aio/aio-test.h"
 #include "fd-count.h"
+
+/* The library's fault hook is off until a program turns it on: on from
+ * the start, so that the per-site counters count the whole program. */
+static void __attribute__((constructor)) faults__enable(void)
+{
+    aioloop__fault_enable();
+}
 
 #define MS 1000000LL
 

@@ -242,7 +242,7 @@ static void *w_helper(void *opaque)
     return NULL;
 }
 
-/* start_thread() for the test's own threads, which the test build's
+/* start_thread() for the test's own threads, which the fault hook's
  * pthread_create fault may refuse too: retried until it starts. */
 static inline void w_start_thread(QemuThread *t, const char *name,
                                   void *(*fn)(void *), void *arg)

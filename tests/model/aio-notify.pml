@@ -1,7 +1,7 @@
 /*
  * aio-notify.pml - Promela model of aio_poll()/aio_notify(): the notify_me /
  * notified handshake, bottom-half scheduling and the context lock with its
- * contention wake-up (seed 002). Checked with Spin by tests/model/run-spin
+ * contention wake-up (the held loop below). Checked with Spin by run-spin
  * (make check, suite 'model'; make check-model).
  *
  * What is modelled, access for access (each shared access of the C code
@@ -41,7 +41,7 @@
  *
  * Threads: a poller running the IOThread loop of tests/aio/test-acquire.c,
  * either way: holding the context around "while (!stop && aio_poll(ctx,
- * true));" (QEMU 2.4's IOThread, seed 002) or calling aio_poll(ctx, true)
+ * true));" (QEMU 2.4's IOThread: the held loop) or calling aio_poll(ctx, true)
  * bare; with HOLD=3 it first holds the context and polls until BH 0 ran,
  * whatever aio_poll() returns (an AIO_WAIT_WHILE with the context held).
  * NSCHED threads schedule a BH each (the first one twice); a thread takes
@@ -69,7 +69,7 @@
  *             to wake it, while it has work it must see - a published
  *             scheduled BH, an aio_notify() made since aio_poll() last
  *             returned (a notify is never lost), or a thread queued for the
- *             context this poller still holds (seed 002), unless aio_poll()
+ *             context this poller still holds (held loop), unless aio_poll()
  *             already returned false to the caller while it waited;
  *             assert(runs <= schedules) for each BH (nothing runs twice);
  *             no invalid end state (no deadlock: every thread finishes,
@@ -82,11 +82,11 @@
  *             busy-wait, no livelock; every correct run terminates).
  *
  * Variants that must FAIL (-D at spin -a time; run-spin's "bugs" mode):
- *   BUG_FORGETFUL_NOTIFY    QEMU 2.4's aio_notify() before seed 002's fix:
+ *   BUG_FORGETFUL_NOTIFY    QEMU 2.4's aio_notify(), before its fix:
  *                           no notified flag, "if (notify_me) write the
  *                           eventfd"; aio_poll returns when the eventfd
  *                           woke it. The contention wake-up sent while
- *                           notify_me is 0 is lost: seed 002's deadlock.
+ *                           notify_me is 0 is lost: the held loop hangs.
  *   BUG_NO_CONTENTION_WAKE  the lock without its contention callback:
  *                           acquire does not wake the sleeping owner.
  *   BUG_LATE_ANNOUNCE       the poller looks at the BH list and notified

@@ -1,9 +1,9 @@
 /*
  * tests/regress/regress-test.h - helpers of the regression programs of
- * issue 15 (one program per area, each case named after the defect it
+ * bad-input defects (one program per area, each case named after the defect it
  * reproduces), on top of tests/aio/aio-test.h, tests/util/death-test.h
- * and the test build's fault hook (src/util/fault.h, linked through
- * aioloop_fi_dep), whose per-site call counters let a case count the fd
+ * and the library's fault hook (src/util/fault.h, includable through
+ * aioloop_fi_dep, turned on for the whole program), whose per-site call counters let a case count the fd
  * monitor's waits: a busy spin shows as thousands of waits, a loop that
  * sleeps as a handful, whatever the machine's speed.
  *
@@ -19,15 +19,18 @@
 #ifndef AIOLOOP_REGRESS_TEST_H
 #define AIOLOOP_REGRESS_TEST_H
 
-#ifndef AIOLOOP_FAULT_INJECTION
-#define AIOLOOP_FAULT_INJECTION 1
-#endif
-
 #include <stdarg.h>
 
 #include "fault.h"
 #include "aio/aio-test.h"
 #include "util/death-test.h"
+
+/* The library's fault hook is off until a program turns it on: on from
+ * the start, so that the per-site counters count the whole program. */
+static void __attribute__((constructor)) regress__enable_faults(void)
+{
+    aioloop__fault_enable();
+}
 
 /* A wait of the loop that sleeps until its timer costs one or two fd
  * monitor calls; a spinning loop makes one per pass. */

@@ -1,7 +1,7 @@
 /*
- * test-regress-aiocb.c - regressions of issue 15 in request control
- * blocks: bdrv_aio_cancel() of an AIOCB from inside its own completion
- * callback (item 5), on the thread pool and on each block engine.
+ * test-regress-aiocb.c - regressions in request control blocks:
+ * bdrv_aio_cancel() of an AIOCB from inside its own completion
+ * callback, on the thread pool and on each block engine.
  *
  * Documented outcome checked here (include/aioloop/block-aio.h):
  * bdrv_aio_cancel() called from inside the request's own completion

@@ -1,8 +1,7 @@
 /*
- * test-regress-context.c - regressions of issue 15 in the context itself:
- * its own descriptors used as the caller's (item 7), event notifiers
- * cleaned up while registered and the adaptive-polling arithmetic
- * (item 8).
+ * test-regress-context.c - regressions in the context itself: its own
+ * descriptors used as the caller's, event notifiers cleaned up while
+ * registered and the adaptive-polling arithmetic.
  *
  * Documented outcomes checked here:
  *  - aio_set_fd_handler() on a descriptor number that is the context's
@@ -78,7 +77,7 @@ static void noop_read(void *opaque)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 7: the context's own descriptors                               */
+/* The context's own descriptors                                       */
 
 static void register_own_fd_child(void *opaque)
 {
@@ -167,7 +166,7 @@ static void test_context_eventfd_removed_as_user_fd_keeps_cross_thread_wakeups(v
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 8: event notifiers cleaned up while registered                 */
+/* Event notifiers cleaned up while registered                         */
 
 static void notifier_cb(EventNotifier *e)
 {
@@ -262,7 +261,7 @@ static void test_uninitialised_event_notifier_registration_aborts_naming_it(void
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 8: adaptive polling arithmetic                                 */
+/* Adaptive polling arithmetic                                         */
 
 static bool count_poll(void *opaque)
 {

@@ -1,6 +1,6 @@
 /*
- * test-regress-coroutine.c - regressions of issue 15 in coroutines: a
- * finished coroutine entered again (item 4) and stack overflows (item 8).
+ * test-regress-coroutine.c - regressions in coroutines: a finished
+ * coroutine entered again and stack overflows.
  *
  * Documented outcomes checked here (include/aioloop/coroutine.h):
  *  - Entering (qemu_coroutine_enter, aio_co_enter/wake) or scheduling
@@ -54,7 +54,7 @@ static const char *ptr_name(const void *p)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 4: entering a finished coroutine                               */
+/* Entering a finished coroutine                                       */
 
 static Coroutine *finished_co;
 
@@ -115,7 +115,7 @@ static void test_recycled_coroutine_enters_normally(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 8: stack overflows                                             */
+/* Stack overflows                                                     */
 
 static Coroutine *overflow_co;
 

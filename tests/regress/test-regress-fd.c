@@ -1,6 +1,6 @@
 /*
- * test-regress-fd.c - regressions of issue 15 in the fd handler set and
- * the fd monitors (items 1 and 2).
+ * test-regress-fd.c - regressions in the fd handler set and the fd
+ * monitors.
  *
  * Documented outcomes checked here (include/aioloop/aio.h):
  *  - A descriptor closed while another descriptor (a dup, a fork child,
@@ -59,7 +59,7 @@ static int closed_fd_number(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 1: stale epoll registrations                                   */
+/* Stale epoll registrations                                           */
 
 /*
  * The issue's reproducer: the read end is closed while a dup keeps the
@@ -208,7 +208,7 @@ static void test_epoll_stale_registration_rebuild_refused_falls_back(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 2: descriptors that are not open                               */
+/* Descriptors that are not open                                       */
 
 /*
  * A handler whose descriptor is closed while it is registered: before

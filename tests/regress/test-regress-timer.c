@@ -1,6 +1,6 @@
 /*
- * test-regress-timer.c - regressions of issue 15 in timers: expiry times
- * that overflow their scale (item 6) and invalid clock types (item 8).
+ * test-regress-timer.c - regressions in timers: expiry times that
+ * overflow their scale and invalid clock types.
  *
  * Documented outcomes checked here (include/aioloop/timer.h, "Bad
  * input"):
@@ -35,7 +35,7 @@ static void turn(AioContext *ctx)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 6: saturation                                                  */
+/* Saturation                                                          */
 
 /*
  * INT64_MAX / 1000 ms times 1,000,000 ns: before the fix the product
@@ -159,7 +159,7 @@ static void test_co_sleep_ns_huge_never_wakes(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* Item 8: invalid clock types and timers                              */
+/* Invalid clock types and timers                                      */
 
 static AioContext *death_ctx(void)
 {
