@@ -136,7 +136,12 @@ bench:
 check-aarch64:
 	sh scripts/check-aarch64 build-aarch64
 
+# PREFIX=dir installs there (the build tree is reconfigured for it).
 install: all
+	@if [ -n "$(PREFIX)" ]; then \
+	    meson configure $(BUILD) -Dprefix=$(abspath $(PREFIX)) >/dev/null && \
+	    ninja -C $(BUILD); \
+	fi
 	meson install -C $(BUILD)
 
 # Doxygen site; fails on any warning (an undocumented public symbol...).
