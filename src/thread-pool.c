@@ -44,7 +44,8 @@
  * later push. A burst costs one BH schedule (and at most one wake of the
  * loop) per batch, not per job. The BH, in the pool's context, runs the
  * callbacks in completion order. It is internal: it counts as progress
- * only when it ran a callback. While callbacks run with more completions
+ * when it completed a job (with a callback or not), not when it ran with
+ * nothing left to do. While callbacks run with more completions
  * still waiting in pool->ready, the BH is kept scheduled (once, not per
  * callback), so that a callback that polls a nested loop - a synchronous
  * bdrv_aio_cancel() of a request whose completion is waiting, say - lets
@@ -421,10 +422,12 @@ static void completion_bh(void *opaque)
             pool->bh_armed = true;
             qemu_bh_schedule(pool->completion_bh);
         }
-        if (aioloop__aiocb_complete_keep(&req->common, req->ret,
-                                         &reusable)) {
-            aioloop__report_progress(pool->ctx);
-        }
+        /* Progress whether or not a callback ran: as in QEMU, where the
+         * completion BH is an ordinary one, a job submitted without a
+         * callback (thread_pool_submit()) ends the caller's blocking
+         * aio_poll() when it completes. */
+        aioloop__aiocb_complete_keep(&req->common, req->ret, &reusable);
+        aioloop__report_progress(pool->ctx);
         if (reusable) {
             req_recycle(req);
         }

@@ -112,7 +112,9 @@ AIOLOOP_API int coroutine_fn thread_pool_submit_co(ThreadPool *pool,
 
 /**
  * thread_pool_submit - run @func(@arg) in a worker with no completion
- * callback (the result is dropped). A NULL @pool or @func: as for
+ * callback (the result is dropped). Its completion still counts as
+ * progress of the pool's context, as in QEMU: a blocking aio_poll() there
+ * returns true once the job is done. A NULL @pool or @func: as for
  * thread_pool_submit_aio() (abort, or nothing queued with NDEBUG).
  * Any thread.
  */

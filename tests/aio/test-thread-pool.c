@@ -294,6 +294,61 @@ static void test_submit_no_callback(void)
     qemu_sem_destroy(&fin);
 }
 
+/* A job with no callback is progress of the pool's context when it
+ * completes: the aio_poll() that runs its completion returns true, as in
+ * QEMU, whose completion BH is an ordinary one. Loops such as "while
+ * (!done) aio_poll(ctx, true)" rely on it: had the completion run in an
+ * iteration that was not going to sleep (so no wake-up), a completion
+ * that is not progress would leave that aio_poll() asleep for good. The
+ * job waits until the loop thread sleeps; nothing else can wake it, so
+ * the one aio_poll() ends with the completion and must say true. */
+typedef struct {
+    QemuSemaphore go;
+    int loop_tid;
+    int done;
+} Gate;
+
+static int gate_job(void *arg)
+{
+    Gate *g = arg;
+
+    qemu_sem_wait(&g->go);
+    qatomic_set(&g->done, 1);
+    return 0;
+}
+
+static void *gate_opener(void *arg)
+{
+    Gate *g = arg;
+
+    wait_until_polling(g->loop_tid);
+    qemu_sem_post(&g->go);
+    return NULL;
+}
+
+static void test_submit_no_callback_is_progress(void)
+{
+    AioContext *ctx = new_ctx();
+    Gate g = { .loop_tid = test_gettid() };
+    QemuThread opener;
+    int polls = 0;
+    bool progress = false;
+
+    qemu_sem_init(&g.go, 0);
+    thread_pool_submit(aio_get_thread_pool(ctx), gate_job, &g);
+    qemu_thread_create(&opener, "gate-opener", gate_opener, &g,
+                       QEMU_THREAD_JOINABLE);
+    while (!qatomic_read(&g.done)) {
+        progress = aio_poll(ctx, true);
+        polls++;
+    }
+    CHECK(polls >= 1);
+    CHECK(progress);
+    qemu_thread_join(&opener);
+    qemu_sem_destroy(&g.go);
+    aio_context_unref(ctx);
+}
+
 /* ------------------------------------------------------------------ */
 /* thread_pool_submit_co                                               */
 
@@ -357,5 +412,6 @@ int main(void)
     RUN(test_completion_waits_for_aio_poll);
     RUN(test_iothread_pool);
     RUN(test_submit_no_callback);
+    RUN(test_submit_no_callback_is_progress);
     return test_done();
 }
