@@ -101,6 +101,19 @@
 #define UNDER_TSAN 0
 #endif
 
+/* UNDER_ASAN: 1 under AddressSanitizer (GCC or Clang), else 0; checks of
+ * freed memory or stack sizes that ASan changes look at it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 /* UNDER_VALGRIND: true when the program runs under valgrind (make
  * check-valgrind), where every thread runs many times slower and only
  * one at a time; a check that cannot hold there skips with a reason. */

@@ -2,7 +2,8 @@
  * tests/aio/aio-test.h - helpers shared by the AioContext test programs
  * in tests/aio/, on top of the harness in tests/test.h.
  *
- *   UNDER_TSAN             (from test.h) 1 under ThreadSanitizer, else 0
+ *   UNDER_TSAN, UNDER_ASAN (from test.h) 1 under ThreadSanitizer /
+ *                          AddressSanitizer, else 0
  *   watchdog_install(msg)  what a hang most likely means, for the
  *                          harness's no-progress watchdog (test.h)
  *   RUN(fn)                TEST(fn): the case in its own process

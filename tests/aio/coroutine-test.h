@@ -15,17 +15,6 @@
 
 #include "aio-test.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static AioContext *main_ctx __attribute__((unused));
 
 /* A trace of numbered steps, to check the order things ran in. */

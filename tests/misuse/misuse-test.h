@@ -41,17 +41,6 @@
 #include "aio/aio-test.h"
 #include "util/death-test.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 /* Release builds (-Db_ndebug=true) define NDEBUG for the tests too. */
 #ifdef NDEBUG
 #define BUILT_WITH_NDEBUG 1

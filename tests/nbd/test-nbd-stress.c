@@ -18,17 +18,6 @@
 
 #define IMG_SIZE (16u << 20)
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static bool read_checks(const NbdtServer *s, uint64_t off, uint32_t len)
 {
     uint8_t *buf = malloc(len);

@@ -23,17 +23,6 @@
 
 #include "regress-test.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static int entry_runs;
 
 static void coroutine_fn returns_at_once(void *opaque)
