@@ -479,6 +479,11 @@ int main(int argc, char **argv)
     cfg.inject = getenv("SOAK_INJECT") && *getenv("SOAK_INJECT") ?
                  getenv("SOAK_INJECT") : NULL;
 
+    /* One main loop first: with GLib, attaching it to GLib's default
+     * context creates that context, whose wake-up descriptor lives as
+     * long as the process (not ours to close). The count starts after. */
+    qemu_init_main_loop(&error_abort);
+    qemu_cleanup_main_loop();
     res.fd_start = test_count_fds();
     res.rss_start = rss_kib();
     soak_account_init();
