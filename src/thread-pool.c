@@ -58,8 +58,9 @@
  * qemu_aio_ref()), the request goes onto a small cache of the completing
  * thread, from which that thread's next submission takes it instead of
  * calloc() and free() per job. A request that someone else still holds
- * is released by qemu_aio_unref() as usual. ASan builds poison cached
- * requests, so a use after completion is still reported.
+ * is released by qemu_aio_unref() as usual. ASan builds keep no cache
+ * (every request is freed into ASan's quarantine), so a use after
+ * completion is still reported.
  *
  * Job states: QUEUED -> ACTIVE (a worker took it, under the lock) ->
  * DONE (result stored), or QUEUED -> DONE with -ECANCELED (cancelled,
@@ -120,9 +121,6 @@
 #endif
 #if defined(__SANITIZE_ADDRESS__) && !defined(TP_ASAN)
 #define TP_ASAN 1
-#endif
-#ifdef TP_ASAN
-#include <sanitizer/asan_interface.h>
 #endif
 #if defined(__has_include)
 #if __has_include(<sys/rseq.h>)
@@ -267,9 +265,6 @@ static void req_cache_exit(void *opaque)
     ThreadPoolElement *req;
 
     while ((req = c->head)) {
-#ifdef TP_ASAN
-        ASAN_UNPOISON_MEMORY_REGION(req, sizeof(*req));
-#endif
         c->head = req->next;
         free(req);
     }
@@ -303,9 +298,6 @@ static inline ThreadPoolElement *req_alloc(ThreadPool *pool,
     if (!req) {
         req = qemu_aio_get(&thread_pool_aiocb_info, NULL, cb, opaque);
     } else {
-#ifdef TP_ASAN
-        ASAN_UNPOISON_MEMORY_REGION(req, sizeof(*req));
-#endif
         c->head = req->next;
         c->len--;
         /* What qemu_aio_get() gives, without the calloc. */
@@ -326,6 +318,13 @@ static void req_recycle(ThreadPoolElement *req)
 {
     ReqCache *c = &req_cache;
 
+#ifdef TP_ASAN
+    /* No cache under ASan: the freed request goes to ASan's quarantine,
+     * so a use after completion is reported, and leak checkers (libFuzzer
+     * checks after each input) see every request freed. */
+    free(req);
+    return;
+#endif
     if (c->len >= CACHE_MAX) {
         free(req);
         return;
@@ -338,9 +337,6 @@ static void req_recycle(ThreadPoolElement *req)
     req->next = c->head;
     c->head = req;
     c->len++;
-#ifdef TP_ASAN
-    ASAN_POISON_MEMORY_REGION(req, sizeof(*req));
-#endif
 }
 
 /* The CPU the calling thread runs on (-1: unknown). From the rseq area
