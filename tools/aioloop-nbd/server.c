@@ -555,18 +555,21 @@ static void req_free(NbdReq *q)
 }
 
 /*
- * Reads and writes in place. The thread engine is there to keep calls
- * that may block off the loop; a call that cannot wait for a device needs
- * no worker. On a file in memory (tmpfs, ramfs) a read or write is a
- * copy; on a file read through the page cache, preadv2(RWF_NOWAIT) does
- * the copy when the data is cached and fails with EAGAIN when it would
- * wait. Such requests (up to NBD_IN_PLACE_MAX bytes, so that no request
- * holds the loop long) run in the connection's thread, and the reply
- * follows at once: per request two futex calls, an eventfd write and
- * read and a loop wake-up fewer (strace, --aio=threads QD1: 9 system
- * calls per read before, 4 now). Anything else (a miss, O_DIRECT on a
- * device, a short transfer, an error) goes to the engine as before, which
- * does it again and reports what it finds.
+ * Reads and writes in place (--in-place=auto). The engines are there so
+ * that a call that may wait for a device does not hold the loop; a call
+ * that cannot wait needs none of them. On a file in memory (tmpfs, ramfs)
+ * a read or write is a copy: done in place whatever the engine. (io_uring
+ * would hand each one to its io-wq, tmpfs having no IOCB_NOWAIT: a thread
+ * hop per request, as in our pool.) On a file read through the page
+ * cache, with the thread engine, preadv2(RWF_NOWAIT) does the copy when
+ * the data is cached and fails with EAGAIN when it would wait. Such
+ * requests (up to NBD_IN_PLACE_MAX bytes, so that no request holds the
+ * loop long) run in the connection's thread, and the reply follows at
+ * once: with the thread engine, per request two futex calls, an eventfd
+ * write and read and a loop wake-up fewer (strace, QD1: 9 system calls
+ * per read before, 4 now). Anything else (a miss, O_DIRECT on a device,
+ * a short transfer, an error) goes to the engine, which does it again
+ * and reports what it finds.
  */
 enum {
     IN_PLACE_NEVER,             /* always the engine */
@@ -1250,12 +1253,15 @@ static int workers_start(NbdServer *s)
         }
         s->nworkers = i + 1;
     }
-    /* In place only for the thread engine (see rw_in_place()): the
-     * kernel engines have their own way of not waiting. */
-    if (aio_block_backend_engine(s->workers[0].backend) ==
-        AIO_ENGINE_THREADS) {
+    /* See rw_in_place(). RWF_NOWAIT only in place of the thread engine:
+     * io_uring tries without waiting itself, and Linux AIO waits in
+     * io_submit() without O_DIRECT anyway. */
+    if (!s->o->no_in_place) {
         s->in_place[0] = s->file.in_memory ? IN_PLACE_ALWAYS :
-                         !s->file.direct ? IN_PLACE_NOWAIT : IN_PLACE_NEVER;
+                         !s->file.direct &&
+                         aio_block_backend_engine(s->workers[0].backend) ==
+                         AIO_ENGINE_THREADS ? IN_PLACE_NOWAIT :
+                         IN_PLACE_NEVER;
         s->in_place[1] = s->in_place[0];
     }
     logv(s, "engine %s, %d %s%s", aio_block_engine_name(
