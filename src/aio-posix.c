@@ -628,7 +628,8 @@ static bool dispatch_handler(AioContext *ctx, AioHandler *node, int revents)
     return progress;
 }
 
-static bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
+static __attribute__((noinline)) bool
+dispatch_ready_list(AioContext *ctx, AioHandlerList *ready_list)
 {
     bool progress = false;
     AioHandler *node;
@@ -642,6 +643,12 @@ static bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
         progress |= dispatch_handler(ctx, node, revents);
     }
     return progress;
+}
+
+/* An idle iteration has nothing ready: it pays one load, not a call. */
+static inline bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
+{
+    return !QLIST_EMPTY(ready_list) && dispatch_ready_list(ctx, ready_list);
 }
 
 /* Call every io_poll(); put the ready handlers on @ready_list. The
