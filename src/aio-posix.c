@@ -700,6 +700,7 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
                               int64_t *start, int64_t limit_ns)
 {
     int64_t begin = 0, now;
+    bool timed = false;
 
     for (;;) {
         for (int i = 0; i < POLL_ROUNDS_PER_CLOCK_READ; i++) {
@@ -708,8 +709,9 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
             }
         }
         now = aioloop__now_ns();
-        if (!begin) {
+        if (!timed) {
             begin = now;
+            timed = true;
         } else if (now - begin >= limit_ns) {
             *start = begin;
             return false;
