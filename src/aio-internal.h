@@ -203,6 +203,8 @@ struct AioContext {
      * held_by_caller_and_contended() in aio-posix.c). Context holder. */
     bool contention_reported;
     int poll_disable_cnt;           /* atomic: live handlers without io_poll */
+    int user_handlers;              /* atomic: live handlers that are not
+                                     * the context's own (list_lock) */
     unsigned handler_gen;           /* atomic: bumped on every change */
     int external_disable_cnt;       /* atomic */
 
