@@ -941,13 +941,28 @@ int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
     return deadline;
 }
 
+/* Every aio_poll() pass runs its four lists. A list with nothing armed
+ * (first_expire INT64_MAX) that is biased to the calling thread would
+ * only return false from timerlist_run_timers(), so it is skipped here
+ * without the call: two loads and compares instead of the call, the
+ * thread-local read and the clock check, about 120 instructions per pass
+ * with no timers. A list biased elsewhere still goes through the call,
+ * so the loop thread counts its quiet runs and takes the bias back as
+ * before. */
 bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 {
+    TimerOwner *me = tls_owner;
     bool progress = false;
     int type;
 
     for (type = 0; type < QEMU_CLOCK_MAX; type++) {
-        progress |= timerlist_run_timers(tlg->tl[type]);
+        QEMUTimerList *tl = tlg->tl[type];
+
+        if (qatomic_read(&tl->first_expire) == INT64_MAX &&
+            qatomic_read(&tl->bias) == me) {
+            continue;
+        }
+        progress |= timerlist_run_timers(tl);
     }
     return progress;
 }
