@@ -911,7 +911,9 @@ bool aio_poll(AioContext *ctx, bool blocking)
     AioContext *outer_ctx;
     bool progress;
 
-    aio_context_acquire(ctx);
+    /* aio_context_acquire()/release() without the calls through the
+     * shared library's PLT (the same functions under hidden names). */
+    aioloop__rfifolock_lock(&ctx->lock);
     outer_ctx = set_poll_ctx(ctx);
     for (;;) {
         bool woken = false, ran_idle = false;
@@ -927,7 +929,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
                                    held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
-    aio_context_release(ctx);
+    aioloop__rfifolock_unlock_ctx(&ctx->lock);
     return progress;
 }
 

@@ -132,7 +132,7 @@ static void rfifolock_lock_slow(RFifoLock *r, uintptr_t self)
     r->nesting = 1;
 }
 
-void rfifolock_lock(RFifoLock *r)
+void aioloop__rfifolock_lock(RFifoLock *r)
 {
     uintptr_t self = self_token();
     uintptr_t expected = 0;
@@ -153,6 +153,11 @@ void rfifolock_lock(RFifoLock *r)
         return;
     }
     rfifolock_lock_slow(r, self);
+}
+
+void rfifolock_lock(RFifoLock *r)
+{
+    aioloop__rfifolock_lock(r);
 }
 
 /* A release by a thread that does not own @r: name @what @obj and stop. */
