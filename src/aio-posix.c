@@ -41,7 +41,8 @@
  * QemuLockCnt (QEMU's pattern, aioloop/lockcnt.h): a walker is any
  * aio_poll()/aio_dispatch()/aio_pending() between walk_begin() and
  * walk_end(), asleep or not - the sleep with the context released is
- * inside the walk, so ppoll's node array and epoll's tags stay valid -
+ * inside the walk, so ppoll's node array and epoll's tags stay valid;
+ * a non-blocking aio_poll() pass that looks at no node is not a walker -
  * and the decision "nobody walks, free now" is taken under the counter's
  * lock, where a count of zero is stable (a walker arriving then waits for
  * the unlock, and then sees the node unlinked). Lifetime does not depend
