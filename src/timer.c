@@ -956,15 +956,47 @@ int64_t timerlistgroup_deadline_ns(QEMUTimerListGroup *tlg)
     return deadline;
 }
 
-bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+/* Whether timerlist_run_timers(@tl) could do anything for a caller whose
+ * record is @me: a list with nothing armed (first_expire INT64_MAX) that
+ * is biased to the caller would only return false there. A list biased
+ * elsewhere still needs the call, so that the loop thread counts its
+ * quiet runs and takes the bias back (see tl_rebias()). */
+static inline bool tl_needs_run(QEMUTimerList *tl, TimerOwner *me)
+{
+    return qatomic_read(&tl->first_expire) != INT64_MAX ||
+           qatomic_read(&tl->bias) != me;
+}
+
+static __attribute__((noinline)) bool tlg_run(QEMUTimerListGroup *tlg,
+                                              TimerOwner *me)
 {
     bool progress = false;
     int type;
 
     for (type = 0; type < QEMU_CLOCK_MAX; type++) {
-        progress |= tl_run(tlg->tl[type]);
+        if (tl_needs_run(tlg->tl[type], me)) {
+            progress |= tl_run(tlg->tl[type]);
+        }
     }
     return progress;
+}
+
+/* Every aio_poll() pass runs its four lists. With nothing armed on lists
+ * biased to the caller (no timers: most passes of a loop that only runs
+ * BHs or handlers) that is a few loads and compares, without a call per
+ * list (which cost about 120 instructions per pass); otherwise tlg_run()
+ * makes the calls a list needs. */
+bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+{
+    TimerOwner *me = tls_owner;
+    int type;
+
+    for (type = 0; type < QEMU_CLOCK_MAX; type++) {
+        if (tl_needs_run(tlg->tl[type], me)) {
+            return tlg_run(tlg, me);
+        }
+    }
+    return false;
 }
 
 /* ------------------------------------------------------------------ */
