@@ -203,6 +203,8 @@ struct AioContext {
      * held_by_caller_and_contended() in aio-posix.c). Context holder. */
     bool contention_reported;
     int poll_disable_cnt;           /* atomic: live handlers without io_poll */
+    int user_handlers;              /* atomic: live handlers that are not
+                                     * the context's own (list_lock) */
     unsigned handler_gen;           /* atomic: bumped on every change */
     int external_disable_cnt;       /* atomic */
 
@@ -263,7 +265,20 @@ void aioloop__notifier_poll_ready(void *opaque);
 int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
 bool aioloop__bh_scheduled(AioContext *ctx);
 void aioloop__kick(AioContext *ctx);
-bool aioloop__notify_accept(AioContext *ctx);
+/* aio_notify_accept() that says whether it consumed a notification
+ * (inline: aio_poll() calls it on every pass). The exchange is seq_cst:
+ * ordered before the exchange of ctx->bh_list that follows in
+ * aio_poll(); pairs with the store in aio_notify(). When notified is
+ * already clear there is nothing to consume (and no store to pay); a
+ * notification that arrives after that load stays for the next look.
+ * Otherwise one exchange clears and reports it: a load followed by a
+ * separate store could clear a notification that arrived in between
+ * without reporting it (found by tests/model/aio-notify.pml). */
+static inline bool aioloop__notify_accept(AioContext *ctx)
+{
+    return qatomic_read(&ctx->notified) &&
+           qatomic_xchg(&ctx->notified, false);
+}
 QEMUBH *aioloop__bh_new_internal(AioContext *ctx, QEMUBHFunc *cb,
                                  void *opaque, const char *name);
 /* qemu_bh_schedule() without waking the loop: only for the loop's own

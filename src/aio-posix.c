@@ -41,7 +41,8 @@
  * QemuLockCnt (QEMU's pattern, aioloop/lockcnt.h): a walker is any
  * aio_poll()/aio_dispatch()/aio_pending() between walk_begin() and
  * walk_end(), asleep or not - the sleep with the context released is
- * inside the walk, so ppoll's node array and epoll's tags stay valid -
+ * inside the walk, so ppoll's node array and epoll's tags stay valid;
+ * a non-blocking aio_poll() pass that looks at no node is not a walker -
  * and the decision "nobody walks, free now" is taken under the counter's
  * lock, where a count of zero is stable (a walker arriving then waits for
  * the unlock, and then sees the node unlinked). Lifetime does not depend
@@ -99,6 +100,7 @@
 #include "fdmon/fdmon.h"
 #include "util/alloc.h"
 #include "util/event-notifier-internal.h"
+#include "util/lockcnt-internal.h"
 #include "util/rfifolock-internal.h"
 #include "util/misuse.h"
 
@@ -155,11 +157,14 @@ static void list_remove(AioHandler *node)
  * the walker then loads the list without the node). A walk's last
  * access to a node precedes its decrement, which the freeing thread's
  * lock reads. A walk costs two atomic read-modify-writes, whether the
- * context is held or not.
+ * context is held or not, inline (util/lockcnt-internal.h: the public
+ * functions' first attempt without the call; a held lock or a lost race
+ * goes to them). A pass of aio_poll() that touches no node takes no
+ * walk at all (see aio_poll_once()).
  */
-static void walk_begin(AioContext *ctx)
+static inline void walk_begin(AioContext *ctx)
 {
-    qemu_lockcnt_inc(&ctx->walkers);
+    aioloop__lockcnt_inc(&ctx->walkers);
 }
 
 /* Under the walkers' lock (or with the context being freed). */
@@ -180,14 +185,14 @@ static void free_deleted_locked(AioContext *ctx)
  * locked" in one step, so no walk can start while it frees. A retirement
  * that comes after the has_deleted load is freed by a later walk (or by
  * the context's cleanup). */
-static void walk_end(AioContext *ctx)
+static inline void walk_end(AioContext *ctx)
 {
     if (unlikely(qatomic_mb_read(&ctx->has_deleted)) &&
         qemu_lockcnt_dec_if_lock(&ctx->walkers)) {
         free_deleted_locked(ctx);
         qemu_lockcnt_unlock(&ctx->walkers);
     } else {
-        qemu_lockcnt_dec(&ctx->walkers);
+        aioloop__lockcnt_dec(&ctx->walkers);
     }
 }
 
@@ -380,12 +385,18 @@ static int set_handler(AioContext *ctx, int fd, bool is_external,
         if (!new_node->io_poll) {
             qatomic_inc(&ctx->poll_disable_cnt);
         }
+        if (!new_node->internal) {
+            qatomic_inc(&ctx->user_handlers);
+        }
     } else {
         fd_table_set_locked(ctx, fd, NULL);
     }
     if (old_node) {
         if (!old_node->io_poll) {
             qatomic_dec(&ctx->poll_disable_cnt);
+        }
+        if (!old_node->internal) {
+            qatomic_dec(&ctx->user_handlers);
         }
         retire_locked(ctx, old_node);
     } else {
@@ -628,7 +639,8 @@ static bool dispatch_handler(AioContext *ctx, AioHandler *node, int revents)
     return progress;
 }
 
-static bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
+static __attribute__((noinline)) bool
+dispatch_ready_list(AioContext *ctx, AioHandlerList *ready_list)
 {
     bool progress = false;
     AioHandler *node;
@@ -642,6 +654,12 @@ static bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
         progress |= dispatch_handler(ctx, node, revents);
     }
     return progress;
+}
+
+/* An idle iteration has nothing ready: it pays one load, not a call. */
+static inline bool dispatch_ready(AioContext *ctx, AioHandlerList *ready_list)
+{
+    return !QLIST_EMPTY(ready_list) && dispatch_ready_list(ctx, ready_list);
 }
 
 /* Call every io_poll(); put the ready handlers on @ready_list. The
@@ -672,16 +690,44 @@ static bool run_poll_handlers_once(AioContext *ctx, AioHandlerList *ready_list,
     return found;
 }
 
-/* Busy-poll for up to @limit_ns. Returns true if something became ready. */
+/*
+ * Rounds of io_poll() calls per clock read while busy polling. Reading
+ * the clock costs more than a round of cheap io_poll()s (tens of ns in a
+ * VM, about as much as the cache-line transfer that delivers a
+ * wake-up), so reading it every round would make the rounds, and so the
+ * time between a wake-up and its discovery, several times longer. The
+ * window may overshoot by up to this many rounds.
+ */
+#define POLL_ROUNDS_PER_CLOCK_READ 8
+
+/*
+ * Busy-poll for up to @limit_ns. Returns true if something became ready.
+ * The window is timed from the first clock read, which comes after the
+ * first POLL_ROUNDS_PER_CLOCK_READ rounds: a wake-up caught by those
+ * costs no clock read at all. *@start is set to that read when the
+ * window runs out (returning false), for adjust_polling_time().
+ */
 static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
-                              int64_t start, int64_t limit_ns)
+                              int64_t *start, int64_t limit_ns)
 {
-    do {
-        if (run_poll_handlers_once(ctx, ready_list, false)) {
-            return true;
+    int64_t begin = 0, now;
+    bool timed = false;
+
+    for (;;) {
+        for (int i = 0; i < POLL_ROUNDS_PER_CLOCK_READ; i++) {
+            if (run_poll_handlers_once(ctx, ready_list, false)) {
+                return true;
+            }
         }
-    } while (aioloop__now_ns() - start < limit_ns);
-    return false;
+        now = aioloop__now_ns();
+        if (!timed) {
+            begin = now;
+            timed = true;
+        } else if (now - begin >= limit_ns) {
+            *start = begin;
+            return false;
+        }
+    }
 }
 
 /*
@@ -788,26 +834,41 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
     AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
     const FDMonOps *ops;
     int64_t timeout, max_ns, start = 0;
-    bool can_poll, progress;
+    bool can_poll, progress, walking;
 
-    walk_begin(ctx);
     if (qatomic_read(&ctx->kicked)) {
         /* Consumed: this iteration recomputes deadlines and handlers. */
         qatomic_mb_set(&ctx->kicked, false);
     }
     ops = qatomic_mb_read(&ctx->fdmon_ops);
     can_poll = qatomic_read(&ctx->poll_disable_cnt) == 0;
+    /* A non-blocking pass over pollable handlers only, none of them the
+     * caller's, looks at no node: the one-shot look below skips the
+     * context's own notifier, and with adaptive polling on there is no
+     * look at all. Such a pass takes no walk (two atomic
+     * read-modify-writes saved on a pass that only runs BHs and timers).
+     * A handler added meanwhile by another thread is seen by the next
+     * pass, as if it had come just after this one; a pass that began
+     * without a walk never touches a node, so retirement needs no
+     * knowledge of it. */
+    walking = blocking || !can_poll ||
+              (qatomic_read(&ctx->user_handlers) != 0 &&
+               qatomic_read(&ctx->poll_max_ns) == 0);
+    if (walking) {
+        walk_begin(ctx);
+    }
     timeout = blocking ? aio_compute_timeout(ctx) : 0;
     max_ns = blocking && timeout ? qatomic_read(&ctx->poll_max_ns) : 0;
 
     if (max_ns && can_poll) {
         int64_t limit = ctx->poll_ns < max_ns ? ctx->poll_ns : max_ns;
 
-        start = aioloop__now_ns();
         if (timeout > 0 && timeout < limit) {
             limit = timeout;
         }
-        if (limit > 0 && run_poll_handlers(ctx, &ready_list, start, limit)) {
+        if (limit <= 0) {
+            start = aioloop__now_ns();
+        } else if (run_poll_handlers(ctx, &ready_list, &start, limit)) {
             timeout = 0;
             max_ns = 0;         /* caught by polling: keep poll_ns */
         }
@@ -823,7 +884,9 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
                  * call that must not wait has none; nor is the fd
                  * monitor needed. BHs and timers still run. */
             } else if (can_poll) {
-                run_poll_handlers_once(ctx, &ready_list, true);
+                if (walking) {  /* else no handler to look at */
+                    run_poll_handlers_once(ctx, &ready_list, true);
+                }
             } else {
                 aioloop__sleep_hooks_prepare(ctx);
                 fdmon_wait(ctx, ops, &ready_list, 0, false);
@@ -872,8 +935,10 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
     }
 
     progress = aioloop__bh_poll(ctx, ran_idle);
-    progress |= dispatch_ready(ctx, &ready_list);
-    walk_end(ctx);
+    if (walking) {
+        progress |= dispatch_ready(ctx, &ready_list);
+        walk_end(ctx);
+    }
     progress |= aioloop__timers_run(ctx);
     return progress;
 }
@@ -883,7 +948,9 @@ bool aio_poll(AioContext *ctx, bool blocking)
     AioContext *outer_ctx;
     bool progress;
 
-    aio_context_acquire(ctx);
+    /* aio_context_acquire()/release() without the calls through the
+     * shared library's PLT (the same functions under hidden names). */
+    aioloop__rfifolock_lock(&ctx->lock);
     outer_ctx = set_poll_ctx(ctx);
     for (;;) {
         bool woken = false, ran_idle = false;
@@ -899,7 +966,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
                                    held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
-    aio_context_release(ctx);
+    aioloop__rfifolock_unlock_ctx(&ctx->lock);
     return progress;
 }
 

@@ -17,7 +17,9 @@
  * takes it off the list frees it instead of running it. So deletion from
  * any callback (the BH's own included) or any thread never frees memory
  * that a running aio_bh_poll() still holds. Nested aio_bh_poll() calls
- * share the outer calls' slices (ctx->bh_slice_list), oldest first.
+ * share the outer calls' slices (ctx->bh_slice_list), oldest first. A
+ * call that takes a single BH while no outer slice is pending runs it
+ * without building a slice (it would be empty before the callback runs).
  *
  * Every BH is also on ctx->all_bhs (a mutex-protected list touched only
  * by aio_bh_new and frees), so the last unref of a context can free - and
@@ -281,6 +283,36 @@ static QEMUBH *bh_dequeue(AioContext *ctx, unsigned *flags)
     return NULL;
 }
 
+/* Run (or free) one BH taken off a list, @flags being its flags before
+ * bh_dequeue() cleared them. Returns whether that was progress. */
+static inline int bh_run(AioContext *ctx, QEMUBH *bh, unsigned flags,
+                         bool *ran_idle)
+{
+    int ret = 0;
+
+    if ((flags & (BH_SCHEDULED | BH_IDLE)) && !(flags & BH_DELETED)) {
+        if (flags & BH_INTERNAL) {
+            unsigned before = ctx->user_progress;
+
+            bh_call(bh);
+            if (ctx->user_progress != before) {
+                ret = 1;
+            }
+        } else {
+            if (flags & BH_SCHEDULED) {
+                ret = 1;
+            } else {
+                *ran_idle = true;
+            }
+            bh_call(bh);
+        }
+    }
+    if (flags & (BH_DELETED | BH_ONESHOT)) {
+        bh_free(bh);
+    }
+    return ret;
+}
+
 int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
 {
     BHListSlice slice;
@@ -289,8 +321,24 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
     unsigned flags;
     int ret = 0;
 
-    /* Everything scheduled until now, newest first: reverse it. */
     QSLIST_MOVE_ATOMIC(&lifo, &ctx->bh_list);
+    bh = QSLIST_FIRST(&lifo);
+    /* One BH and no outer slice (the common case, and not nested): it is
+     * taken off before its callback runs, so a slice holding it would
+     * already be empty for any nested aio_bh_poll() the callback makes,
+     * and BHs scheduled meanwhile go to the next call either way. No
+     * slice is needed; the order is trivially kept. */
+    if (bh && !QSLIST_NEXT(bh, next) &&
+        QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) {
+        /* As in bh_dequeue(): clearing BH_PENDING lets it be scheduled
+         * again, into the next aio_bh_poll(). */
+        flags = qatomic_fetch_and(&bh->flags,
+                                  ~(unsigned)(BH_PENDING | BH_SCHEDULED |
+                                              BH_IDLE));
+        return bh_run(ctx, bh, flags, ran_idle);
+    }
+
+    /* Everything scheduled until now, newest first: reverse it. */
     QSLIST_INIT(&slice.bh_list);
     while ((bh = QSLIST_FIRST(&lifo))) {
         QSLIST_REMOVE_HEAD(&lifo, next);
@@ -299,26 +347,7 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
     QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &slice, next);
 
     while ((bh = bh_dequeue(ctx, &flags))) {
-        if ((flags & (BH_SCHEDULED | BH_IDLE)) && !(flags & BH_DELETED)) {
-            if (flags & BH_INTERNAL) {
-                unsigned before = ctx->user_progress;
-
-                bh_call(bh);
-                if (ctx->user_progress != before) {
-                    ret = 1;
-                }
-            } else {
-                if (flags & BH_SCHEDULED) {
-                    ret = 1;
-                } else {
-                    *ran_idle = true;
-                }
-                bh_call(bh);
-            }
-        }
-        if (flags & (BH_DELETED | BH_ONESHOT)) {
-            bh_free(bh);
-        }
+        ret |= bh_run(ctx, bh, flags, ran_idle);
     }
     /* Nested calls may have emptied and unlinked our slice already; the
      * loop above only stops when every slice is done. */
@@ -412,19 +441,6 @@ void aio_notify(AioContext *ctx)
     if (qatomic_mb_read(&ctx->notify_me)) {
         event_notifier_set(&ctx->notifier);
     }
-}
-
-bool aioloop__notify_accept(AioContext *ctx)
-{
-    /* seq_cst: ordered before the exchange of ctx->bh_list that follows in
-     * aio_poll(); pairs with the store in aio_notify(). When notified is
-     * already clear there is nothing to consume (and no store to pay); a
-     * notification that arrives after that load stays for the next look.
-     * Otherwise one exchange clears and reports it: a load followed by a
-     * separate store could clear a notification that arrived in between
-     * without reporting it (found by tests/model/aio-notify.pml). */
-    return qatomic_read(&ctx->notified) &&
-           qatomic_xchg(&ctx->notified, false);
 }
 
 void aio_notify_accept(AioContext *ctx)
@@ -714,7 +730,7 @@ void aio_context_unref(AioContext *ctx)
 
 void aio_context_acquire(AioContext *ctx)
 {
-    rfifolock_lock(&ctx->lock);
+    aioloop__rfifolock_lock(&ctx->lock);
 }
 
 void aio_context_release(AioContext *ctx)

@@ -43,6 +43,10 @@
  * visitor's dec) happens after that visitor's walk. ThreadSanitizer
  * models these atomics, and there is no other shared state.
  *
+ * The library's own walkers (aio-posix.c) call the inline fast paths of
+ * inc and dec in lockcnt-internal.h: the same first attempt as the
+ * functions below, with the same ordering, without the call.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include <assert.h>
@@ -53,12 +57,13 @@
 #include <aioloop/atomic.h>
 #include <aioloop/lockcnt.h>
 #include "futex.h"
+#include "lockcnt-internal.h"
 
-#define LC_STATE_MASK 3u
-#define LC_FREE       0u
-#define LC_LOCKED     1u
-#define LC_WAITING    2u
-#define LC_STEP       4u
+#define LC_STATE_MASK AIOLOOP_LC_STATE_MASK
+#define LC_FREE       AIOLOOP_LC_FREE
+#define LC_LOCKED     AIOLOOP_LC_LOCKED
+#define LC_WAITING    AIOLOOP_LC_WAITING
+#define LC_STEP       AIOLOOP_LC_STEP
 
 static inline unsigned lc_state(unsigned val)
 {
@@ -133,13 +138,14 @@ void qemu_lockcnt_inc(QemuLockCnt *lockcnt)
     }
 }
 
+void aioloop__lockcnt_dec_underflow(QemuLockCnt *lockcnt)
+{
+    lc_misuse(lockcnt, "qemu_lockcnt_dec with a zero count");
+}
+
 void qemu_lockcnt_dec(QemuLockCnt *lockcnt)
 {
-    unsigned old = qatomic_fetch_sub(&lockcnt->count, LC_STEP);
-
-    if (old < LC_STEP) {
-        lc_misuse(lockcnt, "qemu_lockcnt_dec with a zero count");
-    }
+    aioloop__lockcnt_dec(lockcnt);
 }
 
 /* From count 1, unlocked, to count 0, locked, in one step, waiting for

@@ -10,6 +10,15 @@
 #include <aioloop/rfifolock.h>
 
 /*
+ * aioloop__rfifolock_lock - rfifolock_lock() under a hidden name, so that
+ * the library's own hot callers (aio_poll(), aio_context_acquire()) reach
+ * it with a direct call instead of through the shared library's PLT.
+ *
+ * Any thread.
+ */
+void aioloop__rfifolock_lock(RFifoLock *r);
+
+/*
  * aioloop__rfifolock_unlock_ctx - rfifolock_unlock() of an AioContext's
  * lock, for aio_context_release(): the same code on the same path, but a
  * release by a thread that does not hold the lock is reported as

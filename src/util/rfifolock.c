@@ -60,8 +60,13 @@
 #include <aioloop/rfifolock.h>
 #include "rfifolock-internal.h"
 
-/* Its address identifies the calling thread; it is never read or written. */
-static __thread char rfifolock_thread_token;
+/* Its address identifies the calling thread; it is never read or written.
+ * Initial-exec: taking its address is an add to the thread pointer, even
+ * in the shared library (the default model there calls __tls_get_addr,
+ * twice per aio_poll(): acquire and release). One byte of the static TLS
+ * area; see AIOLOOP_TLS_FAST in aio-internal.h. */
+static __thread char rfifolock_thread_token
+    __attribute__((tls_model("initial-exec")));
 
 static inline uintptr_t self_token(void)
 {
@@ -127,7 +132,7 @@ static void rfifolock_lock_slow(RFifoLock *r, uintptr_t self)
     r->nesting = 1;
 }
 
-void rfifolock_lock(RFifoLock *r)
+void aioloop__rfifolock_lock(RFifoLock *r)
 {
     uintptr_t self = self_token();
     uintptr_t expected = 0;
@@ -148,6 +153,11 @@ void rfifolock_lock(RFifoLock *r)
         return;
     }
     rfifolock_lock_slow(r, self);
+}
+
+void rfifolock_lock(RFifoLock *r)
+{
+    aioloop__rfifolock_lock(r);
 }
 
 /* A release by a thread that does not own @r: name @what @obj and stop. */

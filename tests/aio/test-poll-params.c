@@ -403,6 +403,73 @@ static void test_polling_off_with_handler_lacking_io_poll(void)
     aio_context_unref(ctx);
 }
 
+/* A poll window capped by a timer: the window grows until the timer's
+ * timeout caps it, the poller (reading the clock only every few rounds)
+ * gives up when the timeout has passed, and the timer then fires, never
+ * before its deadline, as the only progress of that aio_poll(). The
+ * handler's io_poll() never says ready. */
+typedef struct {
+    QEMUTimer *timer;
+    int64_t deadline;       /* QEMU_CLOCK_REALTIME ns */
+    int fired;
+    int early;              /* fired before the deadline */
+} CappedTimer;
+
+static void capped_timer_cb(void *opaque)
+{
+    CappedTimer *t = opaque;
+
+    if (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < t->deadline) {
+        t->early++;
+    }
+    t->fired++;
+}
+
+static void test_poll_window_capped_by_timer(void)
+{
+    AioContext *ctx = new_ctx();
+    Ring r = { .ctx = ctx };
+    CappedTimer t = { 0 };
+    int rounds, polled_rounds = 0;
+
+    r.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    REQUIRE(r.efd >= 0);
+    /* 10 ms: above the 2 ms timers, so the timeout caps the window. */
+    aio_context_set_poll_params(ctx, 10 * 1000 * 1000, 0, 0, &error_abort);
+    aio_set_fd_handler_poll(ctx, r.efd, false, ring_read, NULL, ring_poll,
+                            ring_ready, &r);
+    t.timer = aio_timer_new(ctx, QEMU_CLOCK_REALTIME, SCALE_NS,
+                            capped_timer_cb, &t);
+    for (rounds = 0; rounds < 20; rounds++) {
+        int before = qatomic_read(&r.poll_calls);
+
+        t.deadline = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + 2000000;
+        timer_mod(t.timer, t.deadline);
+        /* timer_mod() notifies the context: the first aio_poll() may
+         * return false, woken by it. */
+        while (t.fired == rounds) {
+            aio_poll(ctx, true);
+        }
+        CHECK_EQ(t.fired, rounds + 1);
+        if (qatomic_read(&r.poll_calls) > before) {
+            polled_rounds++;
+        }
+        test_progress();
+    }
+    CHECK_EQ(t.early, 0);
+    CHECK_EQ(r.poll_true, 0);
+    CHECK_EQ(r.ready_calls, 0);
+    CHECK_EQ(r.read_calls, 0);
+    /* Whether a round polled depends on timing (a loaded machine may
+     * reach the deadline before the window opens); said, not checked. */
+    printf("#   %d of %d rounds busy-polled before their timer\n",
+           polled_rounds, rounds);
+    timer_free(t.timer);
+    aio_set_fd_handler(ctx, r.efd, false, NULL, NULL, NULL);
+    close(r.efd);
+    aio_context_unref(ctx);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_LOST_WAKEUP);
@@ -413,5 +480,6 @@ int main(void)
     RUN(test_io_poll_nonblocking);
     RUN(test_io_poll_during_polling);
     RUN(test_polling_off_with_handler_lacking_io_poll);
+    RUN(test_poll_window_capped_by_timer);
     return test_done();
 }

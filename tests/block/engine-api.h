@@ -27,10 +27,13 @@
 /* eng_rw()/blk_rw(): the submit call returned NULL. */
 #define RES_NULL 1000
 
-/* A state of blk_engine and the context it is attached to (or NULL). */
+/* A state of blk_engine, the context it is attached to (or NULL) and
+ * the BlockDriverState handed to every call (NULL unless a test sets
+ * it: the engines only store it in the AIOCB). */
 typedef struct Eng {
     void *s;
     AioContext *ctx;
+    BlockDriverState *bs;
 } Eng;
 
 static inline void *eng_init(void)
@@ -96,6 +99,7 @@ static inline void eng_new(Eng *e, AioContext *ctx)
 {
     e->s = eng_init();
     e->ctx = NULL;
+    e->bs = NULL;
     if (!e->s) {
         printf("#   %s: cannot create a state: %s\n",
                aio_block_engine_name(blk_engine), strerror(errno));
@@ -121,11 +125,11 @@ static inline BlockAIOCB *eng_submit(Eng *e, int fd, int64_t sector,
 {
     switch (blk_engine) {
     case AIO_ENGINE_IO_URING:
-        return luring_submit(NULL, e->s, fd, sector, q, nb, cb, opaque, type);
+        return luring_submit(e->bs, e->s, fd, sector, q, nb, cb, opaque, type);
     case AIO_ENGINE_LINUX_AIO:
-        return laio_submit(NULL, e->s, fd, sector, q, nb, cb, opaque, type);
+        return laio_submit(e->bs, e->s, fd, sector, q, nb, cb, opaque, type);
     default:
-        return taio_submit(NULL, e->s, fd, sector, q, nb, cb, opaque, type);
+        return taio_submit(e->bs, e->s, fd, sector, q, nb, cb, opaque, type);
     }
 }
 
@@ -134,13 +138,13 @@ static inline void eng_plug(Eng *e, bool plug)
 {
     switch (blk_engine) {
     case AIO_ENGINE_IO_URING:
-        plug ? luring_io_plug(NULL, e->s) : luring_io_unplug(NULL, e->s);
+        plug ? luring_io_plug(e->bs, e->s) : luring_io_unplug(e->bs, e->s);
         break;
     case AIO_ENGINE_LINUX_AIO:
-        plug ? laio_io_plug(NULL, e->s) : laio_io_unplug(NULL, e->s);
+        plug ? laio_io_plug(e->bs, e->s) : laio_io_unplug(e->bs, e->s);
         break;
     default:
-        plug ? taio_io_plug(NULL, e->s) : taio_io_unplug(NULL, e->s);
+        plug ? taio_io_plug(e->bs, e->s) : taio_io_unplug(e->bs, e->s);
         break;
     }
 }
@@ -214,13 +218,13 @@ static inline void coroutine_fn eng_co_entry(void *opaque)
 
     switch (blk_engine) {
     case AIO_ENGINE_IO_URING:
-        c->ret = luring_co_submit(NULL, e->s, c->fd, c->off, c->q, c->type);
+        c->ret = luring_co_submit(e->bs, e->s, c->fd, c->off, c->q, c->type);
         break;
     case AIO_ENGINE_LINUX_AIO:
-        c->ret = laio_co_submit(NULL, e->s, c->fd, c->off, c->q, c->type);
+        c->ret = laio_co_submit(e->bs, e->s, c->fd, c->off, c->q, c->type);
         break;
     default:
-        c->ret = taio_co_submit(NULL, e->s, c->fd, c->off, c->q, c->type);
+        c->ret = taio_co_submit(e->bs, e->s, c->fd, c->off, c->q, c->type);
         break;
     }
     c->done = true;

@@ -17,123 +17,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#include "block-test.h"
+#include "engine-api.h"
 
 /* ------------------------------------------------------------------ */
 /* The engine's own API (sector-based callbacks, byte-based coroutines) */
-
-/* Thin dispatchers to laio_*, luring_* or taio_* for blk_engine. */
-static void *raw_init(void)
-{
-    switch (blk_engine) {
-    case AIO_ENGINE_IO_URING:
-        return luring_init(&error_abort);
-    case AIO_ENGINE_LINUX_AIO:
-        return laio_init();
-    default:
-        return taio_init();
-    }
-}
-
-static void raw_attach(void *s, AioContext *ctx, bool attach)
-{
-    switch (blk_engine) {
-    case AIO_ENGINE_IO_URING:
-        attach ? luring_attach_aio_context(s, ctx)
-               : luring_detach_aio_context(s, ctx);
-        break;
-    case AIO_ENGINE_LINUX_AIO:
-        attach ? laio_attach_aio_context(s, ctx)
-               : laio_detach_aio_context(s, ctx);
-        break;
-    default:
-        attach ? taio_attach_aio_context(s, ctx)
-               : taio_detach_aio_context(s, ctx);
-        break;
-    }
-}
-
-static void raw_cleanup(void *s)
-{
-    switch (blk_engine) {
-    case AIO_ENGINE_IO_URING:
-        luring_cleanup(s);
-        break;
-    case AIO_ENGINE_LINUX_AIO:
-        laio_cleanup(s);
-        break;
-    default:
-        taio_cleanup(s);
-        break;
-    }
-}
-
-static BlockAIOCB *raw_submit(BlockDriverState *bs, void *s, int fd,
-                              int64_t sector, QEMUIOVector *q, int nb,
-                              BlockCompletionFunc *cb, void *opaque, int type)
-{
-    switch (blk_engine) {
-    case AIO_ENGINE_IO_URING:
-        return luring_submit(bs, s, fd, sector, q, nb, cb, opaque, type);
-    case AIO_ENGINE_LINUX_AIO:
-        return laio_submit(bs, s, fd, sector, q, nb, cb, opaque, type);
-    default:
-        return taio_submit(bs, s, fd, sector, q, nb, cb, opaque, type);
-    }
-}
-
-static void raw_plug(BlockDriverState *bs, void *s, bool plug)
-{
-    switch (blk_engine) {
-    case AIO_ENGINE_IO_URING:
-        plug ? luring_io_plug(bs, s) : luring_io_unplug(bs, s);
-        break;
-    case AIO_ENGINE_LINUX_AIO:
-        plug ? laio_io_plug(bs, s) : laio_io_unplug(bs, s);
-        break;
-    default:
-        plug ? taio_io_plug(bs, s) : taio_io_unplug(bs, s);
-        break;
-    }
-}
-
-typedef struct {
-    BlockDriverState *bs;
-    void *s;
-    int fd;
-    uint64_t off;
-    QEMUIOVector *q;
-    int type;
-    int ret;
-    bool done;
-} RawCo;
-
-static void coroutine_fn raw_co_entry(void *opaque)
-{
-    RawCo *c = opaque;
-
-    switch (blk_engine) {
-    case AIO_ENGINE_IO_URING:
-        c->ret = luring_co_submit(c->bs, c->s, c->fd, c->off, c->q, c->type);
-        break;
-    case AIO_ENGINE_LINUX_AIO:
-        c->ret = laio_co_submit(c->bs, c->s, c->fd, c->off, c->q, c->type);
-        break;
-    default:
-        c->ret = taio_co_submit(c->bs, c->s, c->fd, c->off, c->q, c->type);
-        break;
-    }
-    c->done = true;
-}
-
-static int raw_co_run(AioContext *ctx, RawCo *c)
-{
-    co_start(ctx, raw_co_entry, c);
-    while (!c->done) {
-        aio_poll(ctx, true);
-    }
-    return c->ret;
-}
 
 static void test_engine_api(void)
 {
@@ -143,19 +30,17 @@ static void test_engine_api(void)
     int fd = tmp_file_in(test_dir(), 0);
     int completed = 0;
     BlkReq w, r, p[2];
-    RawCo c;
-    void *s;
+    Eng e;
 
     REQUIRE(fd >= 0);
-    s = raw_init();
-    REQUIRE(s);
-    raw_attach(s, ctx, true);
+    eng_new(&e, ctx);
+    e.bs = bs;
 
     /* 8 sectors at sector 3, written and read back with callbacks. */
     blk_req_init(&w, &completed, 3 * SECTOR, 8 * SECTOR);
     blk_req_init(&r, &completed, 3 * SECTOR, 8 * SECTOR);
     pattern_fill(w.buf, 8 * SECTOR, 26, w.off);
-    w.acb = raw_submit(bs, s, fd, 3, &w.qiov, 8, blk_req_cb, &w,
+    w.acb = eng_submit(&e, fd, 3, &w.qiov, 8, blk_req_cb, &w,
                        QEMU_AIO_WRITE);
     REQUIRE(w.acb);
     CHECK(w.acb->bs == bs);     /* stored in the AIOCB as given */
@@ -165,7 +50,7 @@ static void test_engine_api(void)
     CHECK(file_has_pattern(fd, 3 * SECTOR, 8 * SECTOR, 26));
     CHECK(file_is_zero(fd, 0, 3 * SECTOR));
 
-    r.acb = raw_submit(bs, s, fd, 3, &r.qiov, 8, blk_req_cb, &r,
+    r.acb = eng_submit(&e, fd, 3, &r.qiov, 8, blk_req_cb, &r,
                        QEMU_AIO_READ);
     REQUIRE(r.acb);
     blk_wait(ctx, &completed, 2);
@@ -173,44 +58,39 @@ static void test_engine_api(void)
     CHECK(pattern_check(r.buf, 8 * SECTOR, 26, 3 * SECTOR));
 
     /* Plugged pair (sectors 20 and 21), then a flush with no vector. */
-    raw_plug(bs, s, true);
+    eng_plug(&e, true);
     for (int i = 0; i < 2; i++) {
         blk_req_init(&p[i], &completed, (uint64_t)(20 + i) * SECTOR, SECTOR);
         pattern_fill(p[i].buf, SECTOR, 27, p[i].off);
-        p[i].acb = raw_submit(bs, s, fd, 20 + i, &p[i].qiov, 1, blk_req_cb,
+        p[i].acb = eng_submit(&e, fd, 20 + i, &p[i].qiov, 1, blk_req_cb,
                               &p[i], QEMU_AIO_WRITE);
         REQUIRE(p[i].acb);
     }
     poll_idle(ctx, 10);
     CHECK_EQ(completed, 2);
-    raw_plug(bs, s, false);
+    eng_plug(&e, false);
     blk_wait(ctx, &completed, 4);
     CHECK_EQ(blk_check_once(p, 2, 0), 0);
     CHECK(file_has_pattern(fd, 20 * SECTOR, 2 * SECTOR, 27));
 
     r.runs = 0;
-    r.acb = raw_submit(bs, s, fd, 0, NULL, 0, blk_req_cb, &r, QEMU_AIO_FLUSH);
+    r.acb = eng_submit(&e, fd, 0, NULL, 0, blk_req_cb, &r, QEMU_AIO_FLUSH);
     REQUIRE(r.acb);
     blk_wait(ctx, &completed, 5);
     CHECK_EQ(blk_check_once(&r, 1, 0), 0);
 
     /* The coroutine API takes a byte offset. */
     memset(r.buf, 0xAA, 8 * SECTOR);
-    c = (RawCo){ .bs = bs, .s = s, .fd = fd, .off = 3 * SECTOR, .q = &r.qiov,
-                 .type = QEMU_AIO_READ, .ret = 1 };
-    CHECK_EQ(raw_co_run(ctx, &c), 0);
+    CHECK_EQ(eng_co_rw(&e, ctx, fd, 3 * SECTOR, &r.qiov, QEMU_AIO_READ), 0);
     CHECK(pattern_check(r.buf, 8 * SECTOR, 26, 3 * SECTOR));
 
     /* Unknown types: NULL from the callback API, -EINVAL otherwise. */
-    CHECK(raw_submit(bs, s, fd, 0, &r.qiov, 8, blk_req_cb, &r, 0x4) == NULL);
-    c = (RawCo){ .bs = bs, .s = s, .fd = fd, .q = &r.qiov, .type = 0x4,
-                 .ret = 1 };
-    CHECK_EQ(raw_co_run(ctx, &c), -EINVAL);
+    CHECK(eng_submit(&e, fd, 0, &r.qiov, 8, blk_req_cb, &r, 0x4) == NULL);
+    CHECK_EQ(eng_co_rw(&e, ctx, fd, 0, &r.qiov, 0x4), -EINVAL);
     poll_idle(ctx, 5);
     CHECK_EQ(completed, 5);
 
-    raw_attach(s, ctx, false);
-    raw_cleanup(s);
+    eng_free(&e);
     blk_req_free(&w);
     blk_req_free(&r);
     blk_req_free(&p[0]);

@@ -153,7 +153,7 @@ static void storm_start(void)
 static unsigned long storm_stop(void)
 {
     qatomic_set(&storm.stop, 1);
-    qemu_thread_join(&storm_th);
+    w_join(&storm_th);
     return storm.sent;
 }
 
@@ -256,6 +256,7 @@ static void post_bh(void *opaque)
 static void test_iothreads_under_signals(void)
 {
     enum { N = UNDER_TSAN ? 5 : 20 };
+    sigset_t old;
     QemuSemaphore sem;
     int ok = 0;
 
@@ -271,7 +272,10 @@ static void test_iothreads_under_signals(void)
         aio_bh_schedule_oneshot(ctx, post_bh, &sem);
         qemu_sem_wait(&sem);    /* a lost BH is a hang: the watchdog */
         ok++;
+        /* iothread_destroy() joins the thread (see w_join()). */
+        w_signals_hold(&old);
         iothread_destroy(it);
+        w_signals_release(&old);
     }
     storm_stop();
     CHECK_EQ(ok, N);
