@@ -18,9 +18,23 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "export.h"
+
+/* f_type of the file systems whose files are memory (linux/magic.h). */
+#define NBD_TMPFS_MAGIC 0x01021994
+#define NBD_RAMFS_MAGIC 0x858458f6
+
+static bool on_memory_fs(int fd)
+{
+    struct statfs sfs;
+
+    return fstatfs(fd, &sfs) == 0 &&
+           ((unsigned long)sfs.f_type == NBD_TMPFS_MAGIC ||
+            (unsigned long)sfs.f_type == NBD_RAMFS_MAGIC);
+}
 
 static uint32_t direct_alignment(int fd, bool is_block)
 {
@@ -77,6 +91,7 @@ int nbd_file_open(NbdFile *f, const char *path, bool read_only, bool direct,
         }
     } else if (S_ISREG(st.st_mode)) {
         f->size = (uint64_t)st.st_size;
+        f->in_memory = on_memory_fs(f->fd);
     } else {
         snprintf(why, why_len, "%s is neither a regular file nor a block device",
                  path);

@@ -16,6 +16,8 @@ typedef struct NbdFile {
     int fd;
     bool is_block;              /* a block device, else a regular file */
     bool direct;                /* opened with O_DIRECT */
+    bool in_memory;             /* on tmpfs or ramfs: its reads and writes
+                                 * copy memory, never wait for a device */
     uint64_t size;              /* bytes */
     uint32_t align;             /* offsets, lengths and buffers: O_DIRECT's
                                  * alignment, 1 without O_DIRECT */

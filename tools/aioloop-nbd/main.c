@@ -42,6 +42,10 @@ static void usage(FILE *f)
 "      --discard=MODE       ignore (default) or unmap: what TRIM does\n"
 "      --iothreads=N        serve connections in N IOThreads (default 0:\n"
 "                           in the main thread)\n"
+"      --in-place=MODE      auto (default): reads and writes that cannot\n"
+"                           wait for a device (a file in tmpfs; cached\n"
+"                           data with --aio=threads) skip the engine;\n"
+"                           off: everything through the engine\n"
 "      --handshake-limit=S  drop clients that have not finished the\n"
 "                           handshake after S seconds (default 10; 0: never)\n"
 "      --fork               run in the background once listening\n"
@@ -71,7 +75,7 @@ static int parse_int(const char *opt, const char *arg, int min, int max,
 
 enum {
     OPT_CACHE = 256, OPT_AIO, OPT_DISCARD, OPT_IOTHREADS, OPT_HS_LIMIT,
-    OPT_FORK, OPT_PID_FILE, OPT_PRINT_URI,
+    OPT_FORK, OPT_PID_FILE, OPT_PRINT_URI, OPT_IN_PLACE,
 };
 
 int main(int argc, char **argv)
@@ -95,6 +99,7 @@ int main(int argc, char **argv)
         { "fork", no_argument, NULL, OPT_FORK },
         { "pid-file", required_argument, NULL, OPT_PID_FILE },
         { "print-uri", no_argument, NULL, OPT_PRINT_URI },
+        { "in-place", required_argument, NULL, OPT_IN_PLACE },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -210,6 +215,17 @@ int main(int argc, char **argv)
             break;
         case OPT_PRINT_URI:
             o.print_uri = true;
+            break;
+        case OPT_IN_PLACE:
+            if (strcmp(optarg, "auto") == 0) {
+                o.no_in_place = false;
+            } else if (strcmp(optarg, "off") == 0) {
+                o.no_in_place = true;
+            } else {
+                fprintf(stderr, "aioloop-nbd: --in-place=%s: use auto or "
+                        "off\n", optarg);
+                return 2;
+            }
             break;
         case 'v':
             o.verbose = true;

@@ -28,6 +28,8 @@ typedef struct NbdServerOptions {
     bool fork;                  /* --fork */
     bool print_uri;             /* --print-uri */
     bool verbose;               /* -v */
+    bool no_in_place;           /* --in-place=off: every read and write
+                                 * through the engine */
     int shared;                 /* -e: connections at once (0: no limit) */
     int iothreads;              /* --iothreads: 0 serves in the main thread */
     int handshake_limit;        /* seconds to finish the handshake, 0: none */
