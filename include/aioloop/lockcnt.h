@@ -130,7 +130,9 @@ AIOLOOP_API void qemu_lockcnt_inc_and_unlock(QemuLockCnt *lockcnt);
 /**
  * qemu_lockcnt_count - the number of visitors now. It may change at any
  * time; under the lock, "is it zero" is stable (a newcomer to a zero
- * count waits for the lock).
+ * count waits for the lock). An acquire load: when it reads zero, every
+ * access of the visitors that have left happens before the caller's
+ * next ones (what the caller may free, they no longer touch).
  * Any thread.
  */
 AIOLOOP_API unsigned qemu_lockcnt_count(QemuLockCnt *lockcnt);

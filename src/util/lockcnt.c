@@ -234,7 +234,15 @@ void qemu_lockcnt_inc_and_unlock(QemuLockCnt *lockcnt)
     }
 }
 
+/* An acquire load: a zero read under the lock is how a freeing thread
+ * learns that the last visitor has left, and visitors decrement while
+ * the lock is held (count 1 -> 0 after the locker's CAS). The acquire
+ * pairs with that decrement (a release), so everything the visitor did
+ * during its visit happens before what the locker does next - freeing
+ * the nodes it visited, say. A relaxed load would read the same value
+ * without that ordering: a data race (ThreadSanitizer reported it in
+ * test-walkers). */
 unsigned qemu_lockcnt_count(QemuLockCnt *lockcnt)
 {
-    return qatomic_read(&lockcnt->count) / LC_STEP;
+    return qatomic_load_acquire(&lockcnt->count) / LC_STEP;
 }
