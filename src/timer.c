@@ -967,16 +967,13 @@ static inline bool tl_needs_run(QEMUTimerList *tl, TimerOwner *me)
            qatomic_read(&tl->bias) != me;
 }
 
-static __attribute__((noinline)) bool tlg_run(QEMUTimerListGroup *tlg,
-                                              TimerOwner *me)
+static __attribute__((noinline)) bool tlg_run(QEMUTimerListGroup *tlg)
 {
     bool progress = false;
     int type;
 
     for (type = 0; type < QEMU_CLOCK_MAX; type++) {
-        if (tl_needs_run(tlg->tl[type], me)) {
-            progress |= tl_run(tlg->tl[type]);
-        }
+        progress |= tl_run(tlg->tl[type]);  /* skips an idle list itself */
     }
     return progress;
 }
@@ -993,7 +990,7 @@ bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 
     for (type = 0; type < QEMU_CLOCK_MAX; type++) {
         if (tl_needs_run(tlg->tl[type], me)) {
-            return tlg_run(tlg, me);
+            return tlg_run(tlg);
         }
     }
     return false;
