@@ -32,6 +32,7 @@
 #include <aioloop/coroutine.h>
 #include <aioloop/lockcnt.h>
 #include <poll.h>
+#include "timer-internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Bottom halves                                                       */
@@ -262,7 +263,21 @@ struct AioContext {
 void aioloop__notifier_read(EventNotifier *e);
 bool aioloop__notifier_poll(void *opaque);
 void aioloop__notifier_poll_ready(void *opaque);
-int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
+int aioloop__bh_poll_list(AioContext *ctx, bool *ran_idle);
+/* aio_bh_poll() for aio_poll() and aio_dispatch(), setting *@ran_idle
+ * when an idle BH ran. Inline, so that a pass with no BH (most passes)
+ * pays two loads and no call. The relaxed load of the list head decides
+ * nothing but "look no further": see aioloop__bh_poll_list() in async.c
+ * for why it cannot miss a BH whose notification the pass consumed. A
+ * nested call must still run the outer calls' pending slices. */
+static inline int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
+{
+    if (likely(!qatomic_read(&QSLIST_FIRST(&ctx->bh_list)) &&
+               QSIMPLEQ_EMPTY(&ctx->bh_slice_list))) {
+        return 0;
+    }
+    return aioloop__bh_poll_list(ctx, ran_idle);
+}
 bool aioloop__bh_scheduled(AioContext *ctx);
 void aioloop__kick(AioContext *ctx);
 /* aio_notify_accept() that says whether it consumed a notification
@@ -302,7 +317,7 @@ static inline int64_t aioloop__timers_deadline_ns(AioContext *ctx)
 
 static inline bool aioloop__timers_run(AioContext *ctx)
 {
-    return timerlistgroup_run_timers(&ctx->tlg);
+    return aioloop__timerlistgroup_run_timers(&ctx->tlg);
 }
 
 /*

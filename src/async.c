@@ -313,35 +313,23 @@ static inline int bh_run(AioContext *ctx, QEMUBH *bh, unsigned flags,
     return ret;
 }
 
-int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
+/* What aioloop__bh_poll() does when it took more than one BH, or runs
+ * inside an outer aio_bh_poll() whose slices are still pending: build a
+ * slice of @lifo (newest first, may be empty) and run every slice.
+ * Out of line, so that the common pass keeps a small frame. */
+static __attribute__((noinline)) int bh_poll_slices(AioContext *ctx,
+                                                    QEMUBH *lifo,
+                                                    bool *ran_idle)
 {
     BHListSlice slice;
-    BHList lifo;
     QEMUBH *bh;
     unsigned flags;
     int ret = 0;
 
-    QSLIST_MOVE_ATOMIC(&lifo, &ctx->bh_list);
-    bh = QSLIST_FIRST(&lifo);
-    /* One BH and no outer slice (the common case, and not nested): it is
-     * taken off before its callback runs, so a slice holding it would
-     * already be empty for any nested aio_bh_poll() the callback makes,
-     * and BHs scheduled meanwhile go to the next call either way. No
-     * slice is needed; the order is trivially kept. */
-    if (bh && !QSLIST_NEXT(bh, next) &&
-        QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) {
-        /* As in bh_dequeue(): clearing BH_PENDING lets it be scheduled
-         * again, into the next aio_bh_poll(). */
-        flags = qatomic_fetch_and(&bh->flags,
-                                  ~(unsigned)(BH_PENDING | BH_SCHEDULED |
-                                              BH_IDLE));
-        return bh_run(ctx, bh, flags, ran_idle);
-    }
-
     /* Everything scheduled until now, newest first: reverse it. */
     QSLIST_INIT(&slice.bh_list);
-    while ((bh = QSLIST_FIRST(&lifo))) {
-        QSLIST_REMOVE_HEAD(&lifo, next);
+    while ((bh = lifo)) {
+        lifo = QSLIST_NEXT(bh, next);
         QSLIST_INSERT_HEAD(&slice.bh_list, bh, next);
     }
     QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &slice, next);
@@ -352,6 +340,56 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
     /* Nested calls may have emptied and unlinked our slice already; the
      * loop above only stops when every slice is done. */
     return ret;
+}
+
+int aioloop__bh_poll_list(AioContext *ctx, bool *ran_idle)
+{
+    QEMUBH *bh;
+    unsigned flags;
+
+    /*
+     * Look before taking: most passes find the list empty, and then the
+     * exchange (a locked instruction that also takes the line away from
+     * a scheduler on another CPU) is not needed. A relaxed load is
+     * enough. Nodes are not dereferenced on the strength of it: only
+     * after the seq_cst exchange below, which pairs with the pushing CAS.
+     * Nor does it weaken the notification handshake: a notification
+     * consumed by aio_notify_accept()'s exchange synchronizes with the
+     * aio_notify() that followed the push, so the push happens before
+     * this load, which therefore sees it (or a later value). A push this
+     * load misses is one that came after it: the next pass runs it, as
+     * if it had come just after this one (scheduling gives no promise to
+     * the pass already under way), and the scheduler's notify_me check
+     * still wakes a loop about to sleep.
+     */
+    bh = qatomic_read(&QSLIST_FIRST(&ctx->bh_list));
+    if (!bh) {
+        /* Outer slices still pending: a nested call runs them too. */
+        return unlikely(!QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) ?
+               bh_poll_slices(ctx, NULL, ran_idle) : 0;
+    }
+    /* The head is on the list, so it cannot be freed but by us: ask for
+     * its line (the flags word that the fetch-and below writes, on
+     * another CPU's cache after a cross-thread schedule) while the
+     * exchange waits for the list head's line. A prefetch never faults
+     * and has no effect on ordering. */
+    __builtin_prefetch(&bh->flags, 1);
+    bh = qatomic_xchg(&QSLIST_FIRST(&ctx->bh_list), NULL);
+    /* One BH and no outer slice (the common case, and not nested): it is
+     * taken off before its callback runs, so a slice holding it would
+     * already be empty for any nested aio_bh_poll() the callback makes,
+     * and BHs scheduled meanwhile go to the next call either way. No
+     * slice is needed; the order is trivially kept. */
+    if (likely(!QSLIST_NEXT(bh, next) &&
+               QSIMPLEQ_EMPTY(&ctx->bh_slice_list))) {
+        /* As in bh_dequeue(): clearing BH_PENDING lets it be scheduled
+         * again, into the next aio_bh_poll(). */
+        flags = qatomic_fetch_and(&bh->flags,
+                                  ~(unsigned)(BH_PENDING | BH_SCHEDULED |
+                                              BH_IDLE));
+        return bh_run(ctx, bh, flags, ran_idle);
+    }
+    return bh_poll_slices(ctx, bh, ran_idle);
 }
 
 int aio_bh_poll(AioContext *ctx)

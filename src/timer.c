@@ -983,7 +983,7 @@ static __attribute__((noinline)) bool tlg_run(QEMUTimerListGroup *tlg)
  * BHs or handlers) that is a few loads and compares, without a call per
  * list (which cost about 120 instructions per pass); otherwise tlg_run()
  * makes the calls a list needs. */
-bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+bool aioloop__timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
 {
     TimerOwner *me = tls_owner;
     int type;
@@ -994,6 +994,11 @@ bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
         }
     }
     return false;
+}
+
+bool timerlistgroup_run_timers(QEMUTimerListGroup *tlg)
+{
+    return aioloop__timerlistgroup_run_timers(tlg);
 }
 
 /* ------------------------------------------------------------------ */
