@@ -59,15 +59,39 @@ enum {
     BH_INTERNAL  = 1 << 5,   /* library BH: progress only if it reports */
 };
 
+/*
+ * Ask for the cache line of @p in a state that allows writing, without
+ * waiting for it: a hint (it never faults, orders nothing, and a CPU may
+ * ignore it). For a line that another CPU last wrote and that this one
+ * is about to update with a locked instruction: fetched for writing at
+ * once, it needs one transfer, not a read and then an upgrade, and the
+ * transfer overlaps whatever this CPU waits for meanwhile. On x86-64
+ * PREFETCHW itself (x86-64 CPUs without it execute it as a no-op), as
+ * the compiler only emits it when told the CPU has it; elsewhere the
+ * compiler's write prefetch.
+ */
+static inline void aioloop__prefetch_w(const void *p)
+{
+#if defined(__x86_64__)
+    __asm__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1);
+#endif
+}
+
+/* Allocated on a cache line of its own (BH_ALIGN), the fields that
+ * scheduling and running touch first: a cross-thread schedule and the
+ * run that follows move one line between the CPUs, not two. */
+#define BH_ALIGN 64
 struct QEMUBH {
     AioContext *ctx;
-    const char *name;
     QEMUBHFunc *cb;
     void *opaque;
     QSLIST_ENTRY(QEMUBH) next;  /* ctx->bh_list or a slice: see BH_PENDING */
-    QLIST_ENTRY(QEMUBH) all;    /* ctx->all_bhs, under ctx->bh_lock */
     unsigned flags;             /* BH_*, atomic */
     MemReentrancyGuard *guard;  /* aio_bh_new_guarded(), or NULL */
+    const char *name;
+    QLIST_ENTRY(QEMUBH) all;    /* ctx->all_bhs, under ctx->bh_lock */
 };
 
 typedef QSLIST_HEAD(, QEMUBH) BHList;
@@ -157,6 +181,7 @@ struct AioAttachment;
 /* ------------------------------------------------------------------ */
 /* The context                                                         */
 
+#define CTX_ALIGN 64
 struct AioContext {
     /* First, by contract: the QEMU-named util/aio-posix.h of the
      * installed compat headers reads it as ctx->fdmon_ops (what QEMU's
@@ -169,12 +194,18 @@ struct AioContext {
      * sleeps. Its contention callback notifies the context. */
     RFifoLock lock;
 
-    /* Bottom halves: bh_list is the lock-free list schedulers push to
-     * (QSLIST_INSERT_HEAD_ATOMIC); aio_bh_poll() takes it whole. */
-    BHList bh_list;
+    /*
+     * One cache line (the context is allocated CTX_ALIGN-aligned) for
+     * what other threads write to wake the loop and what the loop reads
+     * on every pass and busy-poll round: a cross-thread
+     * qemu_bh_schedule() touches this line and the BH's, nothing of the
+     * loop's own hot state (the lock above, poll_ns...).
+     *
+     * Bottom halves: bh_list is the lock-free list schedulers push to
+     * (QSLIST_INSERT_HEAD_ATOMIC); aio_bh_poll() takes it whole.
+     */
+    BHList bh_list __attribute__((aligned(CTX_ALIGN)));
     QSIMPLEQ_HEAD(, BHListSlice) bh_slice_list;  /* loop thread only */
-    QemuMutex bh_lock;                           /* protects all_bhs */
-    QLIST_HEAD(, QEMUBH) all_bhs;
 
     /*
      * aio_notify() protocol. notify_me counts pollers about to sleep or
@@ -188,6 +219,10 @@ struct AioContext {
     bool notified;                  /* atomic */
     bool kicked;                    /* atomic: see aioloop__kick() */
     EventNotifier notifier;
+
+    QemuMutex bh_lock __attribute__((aligned(CTX_ALIGN)));
+                                                 /* protects all_bhs */
+    QLIST_HEAD(, QEMUBH) all_bhs;
 
     /* Handler set, see aio-posix.c. list_lock serialises writers; walks
      * are counted in walkers (its lock guards deleted_handlers). */

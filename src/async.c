@@ -54,6 +54,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aio-internal.h"
 #include "attach.h"
@@ -70,8 +71,10 @@
 static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                         const char *name, unsigned flags, bool may_fail)
 {
-    QEMUBH *bh = aioloop__malloc(sizeof(*bh));
+    void *mem;
+    QEMUBH *bh;
 
+    bh = aioloop__posix_memalign(&mem, BH_ALIGN, sizeof(*bh)) ? NULL : mem;
     if (!bh) {
         if (may_fail) {
             return NULL;
@@ -162,8 +165,18 @@ static inline void bh_call(QEMUBH *bh)
 static inline unsigned bh_enqueue(QEMUBH *bh, unsigned new_flags,
                                   bool notify)
 {
-    AioContext *ctx = bh->ctx;
-    unsigned old = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
+    AioContext *ctx;
+    unsigned old;
+
+    /* After a cross-thread schedule both lines below are in the loop's
+     * CPU (its last run wrote the BH's, its polling read the list's):
+     * ask for both for writing at once, so that their transfers overlap
+     * and the fetch-or and CAS do not each wait for one in turn (nor the
+     * read of bh->ctx fetch the BH's line only to share it). */
+    aioloop__prefetch_w(&bh->flags);
+    ctx = bh->ctx;
+    aioloop__prefetch_w(&ctx->bh_list);
+    old = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
 
     if (!(old & BH_PENDING)) {
         QSLIST_INSERT_HEAD_ATOMIC(&ctx->bh_list, bh, next);
@@ -371,9 +384,9 @@ int aioloop__bh_poll_list(AioContext *ctx, bool *ran_idle)
     /* The head is on the list, so it cannot be freed but by us: ask for
      * its line (the flags word that the fetch-and below writes, on
      * another CPU's cache after a cross-thread schedule) while the
-     * exchange waits for the list head's line. A prefetch never faults
-     * and has no effect on ordering. */
-    __builtin_prefetch(&bh->flags, 1);
+     * exchange waits for the list head's line. A hint: it never faults
+     * and orders nothing (aioloop__prefetch_w()). */
+    aioloop__prefetch_w(&bh->flags);
     bh = qatomic_xchg(&QSLIST_FIRST(&ctx->bh_list), NULL);
     /* One BH and no outer slice (the common case, and not nested): it is
      * taken off before its callback runs, so a slice holding it would
@@ -621,9 +634,14 @@ static void aio_context_contention(void *opaque)
  */
 AioContext *aio_context_new(Error **errp)
 {
-    AioContext *ctx = aioloop__calloc(1, sizeof(*ctx));
+    AioContext *ctx;
+    void *mem;
     int ret;
 
+    ctx = aioloop__posix_memalign(&mem, CTX_ALIGN, sizeof(*ctx)) ? NULL : mem;
+    if (ctx) {
+        memset(ctx, 0, sizeof(*ctx));
+    }
     if (!ctx) {
         error_setg_errno(errp, ENOMEM, "aio_context_new: cannot allocate "
                          "the context");
