@@ -977,8 +977,9 @@ bool aio_poll(AioContext *ctx, bool blocking)
     bool progress, ran_idle = false;
 
     /* aio_context_acquire()/release() without the calls through the
-     * shared library's PLT (the same functions under hidden names). */
-    aioloop__rfifolock_lock(&ctx->lock);
+     * shared library's PLT: their fast paths inline (rfifolock-internal.h),
+     * the general path's release a direct call. */
+    aioloop__rfifolock_lock_inline(&ctx->lock);
     outer_ctx = set_poll_ctx(ctx);
     /*
      * A non-blocking pass that takes no walk (see "walking" in
@@ -1006,7 +1007,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
                                    held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
-    aioloop__rfifolock_unlock_ctx(&ctx->lock);
+    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
     return progress;
 }
 
