@@ -967,8 +967,16 @@ static __attribute__((noinline)) bool aio_poll_held(AioContext *ctx,
                                    held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
-    aioloop__rfifolock_unlock_ctx(&ctx->lock);
+    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
     return progress;
+}
+
+/* A blocking aio_poll(): take the context, then the general path. Out
+ * of line, so that aio_poll()'s non-blocking pass does not pay for it. */
+static __attribute__((noinline)) bool aio_poll_blocking(AioContext *ctx)
+{
+    aioloop__rfifolock_lock_inline(&ctx->lock);
+    return aio_poll_held(ctx, true, set_poll_ctx(ctx));
 }
 
 bool aio_poll(AioContext *ctx, bool blocking)
@@ -976,9 +984,11 @@ bool aio_poll(AioContext *ctx, bool blocking)
     AioContext *outer_ctx;
     bool progress, ran_idle = false;
 
+    if (blocking) {
+        return aio_poll_blocking(ctx);
+    }
     /* aio_context_acquire()/release() without the calls through the
-     * shared library's PLT: their fast paths inline (rfifolock-internal.h),
-     * the general path's release a direct call. */
+     * shared library's PLT: their fast paths inline (rfifolock-internal.h). */
     aioloop__rfifolock_lock_inline(&ctx->lock);
     outer_ctx = set_poll_ctx(ctx);
     /*
@@ -991,10 +1001,10 @@ bool aio_poll(AioContext *ctx, bool blocking)
      * that only runs BHs and timers or polls adaptively. The loads are
      * the ones aio_poll_once() makes to take the same decision.
      */
-    if (blocking || qatomic_read(&ctx->poll_disable_cnt) != 0 ||
+    if (qatomic_read(&ctx->poll_disable_cnt) != 0 ||
         (qatomic_read(&ctx->user_handlers) != 0 &&
          qatomic_read(&ctx->poll_max_ns) == 0)) {
-        return aio_poll_held(ctx, blocking, outer_ctx);
+        return aio_poll_held(ctx, false, outer_ctx);
     }
     if (qatomic_read(&ctx->kicked)) {
         qatomic_mb_set(&ctx->kicked, false);    /* as in aio_poll_once() */

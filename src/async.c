@@ -326,6 +326,14 @@ static inline int bh_run(AioContext *ctx, QEMUBH *bh, unsigned flags,
     return ret;
 }
 
+/* bh_run() out of line, for the single-BH path's uncommon cases. */
+static __attribute__((noinline)) int bh_run_one(AioContext *ctx, QEMUBH *bh,
+                                                unsigned flags,
+                                                bool *ran_idle)
+{
+    return bh_run(ctx, bh, flags, ran_idle);
+}
+
 /* What aioloop__bh_poll() does when it took more than one BH, or runs
  * inside an outer aio_bh_poll() whose slices are still pending: build a
  * slice of @lifo (newest first, may be empty) and run every slice.
@@ -400,7 +408,17 @@ int aioloop__bh_poll_list(AioContext *ctx, bool *ran_idle)
         flags = qatomic_fetch_and(&bh->flags,
                                   ~(unsigned)(BH_PENDING | BH_SCHEDULED |
                                               BH_IDLE));
-        return bh_run(ctx, bh, flags, ran_idle);
+        /* The plain case of bh_run(): a user BH scheduled with
+         * qemu_bh_schedule(), not deleted, not one-shot, no guard. It
+         * is progress and nothing of it is needed after the callback,
+         * which leaves this function a small frame. */
+        if (likely((flags & (BH_SCHEDULED | BH_IDLE | BH_DELETED |
+                             BH_ONESHOT | BH_INTERNAL)) == BH_SCHEDULED &&
+                   !bh->guard)) {
+            bh->cb(bh->opaque);
+            return 1;
+        }
+        return bh_run_one(ctx, bh, flags, ran_idle);
     }
     return bh_poll_slices(ctx, bh, ran_idle);
 }
