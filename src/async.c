@@ -8,7 +8,8 @@
  * context's lock-free list with one compare-and-swap. Neither step can
  * block or fail, so qemu_bh_schedule() is wait-free with respect to the
  * loop and safe in a signal handler. aio_bh_poll() takes the whole list
- * with one exchange, reverses it into scheduling order and runs it as a
+ * with one exchange (after a plain look: an empty list costs no locked
+ * instruction), reverses it into scheduling order and runs it as a
  * "slice". A BH scheduled while the slice runs lands on the fresh list and
  * runs in the next aio_bh_poll(): a BH that reschedules itself makes one
  * step per aio_poll() and cannot starve the loop.
@@ -43,9 +44,11 @@
  * notified stays set until aio_notify_accept(), so a notification that
  * arrives while nobody polls makes the next blocking aio_poll() return.
  * aio_notify_accept() clears notified with a seq_cst exchange before the
- * BH list is exchanged (also seq_cst), so a BH whose notification it
- * consumed is always seen by the aio_bh_poll() that follows; aio_poll()
- * returns when that exchange consumed a notification. The handshake is
+ * BH list is looked at, so a BH whose notification it consumed is always
+ * seen by the aio_bh_poll() that follows (the exchange synchronizes with
+ * the aio_notify() that came after the push; see aioloop__bh_poll_list()
+ * for why the look may be a relaxed load); aio_poll() returns when that
+ * exchange consumed a notification. The handshake is
  * model-checked: tests/model/aio-notify.pml.
  *
  * SPDX-License-Identifier: MIT
