@@ -979,14 +979,13 @@ static __attribute__((noinline)) bool aio_poll_blocking(AioContext *ctx)
     return aio_poll_held(ctx, true, set_poll_ctx(ctx));
 }
 
-bool aio_poll(AioContext *ctx, bool blocking)
+/* A non-blocking aio_poll(). Its own function, so that aio_poll() is
+ * a branch to one of two and neither pays the other's frame. */
+static __attribute__((noinline)) bool aio_poll_nonblocking(AioContext *ctx)
 {
     AioContext *outer_ctx;
     bool progress, ran_idle = false;
 
-    if (blocking) {
-        return aio_poll_blocking(ctx);
-    }
     /* aio_context_acquire()/release() without the calls through the
      * shared library's PLT: their fast paths inline (rfifolock-internal.h). */
     aioloop__rfifolock_lock_inline(&ctx->lock);
@@ -1019,6 +1018,11 @@ bool aio_poll(AioContext *ctx, bool blocking)
     set_poll_ctx(outer_ctx);
     aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
     return progress;
+}
+
+bool aio_poll(AioContext *ctx, bool blocking)
+{
+    return blocking ? aio_poll_blocking(ctx) : aio_poll_nonblocking(ctx);
 }
 
 /* ------------------------------------------------------------------ */
