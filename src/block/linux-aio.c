@@ -100,6 +100,9 @@ struct aio_ring {
 #define LAIO_FD_SLOTS       8       /* fds remembered, by fd number */
 #define LAIO_RESCUE_FIRST_NS (20 * 1000)
 #define LAIO_RESCUE_MAX_NS  (1000 * 1000)
+/* Passes over the ring in one call of laio_process() while the requests
+ * the callbacks submit complete inline. */
+#define LAIO_PASSES         8
 
 /* What the state learned about one fd number. */
 typedef struct LaioFd {
@@ -252,16 +255,27 @@ static void laio_process(RawQueue *q)
     LinuxAioState *s = laio_of(q);
     struct io_event ev;
 
-    aioloop__raw_batch_begin(q);
-    while (laio_next_event(s, &ev)) {
-        RawRequest *r = (RawRequest *)(uintptr_t)ev.data;
+    for (unsigned pass = 1;; pass++) {
+        aioloop__raw_batch_begin(q);
+        while (laio_next_event(s, &ev)) {
+            RawRequest *r = (RawRequest *)(uintptr_t)ev.data;
 
-        if (!(laio_iocb(r)->aio_flags & IOCB_FLAG_RESFD)) {
-            s->quiet_in_flight--;
+            if (!(laio_iocb(r)->aio_flags & IOCB_FLAG_RESFD)) {
+                s->quiet_in_flight--;
+            }
+            aioloop__raw_complete(q, r, aioloop__raw_result(r, ev.res));
         }
-        aioloop__raw_complete(q, r, aioloop__raw_result(r, ev.res));
+        aioloop__raw_batch_end(q);
+        /* What the callbacks submitted (at the end of the batch) may have
+         * completed inside io_submit() already (tmpfs, page cache): take
+         * it now instead of in the next aio_poll(), for which the watch
+         * scheduled the process BH. At most LAIO_PASSES passes, so that
+         * the context's other handlers and timers wait no longer than
+         * that many round trips. */
+        if (pass >= LAIO_PASSES || !s->ring || !laio_ring_avail(s->ring)) {
+            break;
+        }
     }
-    aioloop__raw_batch_end(q);
     if (unlikely(s->quiet_in_flight || s->rescue_ns)) {
         laio_watch(s);
     }

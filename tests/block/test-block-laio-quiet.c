@@ -13,6 +13,14 @@
  * straggler is found and rescued. A lost straggler is a hang (blocking
  * aio_poll() waits for it): the watchdog names the case.
  *
+ * Requests that the callbacks submit and that complete inline are
+ * delivered in the same call, up to 8 passes over the ring: a chain of
+ * requests resubmitted from their callbacks must still let a bottom half
+ * run. One aio_poll() may call the engine three times before that BH
+ * (the io_poll handler's look at the ring, the process BH scheduled
+ * before the BH, the call that scheduled it), so it runs within 24
+ * completions at QD1.
+ *
  * Flushes complete from a kernel work queue, nearly always after
  * io_submit() has returned: with every request without eventfd (the
  * knob aioloop__laio_set_inline_after(s, 0)), a flush is the straggler
@@ -305,6 +313,73 @@ static void test_detach_with_straggler(void)
     quiet_teardown(&t);
 }
 
+/* A chain of reads, each submitted by the previous one's callback. */
+typedef struct Chain {
+    Quiet *t;
+    BlkReq r;
+    int completed;
+    int left;
+    int bad;
+    int bh_at;                  /* completions when the BH ran; -1 */
+    int scheduled_at;           /* completions when it was scheduled */
+} Chain;
+
+static void chain_bh(void *opaque)
+{
+    Chain *c = opaque;
+
+    c->bh_at = c->completed;
+}
+
+static void chain_cb(void *opaque, int ret)
+{
+    Chain *c = opaque;
+    uint64_t blk = (uint64_t)c->completed * 5 % NBLOCKS;
+
+    c->completed++;
+    if (ret != 0 || !pattern_check(c->r.buf, BLOCK, SEED, c->r.off)) {
+        c->bad++;
+    }
+    if (c->completed == 100) {
+        c->scheduled_at = c->completed;
+        aio_bh_schedule_oneshot(c->t->ctx, chain_bh, c);
+    }
+    if (--c->left == 0) {
+        return;
+    }
+    c->r.off = blk * BLOCK;
+    memset(c->r.buf, 0xAA, BLOCK);
+    need_acb(eng_submit(&c->t->e, c->t->fd, (int64_t)(blk * BLOCK / SECTOR),
+                        &c->r.qiov, BLOCK / SECTOR, chain_cb, c,
+                        QEMU_AIO_READ));
+}
+
+/* A QD1 chain on a fd that completes inline: every callback's request
+ * is in the ring before control returns to aio_poll(); a bottom half
+ * scheduled from a callback still runs within 3 x 8 completions. */
+static void test_passes_bounded(void)
+{
+    Quiet t;
+    Chain c = { .t = &t, .left = 300, .bh_at = -1 };
+
+    REQUIRE(quiet_setup(&t));
+    blk_req_init(&c.r, &c.completed, 0, BLOCK);
+    c.completed = 0;
+    need_acb(eng_submit(&t.e, t.fd, 0, &c.r.qiov, BLOCK / SECTOR, chain_cb,
+                        &c, QEMU_AIO_READ));
+    while (c.left) {
+        aio_poll(t.ctx, true);
+    }
+    CHECK_EQ(c.completed, 300);
+    CHECK_EQ(c.bad, 0);
+    CHECK(c.bh_at >= c.scheduled_at);
+    printf("#   the BH ran after %d more completions\n",
+           c.bh_at - c.scheduled_at);
+    CHECK(c.bh_at - c.scheduled_at <= 3 * 8);
+    blk_req_free(&c.r);
+    quiet_teardown(&t);
+}
+
 int main(void)
 {
     watchdog_install(WATCHDOG_LOST_WAKEUP);
@@ -317,6 +392,7 @@ int main(void)
     RUN(test_straggler_rescued);
     RUN(test_straggler_unlearns);
     RUN(test_detach_with_straggler);
+    RUN(test_passes_bounded);
     return test_done();
 }
 
