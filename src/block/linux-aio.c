@@ -27,7 +27,8 @@
  * every submission and every pass over the ring, counts the requests
  * without eventfd still in the kernel; if there are some and the ring is
  * empty, every fd unlearns (their next requests carry the eventfd
- * again) and a rescue timer reads the ring after 20 us, then after twice
+ * again, and learning takes twice as many calls as before, up to
+ * LAIO_INLINE_AFTER_MAX) and a rescue timer reads the ring after 20 us, then after twice
  * as long each time it finds a straggler still out, at most every 1 ms,
  * until none is left. The cost of a straggler is that latency, once.
  *
@@ -97,6 +98,7 @@ struct aio_ring {
 /* io_submit() calls in a row in which a fd's requests all completed
  * inline before its reads and writes go without the eventfd. */
 #define LAIO_INLINE_AFTER   16
+#define LAIO_INLINE_AFTER_MAX 65536     /* after many stragglers */
 #define LAIO_FD_SLOTS       8       /* fds remembered, by fd number */
 #define LAIO_RESCUE_FIRST_NS (20 * 1000)
 #define LAIO_RESCUE_MAX_NS  (1000 * 1000)
@@ -118,8 +120,9 @@ struct LinuxAioState {
     EventNotifier e;
     uint32_t resfd;             /* e's fd, signalled by completions */
     /* Requests without eventfd (laio_prep()); ring only. */
-    unsigned inline_after;      /* LAIO_INLINE_AFTER; 0: always, ~0u:
-                                 * never (aioloop__laio_set_inline_after) */
+    unsigned inline_after;      /* LAIO_INLINE_AFTER, doubled by each
+                                 * straggler; 0: always, UINT_MAX: never
+                                 * (aioloop__laio_set_inline_after) */
     unsigned quiet_in_flight;   /* requests without eventfd in the kernel */
     LaioFd fds[LAIO_FD_SLOTS];
     unsigned submit_calls;      /* io_submit() calls that took requests */
@@ -193,6 +196,12 @@ static void laio_watch(LinuxAioState *s)
         s->rescue_ns = LAIO_RESCUE_FIRST_NS;
         s->stats.stragglers++;
         laio_unlearn(s);
+        /* A device that completes most requests inline but not all must
+         * not cost a straggler every 17 calls: learning takes twice as
+         * long after each. */
+        if (s->inline_after <= LAIO_INLINE_AFTER_MAX / 2) {
+            s->inline_after *= 2;
+        }
     }
     if (!timer_pending(&s->rescue)) {
         timer_mod_ns(&s->rescue, qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
@@ -383,7 +392,7 @@ static void laio_learn(LinuxAioState *s, struct iocb **batch, unsigned taken,
         f->seen = call;
         if (!all_inline) {
             f->inline_runs = 0;
-        } else if (f->inline_runs < LAIO_INLINE_AFTER) {
+        } else if (f->inline_runs < UINT_MAX) {
             f->inline_runs++;
         }
     }

@@ -24,7 +24,9 @@
  * Flushes complete from a kernel work queue, nearly always after
  * io_submit() has returned: with every request without eventfd (the
  * knob aioloop__laio_set_inline_after(s, 0)), a flush is the straggler
- * these cases use. A case whose flushes all completed inline skips.
+ * these cases use. A case whose flushes all completed inline skips. So
+ * do O_DIRECT reads of a file on a disk (AIOLOOP_TEST_DIR, the working
+ * directory by default), given the fd number of a learned file.
  *
  * Linux AIO only (registered with AIOLOOP_TEST_ENGINE=linux-aio).
  *
@@ -282,6 +284,61 @@ static void test_straggler_unlearns(void)
     quiet_teardown(&t);
 }
 
+/* The fd number of a learned file reused for an O_DIRECT file on a disk:
+ * its reads go without eventfd and complete after io_submit() returns;
+ * they are found as stragglers and rescued, every fd unlearns, and
+ * learning then takes 32 calls instead of 16. */
+static void test_fd_reused_for_slow_file(void)
+{
+    Quiet t;
+    LaioStats st;
+    int bad = 0, slow, saved;
+    const char *dir = test_dir();
+    unsigned round;
+
+    REQUIRE(quiet_setup(&t));
+    if (!aioloop__laio_has_ring(t.e.s)) {
+        quiet_teardown(&t);
+        SKIP_CASE("the kernel's AIO ring has a layout we do not know");
+    }
+    slow = tmp_file_in(dir, O_DIRECT);
+    if (slow < 0) {
+        quiet_teardown(&t);
+        SKIP_CASE("no O_DIRECT in AIOLOOP_TEST_DIR");
+    }
+    REQUIRE(file_fill(slow, 0, NBLOCKS * BLOCK, SEED));
+    REQUIRE(fdatasync(slow) == 0);
+    for (round = 0; round < 17; round++) {
+        bad += read_batch(&t, t.fd, round, 4);
+    }
+    CHECK_EQ(quiet_stats(&t).quiet, 4);
+    saved = dup(t.fd);
+    REQUIRE(saved >= 0);
+    /* Same fd number, another file: the engine cannot tell. */
+    REQUIRE(dup2(slow, t.fd) == t.fd);
+    bad += read_batch(&t, t.fd, 0, 4);
+    st = quiet_stats(&t);
+    CHECK_EQ(st.quiet, 8);
+    REQUIRE(dup2(saved, t.fd) == t.fd);
+    close(saved);
+    close(slow);
+    if (st.stragglers == 0) {
+        CHECK_EQ(bad, 0);
+        quiet_teardown(&t);
+        SKIP_CASE("O_DIRECT reads in AIOLOOP_TEST_DIR complete inside "
+                  "io_submit() (tmpfs?)");
+    }
+    CHECK(st.rescues >= 1);
+    for (round = 0; round < 32; round++) {
+        bad += read_batch(&t, t.fd, round, 4);
+    }
+    CHECK_EQ(quiet_stats(&t).quiet, 8);  /* learning again, for 32 */
+    bad += read_batch(&t, t.fd, 0, 4);
+    CHECK_EQ(quiet_stats(&t).quiet, 12);
+    CHECK_EQ(bad, 0);
+    quiet_teardown(&t);
+}
+
 /* Detaching drains: a straggler's completion still arrives (through the
  * rescue timer) and the timer goes with the context. */
 static void test_detach_with_straggler(void)
@@ -391,6 +448,7 @@ int main(void)
     RUN(test_ring_wraps);
     RUN(test_straggler_rescued);
     RUN(test_straggler_unlearns);
+    RUN(test_fd_reused_for_slow_file);
     RUN(test_detach_with_straggler);
     RUN(test_passes_bounded);
     return test_done();
