@@ -551,6 +551,7 @@ const RawEngineOps aioloop__linux_aio_ops = {
     .depth = LAIO_DEPTH,
     .fails_head = true,
     .files_only = true,
+    .prep_fills_part = true,            /* laio_prep() clears the iocb */
     .open = laio_open,
     .close = laio_close,
     .attach = laio_attach,
