@@ -152,7 +152,9 @@ enum {
     PARK_NUDGED,                /* look again (new parameters); still on
                                  * the idle list */
     PARK_HANDED,                /* taken off the idle list by a waker,
-                                 * with a job in Worker.job (or none: stop) */
+                                 * with a job in Worker.job, or none: stop,
+                                 * or watch (Worker.watch) */
+    PARK_WATCH,                 /* the sentinel, in a timed sleep */
 };
 
 /* A worker's parking place. Owned by the pool, not by the thread: a
@@ -163,8 +165,12 @@ typedef struct Worker {
     ThreadPool *pool;
     int park;                   /* atomic; written by wakers under lock */
     ThreadPoolElement *job;     /* pool->lock; published by PARK_HANDED */
+    bool watch;                 /* pool->lock: appointed the sentinel */
+    bool busy;                  /* pool->lock: on pool->busy_workers */
+    int64_t start_ns;           /* pool->lock: when it took its job */
     QLIST_ENTRY(Worker) link;   /* pool->idle_workers, or spare_workers
                                  * while no thread uses it; pool->lock */
+    QLIST_ENTRY(Worker) busy_link;      /* pool->busy_workers; lock */
 } Worker;
 
 #define TP_CACHELINE 64
@@ -178,6 +184,7 @@ struct ThreadPool {
      * freed by its last unref (attach.h, AIO_ATTACH_ORDER_SERVICES). */
     AioAttachment attachment;
     int max_spinners;           /* CPUs of the process - 1, at least 1 */
+    int max_fresh;              /* CPUs of the process */
 
     /* Written by submitters. */
     alignas(TP_CACHELINE) ThreadPoolElement *incoming;  /* atomic LIFO */
@@ -201,6 +208,10 @@ struct ThreadPool {
     int queued;                 /* atomic mirror of the queue's length */
     QLIST_HEAD(, Worker) idle_workers;                  /* lock */
     QLIST_HEAD(, Worker) spare_workers;                 /* lock */
+    QLIST_HEAD(, Worker) busy_workers;                  /* lock */
+    int running;                /* lock; atomic: busy workers */
+    bool watching;              /* lock; atomic: a sentinel is appointed */
+    Worker *sentinel;           /* lock: the sentinel, while it watches */
     int searching;              /* atomic: workers spinning for work */
     int idle_threads;           /* lock; atomic: parked workers */
     int cur_threads;            /* lock; atomic: alive or being spawned */
@@ -224,6 +235,11 @@ struct ThreadPool {
 #define SPAWN_RETRY_FIRST_NS (1000 * 1000)
 #define SPAWN_RETRY_MAX_NS (100 * 1000 * 1000)
 #define SPAWN_GIVE_UP_NS (1000LL * 1000 * 1000)
+/* A job that has run this long is suspected blocked (see the essay):
+ * longer than a wake-up across CPUs (25-50 us on this project's VM) and
+ * than the page-cache reads the pool mostly serves, short against the
+ * milliseconds of a disk or network read. */
+#define STALE_NS (50 * 1000)
 /* Requests a thread keeps for reuse: enough for the completions one
  * loop iteration gets with thousands of jobs in flight (a window of 2048
  * brings about 700 per iteration). At most about 200 KiB per loop
@@ -523,22 +539,79 @@ static void unpark_locked(Worker *w, int state)
     wake(w);
 }
 
-/* Takes @w off the idle list and hands it @job (NULL: stop). The caller
- * wakes it, after dropping the lock if it likes: the woken worker runs
- * @job without the lock, and would otherwise wait at once for the lock
- * its waker still holds (on a shared CPU, a context switch each way). */
+/* @w starts a job now: it is busy, and fresh for STALE_NS. Under lock. */
+static void set_busy_locked(ThreadPool *pool, Worker *w)
+{
+    if (!w->busy) {
+        w->busy = true;
+        QLIST_INSERT_HEAD(&pool->busy_workers, w, busy_link);
+        qatomic_inc(&pool->running);
+    }
+    w->start_ns = aioloop__now_ns();
+}
+
+/* @w has no job. Uncounted (seq_cst) before the worker's next look at
+ * the queue: a submitter that saw it running pushed before. Under lock. */
+static void set_idle_locked(ThreadPool *pool, Worker *w)
+{
+    if (w->busy) {
+        w->busy = false;
+        QLIST_REMOVE(w, busy_link);
+        qatomic_dec(&pool->running);
+    }
+}
+
+/*
+ * Whether the busy workers drain the queue by themselves: at least
+ * max_fresh of them started their job less than STALE_NS ago (fresh),
+ * and at least as many as have been on theirs for longer (stale,
+ * suspected blocked). If so, *@until is when the oldest fresh one turns
+ * stale: the sentinel looks again then. Under pool->lock.
+ */
+static bool draining_locked(ThreadPool *pool, int64_t *until)
+{
+    int64_t now, oldest = INT64_MAX;
+    int fresh = 0, stale = 0;
+    Worker *w;
+
+    if (pool->running < pool->max_fresh) {
+        return false;
+    }
+    now = aioloop__now_ns();
+    QLIST_FOREACH(w, &pool->busy_workers, busy_link) {
+        if (now - w->start_ns < STALE_NS) {
+            fresh++;
+            if (w->start_ns < oldest) {
+                oldest = w->start_ns;
+            }
+        } else {
+            stale++;
+        }
+    }
+    *until = oldest == INT64_MAX ? now : oldest + STALE_NS;
+    return fresh >= pool->max_fresh && fresh >= stale;
+}
+
+/* Takes @w off the idle list and hands it @job (NULL: stop, or watch if
+ * @w->watch is set). The caller wakes it, after dropping the lock if it
+ * likes: the woken worker runs @job without the lock, and would
+ * otherwise wait at once for the lock its waker still holds (on a shared
+ * CPU, a context switch each way). */
 static void hand_locked(ThreadPool *pool, Worker *w, ThreadPoolElement *job)
 {
     QLIST_REMOVE(w, link);
     qatomic_dec(&pool->idle_threads);
     w->job = job;
+    if (job) {
+        set_busy_locked(pool, w);
+    }
     qatomic_store_release(&w->park, PARK_HANDED);
 }
 
-/* Sleeps while @w is parked, until @deadline_ns (monotonic). */
-static void park_wait(Worker *w, int64_t deadline_ns)
+/* Sleeps while @w's word is @state, until @deadline_ns (monotonic). */
+static void park_wait(Worker *w, int state, int64_t deadline_ns)
 {
-    while (qatomic_load_acquire(&w->park) == PARK_ASLEEP) {
+    while (qatomic_load_acquire(&w->park) == state) {
         int64_t left = deadline_ns - aioloop__now_ns();
         struct timespec ts;
 
@@ -548,7 +621,7 @@ static void park_wait(Worker *w, int64_t deadline_ns)
         ts.tv_sec = (time_t)(left / 1000000000);
         ts.tv_nsec = (long)(left % 1000000000);
         /* EINTR, EAGAIN (the word changed), ETIMEDOUT: look again. */
-        aioloop__futex_wait_timeout(&w->park, PARK_ASLEEP, &ts);
+        aioloop__futex_wait_timeout(&w->park, state, &ts);
     }
 }
 
@@ -560,28 +633,52 @@ static bool can_spawn_locked(ThreadPool *pool)
 
 /* What kick_locked() leaves to do once the lock is dropped. */
 typedef struct Kick {
-    Worker *wake;               /* handed a job: wake it */
+    Worker *wake;               /* handed a job (or the watch): wake it */
     bool spawn;                 /* start a worker (already counted) */
+    bool spawn_sentinel;        /* ... as the sentinel */
 } Kick;
 
 /*
  * Get a worker for the waiting jobs, if they need one: nothing to do when
  * a worker is spinning (it takes the next job without a wake-up, and
- * kicks again if more wait); else hand the oldest job to an idle worker;
- * else spawn one, one spawn at a time (a burst grows the pool while the
- * new thread starts, not by one thread per queued job), up to the
- * maximum. The caller does the wake-up or spawn with kick_finish() after
- * unlocking. Called under the lock by submitters, by workers when they
- * take a job and more wait, and by the spawn timer, so that a queue never
- * waits for a worker that will not come.
+ * kicks again if more wait). When the busy workers drain the queue by
+ * themselves (draining_locked()), only make sure a sentinel watches
+ * them: appoint an idle worker, or spawn one as the sentinel. Else hand
+ * the oldest job to an idle worker; else spawn one, one spawn at a time
+ * (a burst grows the pool while the new thread starts, not by one thread
+ * per queued job), up to the maximum. The caller does the wake-up or
+ * spawn with kick_finish() after unlocking. Called under the lock by
+ * submitters, by workers when they take a job and more wait, and by the
+ * spawn timer, so that a queue never waits for a worker that will not
+ * come.
  */
 static Kick kick_locked(ThreadPool *pool)
 {
-    Kick k = { NULL, false };
+    Kick k = { NULL, false, false };
+    int64_t until;
     Worker *w;
 
     if (pool->stopping || qatomic_read(&pool->searching) > 0 ||
         !work_waiting_locked(pool)) {
+        return k;
+    }
+    if (draining_locked(pool, &until)) {
+        if (pool->watching) {
+            return k;
+        }
+        w = QLIST_FIRST(&pool->idle_workers);
+        if (w) {
+            w->watch = true;
+            hand_locked(pool, w, NULL);
+            k.wake = w;
+        } else if (can_spawn_locked(pool)) {
+            qatomic_inc(&pool->cur_threads);
+            qatomic_inc(&pool->pending_spawns);
+            k.spawn = k.spawn_sentinel = true;
+        } else {
+            return k;       /* the busy ones come back */
+        }
+        qatomic_mb_set(&pool->watching, true);
         return k;
     }
     w = QLIST_FIRST(&pool->idle_workers);
@@ -599,7 +696,7 @@ static Kick kick_locked(ThreadPool *pool)
     return k;
 }
 
-static void spawn_worker(ThreadPool *pool);
+static void spawn_worker(ThreadPool *pool, bool sentinel);
 
 /* The second half of kick_locked(), without the lock. */
 static void kick_finish(ThreadPool *pool, Kick k)
@@ -608,7 +705,7 @@ static void kick_finish(ThreadPool *pool, Kick k)
         wake(k.wake);
     }
     if (k.spawn) {
-        spawn_worker(pool);
+        spawn_worker(pool, k.spawn_sentinel);
     }
 }
 
@@ -669,7 +766,7 @@ static bool park_locked(ThreadPool *pool, Worker *w, bool *timed_out)
     deadline = idle > INT64_MAX - now ? INT64_MAX : now + idle;
     for (;;) {
         qemu_mutex_unlock(&pool->lock);
-        park_wait(w, deadline);
+        park_wait(w, PARK_ASLEEP, deadline);
         if (qatomic_load_acquire(&w->park) == PARK_HANDED) {
             return true;
         }
@@ -686,6 +783,32 @@ static bool park_locked(ThreadPool *pool, Worker *w, bool *timed_out)
     }
 }
 
+/*
+ * The sentinel's watch (see the essay): while jobs wait and the busy
+ * workers drain them by themselves, sleep until the oldest fresh one
+ * turns stale, and look again. Returns under pool->lock when the queue
+ * is empty, or when it is not drained (the caller then takes a job like
+ * any worker, and kicks others as needed), or at a stop; no longer the
+ * sentinel.
+ */
+static void watch_locked(ThreadPool *pool, Worker *w)
+{
+    int64_t until;
+
+    pool->sentinel = w;
+    while (!pool->stopping && pool->cur_threads <= pool->max_threads &&
+           work_waiting_locked(pool) && draining_locked(pool, &until)) {
+        qatomic_set(&w->park, PARK_WATCH);
+        qemu_mutex_unlock(&pool->lock);
+        park_wait(w, PARK_WATCH, until);
+        qemu_mutex_lock(&pool->lock);
+    }
+    pool->sentinel = NULL;
+    /* seq_cst, before the caller's look at the queue: a submitter that
+     * saw the watch pushed before. */
+    qatomic_mb_set(&pool->watching, false);
+}
+
 static void *worker_thread(void *opaque)
 {
     Worker *w = opaque;
@@ -700,14 +823,21 @@ static void *worker_thread(void *opaque)
         ThreadPoolElement *req;
         bool timed_out = false;
 
+        if (w->watch) {
+            /* Appointed the sentinel (spawned as it, or handed it). */
+            w->watch = false;
+            watch_locked(pool, w);
+        }
         if (pool->cur_threads > pool->max_threads) {
             break;                  /* the maximum was lowered: retire */
         }
         req = take_locked(pool);
         if (req) {
-            Kick k = { NULL, false };
+            Kick k = { NULL, false, false };
 
-            /* More waiting and nobody spinning: bring another worker. */
+            set_busy_locked(pool, w);
+            /* More waiting and nobody spinning: bring another worker,
+             * if those running do not drain the queue. */
             if (work_waiting_locked(pool)) {
                 k = kick_locked(pool);
             }
@@ -717,6 +847,7 @@ static void *worker_thread(void *opaque)
             qemu_mutex_lock(&pool->lock);
             continue;
         }
+        set_idle_locked(pool, w);
         if (pool->stopping) {
             break;
         }
@@ -761,6 +892,7 @@ static void *worker_thread(void *opaque)
     }
     qatomic_dec(&pool->cur_threads);
 gone:
+    set_idle_locked(pool, w);
     QLIST_INSERT_HEAD(&pool->spare_workers, w, link);
     qemu_cond_broadcast(&pool->workers_gone);
     qemu_mutex_unlock(&pool->lock);     /* last touch of the pool */
@@ -772,7 +904,7 @@ gone:
  * under the lock. On failure, jobs are not lost (see the essay above):
  * with no worker alive, the spawn is retried later, and after
  * SPAWN_GIVE_UP_NS of failures the queued jobs complete with the error. */
-static void spawn_worker(ThreadPool *pool)
+static void spawn_worker(ThreadPool *pool, bool sentinel)
 {
     QemuThread thread;
     Worker *w;
@@ -789,6 +921,7 @@ static void spawn_worker(ThreadPool *pool)
     }
     if (w) {
         w->pool = pool;
+        w->watch = sentinel;
         ret = qemu_thread_create(&thread, "aio-worker", worker_thread, w,
                                  QEMU_THREAD_DETACHED);
         if (ret == 0) {
@@ -799,7 +932,12 @@ static void spawn_worker(ThreadPool *pool)
     }
     qemu_mutex_lock(&pool->lock);
     if (w) {
+        w->watch = false;
         QLIST_INSERT_HEAD(&pool->spare_workers, w, link);
+    }
+    if (sentinel) {
+        /* No watch: the next kick appoints another sentinel. */
+        qatomic_mb_set(&pool->watching, false);
     }
     /* seq_cst, before the look at the queue (see worker_thread()). */
     qatomic_dec(&pool->cur_threads);
@@ -888,8 +1026,12 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
                                           __ATOMIC_RELAXED));
 
     /* A spinning worker will take it; with no idle worker and none to
-     * spawn, a busy one will. Otherwise wake or spawn one. */
+     * spawn, a busy one will; while a sentinel watches the busy ones,
+     * they or the sentinel will. Otherwise wake or spawn one, or appoint
+     * a sentinel (kick_locked()). */
     if (qatomic_mb_read(&pool->searching) > 0 ||
+        (qatomic_mb_read(&pool->watching) &&
+         qatomic_mb_read(&pool->running) >= pool->max_fresh) ||
         (qatomic_mb_read(&pool->idle_threads) == 0 &&
          (qatomic_mb_read(&pool->pending_spawns) > 0 ||
           qatomic_mb_read(&pool->cur_threads) >=
@@ -990,13 +1132,18 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
     QTAILQ_INIT(&pool->queue);
     QLIST_INIT(&pool->idle_workers);
     QLIST_INIT(&pool->spare_workers);
+    QLIST_INIT(&pool->busy_workers);
     pool->submit_cpu = -1;
     pool->max_threads = DEFAULT_MAX_THREADS;
     pool->idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
     pool->spin_ns = DEFAULT_SPIN_NS;
     aio_timer_init(ctx, &pool->spawn_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    spawn_retry_cb, pool);
-    pool->max_spinners = usable_cpus() - 1;
+    pool->max_fresh = usable_cpus();
+    if (pool->max_fresh < 1) {
+        pool->max_fresh = 1;
+    }
+    pool->max_spinners = pool->max_fresh - 1;
     if (pool->max_spinners < 1) {
         pool->max_spinners = 1;
     }
@@ -1060,6 +1207,9 @@ static void pool_destroy(ThreadPool *pool)
     while ((w = QLIST_FIRST(&pool->idle_workers))) {
         hand_locked(pool, w, NULL);
         wake(w);
+    }
+    if (pool->sentinel) {
+        unpark_locked(pool->sentinel, PARK_NUDGED);
     }
     while (pool->cur_threads > 0) {
         qemu_cond_wait(&pool->workers_gone, &pool->lock);
