@@ -7,25 +7,62 @@
  * no system call where that can be avoided.
  *
  * Submission: a job goes onto pool->incoming, a lock-free stack (one CAS,
- * no lock). Whether a worker must be woken is decided from two counters
- * read without the lock: if a worker is spinning (pool->searching), it
- * will take the job; if no worker is idle and no worker can be spawned,
- * a busy one will take it when it comes back. Only otherwise does the
- * submitter take pool->lock, to hand the job to a parked worker (woken on
- * its own futex word) or to spawn one. Both decisions are a Dekker pair
- * with the worker's side: the submitter pushes (seq_cst) then reads the
- * counter (seq_cst); a worker that stops spinning or parks changes the
- * counter (seq_cst) then looks at pool->incoming (seq_cst). One of the
- * two sees the other, so a job never waits while every worker sleeps.
+ * no lock). Whether a worker must be woken is decided from counters read
+ * without the lock: if a worker is spinning (pool->searching), it will
+ * take the job; if no worker is idle and no worker can be spawned, a busy
+ * one will take it when it comes back; if a sentinel watches
+ * (pool->watching, below) and at least as many workers are busy
+ * (pool->running) as the process has CPUs, the busy ones or the sentinel
+ * will. Only otherwise does the submitter take pool->lock, to apply the
+ * policy below: hand the job to a parked worker (woken on its own futex
+ * word), spawn one, or appoint a sentinel. Each of these decisions is a
+ * Dekker pair with the worker's side: the submitter pushes (seq_cst) then
+ * reads the counter (seq_cst); a worker that stops spinning, parks, stops
+ * being busy or ends its watch changes the counter (seq_cst) then looks
+ * at pool->incoming (seq_cst). One of the two sees the other, so a job
+ * never waits while every worker sleeps.
  *
  * Taking: workers take jobs one at a time, in submission order, from
  * pool->queue (a FIFO under pool->lock); when it is empty, the taker
  * moves pool->incoming onto it with one exchange (reversed into FIFO
- * order). A worker that takes a job while more are queued and nobody is
- * spinning wakes (or spawns) one more worker, so a burst spreads over the
- * pool without the submitter paying a wake-up per job. One job per
- * taking, never a private batch: a job queued behind a long-running one
- * must stay free for the next worker, and cancellable.
+ * order). A worker that comes back from a job always takes the next one
+ * (it is running already: no wake-up). A worker that takes a job while
+ * more are queued and nobody is spinning applies the policy below, which
+ * may wake (or spawn) one more worker, so a burst spreads over the pool
+ * without the submitter paying a wake-up per job. One job per taking,
+ * never a private batch: a job queued behind a long-running one must
+ * stay free for the next worker, and cancellable.
+ *
+ * How many workers run: a parked worker is woken (or a new one spawned)
+ * only when those already busy do not drain the queue. A cross-CPU
+ * wake-up costs tens of microseconds, longer than the page-cache reads
+ * the pool mostly runs, so waking one worker per queued job (up to 64 for
+ * a burst on 2 CPUs) mostly woke workers that found the queue already
+ * emptied, and cost CPU and context switches. A busy worker is fresh
+ * while its job has run less than STALE_NS (50 us), then stale: suspected
+ * blocked (in a slow disk, NFS, a lock) or preempted. The busy workers
+ * drain the queue when the fresh ones are at least as many as the
+ * process has CPUs, and at least as many as the stale ones
+ * (draining_locked(); the count is by a walk of pool->busy_workers with
+ * the clock read once, under the lock, and only when that many are busy
+ * at all). The second bound makes a pool whose jobs block grow by
+ * doubling (2 fresh ones go stale, 2 more may start; then 4, 8, ...) up
+ * to max_threads, instead of by the CPU count per STALE_NS. While the
+ * busy ones drain the queue, a kick does not wake a worker; it makes sure
+ * a sentinel watches: it appoints the most recently parked worker (hands
+ * it no job but Worker.watch, and wakes it) or, with none parked, spawns
+ * one as the sentinel, and sets pool->watching. The sentinel is neither
+ * idle nor busy. It sleeps on its futex word until the oldest fresh job
+ * turns stale, then looks again; it ends its watch (clearing
+ * pool->watching, seq_cst, before it looks at the queue) when the queue
+ * is empty, or when the busy ones no longer drain it: then it takes a
+ * job like any worker, and its own kick wakes others as the policy
+ * allows, or appoints the next sentinel. So a queue behind workers that
+ * all block is taken up within about STALE_NS (plus a wake-up) with no
+ * submission or completion to prompt it, and a burst of short jobs on 2
+ * CPUs wakes 2 workers and the sentinel instead of 32. A sentinel that
+ * cannot be spawned clears pool->watching: the next kick tries again,
+ * and the busy workers still come back for the queue.
  *
  * Why a futex word per worker and not a condition variable: a condition
  * variable signalled under pool->lock wakes its waiter into an immediate
@@ -75,7 +112,8 @@
  * ran on: there it would only keep the loop thread, which has the
  * completion to run and the next job to submit, off the CPU. Nor do more
  * workers spin than the process has CPUs minus one. Workers are
- * detached: thread_pool_free() waits for cur_threads to reach 0 under the
+ * detached: thread_pool_free() hands every parked worker a stop, nudges
+ * a watching sentinel, and waits for cur_threads to reach 0 under the
  * lock instead of joining.
  *
  * A worker that cannot be started (pthread_create EAGAIN, or no memory
