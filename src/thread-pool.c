@@ -45,7 +45,11 @@
  * process has CPUs, and at least as many as the stale ones
  * (draining_locked(); the count is by a walk of pool->busy_workers with
  * the clock read once, under the lock, and only when that many are busy
- * at all). The second bound makes a pool whose jobs block grow by
+ * at all; a kick that could neither wake nor spawn a worker, or that
+ * finds a sentinel watching that many, returns before counting, and a
+ * job's start is stamped only while a kick could act on it - in a
+ * saturated pool the count's own "now" stamps it - so a saturated pool
+ * reads no clock per job). The second bound makes a pool whose jobs block grow by
  * doubling (2 fresh ones go stale, 2 more may start; then 4, 8, ...) up
  * to max_threads, instead of by the CPU count per STALE_NS. While the
  * busy ones drain the queue, a kick does not wake a worker; it makes sure
