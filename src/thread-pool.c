@@ -45,11 +45,11 @@
  * process has CPUs, and at least as many as the stale ones
  * (draining_locked(); the count is by a walk of pool->busy_workers with
  * the clock read once, under the lock, and only when that many are busy
- * at all; a kick that could neither wake nor spawn a worker, or that
- * finds a sentinel watching that many, returns before counting, and a
- * job's start is stamped only while a kick could act on it - in a
- * saturated pool the count's own "now" stamps it - so a saturated pool
- * reads no clock per job). The second bound makes a pool whose jobs block grow by
+ * at all; a kick that could neither wake nor spawn a worker returns
+ * before counting, a worker's chain kick counts with the time it just
+ * stamped its own start with, and a job's start is stamped only while a
+ * kick could act on it - in a saturated pool the count's own "now"
+ * stamps it - so a saturated pool reads no clock per job). The second bound makes a pool whose jobs block grow by
  * doubling (2 fresh ones go stale, 2 more may start; then 4, 8, ...) up
  * to max_threads, instead of by the CPU count per STALE_NS. While the
  * busy ones drain the queue, a kick does not wake a worker; it makes sure
@@ -57,12 +57,18 @@
  * it no job but Worker.watch, and wakes it) or, with none parked, spawns
  * one as the sentinel, and sets pool->watching. The sentinel is neither
  * idle nor busy. It sleeps on its futex word until the oldest fresh job
- * turns stale, then looks again; it ends its watch (clearing
+ * turns stale, then looks again; while the busy ones still drain the
+ * queue, it backs off (sleeps STALE_NS, doubling up to WATCH_MAX_NS, 1
+ * ms), so a steady stream of short jobs costs it about a thousand
+ * wake-ups a second at most, not one per job: while any worker still
+ * takes jobs, its chain kick notices stale ones at once, and the
+ * sentinel is only the fallback for when none does. It ends its watch (clearing
  * pool->watching, seq_cst, before it looks at the queue) when the queue
  * is empty, or when the busy ones no longer drain it: then it takes a
  * job like any worker, and its own kick wakes others as the policy
  * allows, or appoints the next sentinel. So a queue behind workers that
- * all block is taken up within about STALE_NS (plus a wake-up) with no
+ * all block is taken up within about STALE_NS (at most WATCH_MAX_NS +
+ * STALE_NS after a long stream of short jobs) plus a wake-up, with no
  * submission or completion to prompt it, and a burst of short jobs on 2
  * CPUs wakes 2 workers and the sentinel instead of 32. A sentinel that
  * cannot be spawned clears pool->watching: the next kick tries again,
@@ -282,6 +288,9 @@ struct ThreadPool {
  * than the page-cache reads the pool mostly serves, short against the
  * milliseconds of a disk or network read. */
 #define STALE_NS (50 * 1000)
+/* The sentinel's longest sleep while the busy workers keep draining the
+ * queue: its period doubles from STALE_NS up to this. */
+#define WATCH_MAX_NS (1000 * 1000)
 /* Requests a thread keeps for reuse: enough for the completions one
  * loop iteration gets with thousands of jobs in flight (a window of 2048
  * brings about 700 per iteration). At most about 200 KiB per loop
@@ -587,7 +596,7 @@ static void unpark_locked(Worker *w, int state)
  * the next draining_locked() takes its own "now" for it, which saves a
  * clock read per job (about 50 ns here) when the pool is saturated.
  * Under pool->lock. */
-static void set_busy_locked(ThreadPool *pool, Worker *w)
+static int64_t set_busy_locked(ThreadPool *pool, Worker *w)
 {
     if (!w->busy) {
         w->busy = true;
@@ -600,6 +609,7 @@ static void set_busy_locked(ThreadPool *pool, Worker *w)
     } else {
         w->start_ns = aioloop__now_ns();
     }
+    return w->start_ns;
 }
 
 /* @w has no job. Uncounted (seq_cst) before the worker's next look at
@@ -618,18 +628,21 @@ static void set_idle_locked(ThreadPool *pool, Worker *w)
  * max_fresh of them started their job less than STALE_NS ago (fresh),
  * and at least as many as have been on theirs for longer (stale,
  * suspected blocked). If so, *@until is when the oldest fresh one turns
- * stale: the sentinel looks again then. Under pool->lock.
+ * stale: the sentinel looks again then. @now: the time, if the caller
+ * just read it, else 0. Under pool->lock.
  */
-static bool draining_locked(ThreadPool *pool, int64_t *until)
+static bool draining_locked(ThreadPool *pool, int64_t now, int64_t *until)
 {
-    int64_t now, oldest = INT64_MAX;
+    int64_t oldest = INT64_MAX;
     int fresh = 0, stale = 0;
     Worker *w;
 
     if (pool->running < pool->max_fresh) {
         return false;
     }
-    now = aioloop__now_ns();
+    if (!now) {
+        now = aioloop__now_ns();
+    }
     QLIST_FOREACH(w, &pool->busy_workers, busy_link) {
         if (!w->start_ns) {
             w->start_ns = now;          /* not stamped: from now on */
@@ -707,7 +720,7 @@ typedef struct Kick {
  * spawn timer, so that a queue never waits for a worker that will not
  * come.
  */
-static Kick kick_locked(ThreadPool *pool)
+static Kick kick_locked(ThreadPool *pool, int64_t now)
 {
     Kick k = { NULL, false, false };
     int64_t until;
@@ -717,17 +730,11 @@ static Kick kick_locked(ThreadPool *pool)
         !work_waiting_locked(pool)) {
         return k;
     }
-    /* While a sentinel watches, the busy ones stop draining the queue
-     * only as time passes (which the sentinel sleeps for) or when fewer
-     * are busy. */
-    if (pool->watching && pool->running >= pool->max_fresh) {
-        return k;
-    }
     w = QLIST_FIRST(&pool->idle_workers);
     if (!w && !can_spawn_locked(pool)) {
         return k;       /* nobody to wake or start: the busy ones come back */
     }
-    if (draining_locked(pool, &until)) {
+    if (draining_locked(pool, now, &until)) {
         if (pool->watching) {
             return k;
         }
@@ -854,15 +861,22 @@ static bool park_locked(ThreadPool *pool, Worker *w, bool *timed_out)
  */
 static void watch_locked(ThreadPool *pool, Worker *w)
 {
-    int64_t until;
+    int64_t until, period = STALE_NS, now = 0;
 
     pool->sentinel = w;
     while (!pool->stopping && pool->cur_threads <= pool->max_threads &&
-           work_waiting_locked(pool) && draining_locked(pool, &until)) {
+           work_waiting_locked(pool) &&
+           draining_locked(pool, now, &until)) {
+        if (now) {
+            /* Looked before and they drain it still: back off. */
+            until = now + period;
+            period = period * 2 > WATCH_MAX_NS ? WATCH_MAX_NS : period * 2;
+        }
         qatomic_set(&w->park, PARK_WATCH);
         qemu_mutex_unlock(&pool->lock);
         park_wait(w, PARK_WATCH, until);
         qemu_mutex_lock(&pool->lock);
+        now = aioloop__now_ns();
     }
     pool->sentinel = NULL;
     /* seq_cst, before the caller's look at the queue: a submitter that
@@ -895,12 +909,12 @@ static void *worker_thread(void *opaque)
         req = take_locked(pool);
         if (req) {
             Kick k = { NULL, false, false };
+            int64_t now = set_busy_locked(pool, w);
 
-            set_busy_locked(pool, w);
             /* More waiting and nobody spinning: bring another worker,
              * if those running do not drain the queue. */
             if (work_waiting_locked(pool)) {
-                k = kick_locked(pool);
+                k = kick_locked(pool, now);
             }
             qemu_mutex_unlock(&pool->lock);
             kick_finish(pool, k);
@@ -1035,7 +1049,7 @@ static void spawn_retry_cb(void *opaque)
     Kick k;
 
     qemu_mutex_lock(&pool->lock);
-    k = kick_locked(pool);
+    k = kick_locked(pool, 0);
     qemu_mutex_unlock(&pool->lock);
     kick_finish(pool, k);
 }
@@ -1100,7 +1114,7 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
         return &req->common;
     }
     qemu_mutex_lock(&pool->lock);
-    k = kick_locked(pool);
+    k = kick_locked(pool, 0);
     qemu_mutex_unlock(&pool->lock);
     kick_finish(pool, k);
     return &req->common;
