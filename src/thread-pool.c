@@ -26,8 +26,9 @@
  * pool->queue (a FIFO under pool->lock); when it is empty, the taker
  * moves pool->incoming onto it with one exchange (reversed into FIFO
  * order). A worker that comes back from a job always takes the next one
- * (it is running already: no wake-up). A worker that takes a job while
- * more are queued and nobody is spinning applies the policy below, which
+ * (it is running already: no wake-up). A worker that takes a job, or is
+ * handed one, while more are queued and nobody is spinning applies the
+ * policy below (the kick that handed it a job stopped at one), which
  * may wake (or spawn) one more worker, so a burst spreads over the pool
  * without the submitter paying a wake-up per job. One job per taking,
  * never a private batch: a job queued behind a long-running one must
@@ -944,6 +945,18 @@ static void *worker_thread(void *opaque)
             /* Handed a job: off the idle list already, the lock not
              * held. */
             if (w->job) {
+                /* More waiting: kick as a worker that took the job
+                 * would (the kick that handed it to us stopped at one:
+                 * if we and the others block, nobody else may look). */
+                if (qatomic_read(&pool->queued) ||
+                    qatomic_read(&pool->incoming)) {
+                    Kick k;
+
+                    qemu_mutex_lock(&pool->lock);
+                    k = kick_locked(pool, 0);
+                    qemu_mutex_unlock(&pool->lock);
+                    kick_finish(pool, k);
+                }
                 run_job(pool, w->job);
             }
             qemu_mutex_lock(&pool->lock);

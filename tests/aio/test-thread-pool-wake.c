@@ -96,6 +96,11 @@ static void blocking_round(AioContext *ctx, ThreadPool *pool, int n, int max,
     free(jobs);
 }
 
+/* Idle workers never time out here: a job left waiting behind blocked
+ * workers while others are parked would wait for good (the watchdog),
+ * not until an idle timeout happens to wake one. */
+#define NEVER (3600LL * 1000 * MS)
+
 /* Blocking jobs beyond the CPU count all run at once: with the default
  * maximum (64), 64 jobs; with a maximum of 12, 12 of 40 jobs; from a
  * pool with no worker yet (each one spawned) and from one whose workers
@@ -107,6 +112,7 @@ static void test_blocking_jobs_run_concurrently(void)
     int round;
 
     REQUIRE(pool != NULL);
+    REQUIRE(thread_pool_set_params(pool, 0, 64, NEVER, 10000) == 0);
     reset_case_counters();
     for (round = 0; round < 4; round++) {
         bool poll = round & 1;
@@ -120,7 +126,7 @@ static void test_blocking_jobs_run_concurrently(void)
 
     pool = thread_pool_new(ctx);
     REQUIRE(pool != NULL);
-    REQUIRE(thread_pool_set_params(pool, 0, 12, 10000 * MS, 0) == 0);
+    REQUIRE(thread_pool_set_params(pool, 0, 12, NEVER, 0) == 0);
     blocking_round(ctx, pool, 40, 12, false);
     blocking_round(ctx, pool, 40, 12, true);
     /* Fewer jobs than CPUs: each runs at once too. */
@@ -140,6 +146,7 @@ static void test_short_jobs_pass_blocked_workers(void)
     int nblock = cpus() + 1, round;
 
     REQUIRE(pool != NULL);
+    REQUIRE(thread_pool_set_params(pool, 0, 64, NEVER, 10000) == 0);
     reset_case_counters();
     for (round = 0; round < 3; round++) {
         QemuSemaphore started, release, finished;
