@@ -42,45 +42,46 @@
  * emptied, and cost CPU and context switches. A busy worker is fresh
  * while its job has run less than STALE_NS (50 us), then stale: suspected
  * blocked (in a slow disk, NFS, a lock) or preempted. The busy workers
- * drain the queue when the fresh ones are at least as many as the
- * process has CPUs, and at least as many as the stale ones
- * (draining_locked(); the count is by a walk of pool->busy_workers with
- * the clock read once, under the lock, and only when that many are busy
- * at all; a kick that could neither wake nor spawn a worker returns
- * before counting, a worker's chain kick counts with the time it just
- * stamped its own start with, and a job's start is stamped only while a
- * kick could act on it - in a saturated pool the count's own "now"
- * stamps it - so a saturated pool reads no clock per job). The second bound makes a pool whose jobs block grow by
- * doubling (2 fresh ones go stale, 2 more may start; then 4, 8, ...) up
- * to max_threads, instead of by the CPU count per STALE_NS. While the
- * busy ones drain the queue, a kick does not wake a worker; it makes sure
- * a sentinel watches: it appoints the most recently parked worker (hands
- * it no job but Worker.watch, and wakes it) or, with none parked, spawns
- * one as the sentinel, and sets pool->watching. The sentinel is neither
- * idle nor busy. It sleeps on its futex word until the oldest fresh job
- * turns stale, then looks again; while the busy ones still drain the
- * queue, it backs off (sleeps STALE_NS, doubling up to WATCH_MAX_NS, 1
- * ms), so a steady stream of short jobs costs it about a thousand
- * wake-ups a second at most, not one per job: while any worker still
- * takes jobs, its chain kick notices stale ones at once, and the
- * sentinel is only the fallback for when none does. It ends its watch (clearing
- * pool->watching, seq_cst, before it looks at the queue) when the queue
- * is empty, or when the busy ones no longer drain it: then it takes a
- * job like any worker, and its own kick wakes others as the policy
- * allows, or appoints the next sentinel. So a queue behind workers that
- * all block is taken up within about STALE_NS (at most WATCH_MAX_NS +
- * STALE_NS after a long stream of short jobs) plus a wake-up, with no
+ * drain the queue when the fresh ones are at least as many as the process
+ * has CPUs, and at least as many as the stale ones (draining_locked();
+ * the count is by a walk of pool->busy_workers with the clock read once,
+ * under the lock, and only when that many are busy at all; a kick that
+ * could neither wake nor spawn a worker returns before counting, a
+ * worker's chain kick counts with the time it just stamped its own start
+ * with, and a job's start is stamped only while a kick could act on it -
+ * in a saturated pool the count's own "now" stamps it - so a saturated
+ * pool reads no clock per job). The second bound makes a pool whose jobs
+ * block grow by doubling (2 fresh ones go stale, 2 more may start; then
+ * 4, 8, ...) up to max_threads, instead of by the CPU count per STALE_NS.
+ * While the busy ones drain the queue, a kick does not wake a worker; it
+ * makes sure a sentinel watches: it appoints the most recently parked
+ * worker (hands it no job but Worker.watch, and wakes it) or, with none
+ * parked, spawns one as the sentinel, and sets pool->watching. The
+ * sentinel is neither idle nor busy. It sleeps on its futex word until
+ * the oldest fresh job turns stale, then looks again; while the busy ones
+ * still drain the queue, it backs off (sleeps STALE_NS, doubling up to
+ * WATCH_MAX_NS, 1 ms), so a steady stream of short jobs costs it about a
+ * thousand wake-ups a second at most, not one per job: while any worker
+ * still takes jobs, its chain kick notices stale ones at once, and the
+ * sentinel is only the fallback for when none does. It ends its watch
+ * (clearing pool->watching, seq_cst, before it looks at the queue) when
+ * the queue is empty, or when the busy ones no longer drain it: then it
+ * takes a job like any worker, and its own kick wakes others as the
+ * policy allows, or appoints the next sentinel. So a queue behind workers
+ * that all block is taken up within about STALE_NS (at most WATCH_MAX_NS
+ * + STALE_NS after a long stream of short jobs) plus a wake-up, with no
  * submission or completion to prompt it, and a burst of short jobs on 2
  * CPUs wakes 2 workers and the sentinel instead of 32. A sentinel that
- * cannot be spawned clears pool->watching: the next kick tries again,
- * and the busy workers still come back for the queue.
+ * cannot be spawned clears pool->watching: the next kick tries again, and
+ * the busy workers still come back for the queue.
  *
  * Why a futex word per worker and not a condition variable: a condition
  * variable signalled under pool->lock wakes its waiter into an immediate
  * wait for that same lock (two more futex calls and a context switch per
  * job), and signalling it after the unlock would race with the worker
  * exiting. The futex word needs no lock to wake on, and a woken worker
- * runs the job it was handed without taking the lock at all. A waker
+ * runs the job it was handed without taking the lock (unless more jobs
+ * wait: then it takes it once, to kick). A waker
  * touches a parked worker only under pool->lock, and a worker leaves
  * (its Worker is on its stack) only under the lock, so the word is never
  * used after the worker has gone.
