@@ -32,6 +32,7 @@
 #include <aioloop/coroutine.h>
 #include <aioloop/lockcnt.h>
 #include <poll.h>
+#include "timer-internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Bottom halves                                                       */
@@ -58,15 +59,39 @@ enum {
     BH_INTERNAL  = 1 << 5,   /* library BH: progress only if it reports */
 };
 
+/*
+ * Ask for the cache line of @p in a state that allows writing, without
+ * waiting for it: a hint (it never faults, orders nothing, and a CPU may
+ * ignore it). For a line that another CPU last wrote and that this one
+ * is about to update with a locked instruction: fetched for writing at
+ * once, it needs one transfer, not a read and then an upgrade, and the
+ * transfer overlaps whatever this CPU waits for meanwhile. On x86-64
+ * PREFETCHW itself (x86-64 CPUs without it execute it as a no-op), as
+ * the compiler only emits it when told the CPU has it; elsewhere the
+ * compiler's write prefetch.
+ */
+static inline void aioloop__prefetch_w(const void *p)
+{
+#if defined(__x86_64__)
+    __asm__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1);
+#endif
+}
+
+/* Allocated on a cache line of its own (BH_ALIGN), the fields that
+ * scheduling and running touch first: a cross-thread schedule and the
+ * run that follows move one line between the CPUs, not two. */
+#define BH_ALIGN 64
 struct QEMUBH {
     AioContext *ctx;
-    const char *name;
     QEMUBHFunc *cb;
     void *opaque;
     QSLIST_ENTRY(QEMUBH) next;  /* ctx->bh_list or a slice: see BH_PENDING */
-    QLIST_ENTRY(QEMUBH) all;    /* ctx->all_bhs, under ctx->bh_lock */
     unsigned flags;             /* BH_*, atomic */
     MemReentrancyGuard *guard;  /* aio_bh_new_guarded(), or NULL */
+    const char *name;
+    QLIST_ENTRY(QEMUBH) all;    /* ctx->all_bhs, under ctx->bh_lock */
 };
 
 typedef QSLIST_HEAD(, QEMUBH) BHList;
@@ -156,6 +181,7 @@ struct AioAttachment;
 /* ------------------------------------------------------------------ */
 /* The context                                                         */
 
+#define CTX_ALIGN 64
 struct AioContext {
     /* First, by contract: the QEMU-named util/aio-posix.h of the
      * installed compat headers reads it as ctx->fdmon_ops (what QEMU's
@@ -168,12 +194,18 @@ struct AioContext {
      * sleeps. Its contention callback notifies the context. */
     RFifoLock lock;
 
-    /* Bottom halves: bh_list is the lock-free list schedulers push to
-     * (QSLIST_INSERT_HEAD_ATOMIC); aio_bh_poll() takes it whole. */
-    BHList bh_list;
+    /*
+     * One cache line (the context is allocated CTX_ALIGN-aligned) for
+     * what other threads write to wake the loop and what the loop reads
+     * on every pass and busy-poll round: a cross-thread
+     * qemu_bh_schedule() touches this line and the BH's, nothing of the
+     * loop's own hot state (the lock above, poll_ns...).
+     *
+     * Bottom halves: bh_list is the lock-free list schedulers push to
+     * (QSLIST_INSERT_HEAD_ATOMIC); aio_bh_poll() takes it whole.
+     */
+    BHList bh_list __attribute__((aligned(CTX_ALIGN)));
     QSIMPLEQ_HEAD(, BHListSlice) bh_slice_list;  /* loop thread only */
-    QemuMutex bh_lock;                           /* protects all_bhs */
-    QLIST_HEAD(, QEMUBH) all_bhs;
 
     /*
      * aio_notify() protocol. notify_me counts pollers about to sleep or
@@ -187,6 +219,10 @@ struct AioContext {
     bool notified;                  /* atomic */
     bool kicked;                    /* atomic: see aioloop__kick() */
     EventNotifier notifier;
+
+    QemuMutex bh_lock __attribute__((aligned(CTX_ALIGN)));
+                                                 /* protects all_bhs */
+    QLIST_HEAD(, QEMUBH) all_bhs;
 
     /* Handler set, see aio-posix.c. list_lock serialises writers; walks
      * are counted in walkers (its lock guards deleted_handlers). */
@@ -262,7 +298,21 @@ struct AioContext {
 void aioloop__notifier_read(EventNotifier *e);
 bool aioloop__notifier_poll(void *opaque);
 void aioloop__notifier_poll_ready(void *opaque);
-int aioloop__bh_poll(AioContext *ctx, bool *ran_idle);
+int aioloop__bh_poll_list(AioContext *ctx, bool *ran_idle);
+/* aio_bh_poll() for aio_poll() and aio_dispatch(), setting *@ran_idle
+ * when an idle BH ran. Inline, so that a pass with no BH (most passes)
+ * pays two loads and no call. The relaxed load of the list head decides
+ * nothing but "look no further": see aioloop__bh_poll_list() in async.c
+ * for why it cannot miss a BH whose notification the pass consumed. A
+ * nested call must still run the outer calls' pending slices. */
+static inline int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
+{
+    if (likely(!qatomic_read(&QSLIST_FIRST(&ctx->bh_list)) &&
+               QSIMPLEQ_EMPTY(&ctx->bh_slice_list))) {
+        return 0;
+    }
+    return aioloop__bh_poll_list(ctx, ran_idle);
+}
 bool aioloop__bh_scheduled(AioContext *ctx);
 void aioloop__kick(AioContext *ctx);
 /* aio_notify_accept() that says whether it consumed a notification
@@ -302,7 +352,7 @@ static inline int64_t aioloop__timers_deadline_ns(AioContext *ctx)
 
 static inline bool aioloop__timers_run(AioContext *ctx)
 {
-    return timerlistgroup_run_timers(&ctx->tlg);
+    return aioloop__timerlistgroup_run_timers(&ctx->tlg);
 }
 
 /*

@@ -943,15 +943,16 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
     return progress;
 }
 
-bool aio_poll(AioContext *ctx, bool blocking)
+/* What aio_poll() does once it holds the context and has set the
+ * thread's poll context: iterations until one counts, then the
+ * contention note, and the release. Out of line, so that the
+ * non-blocking pass below keeps a small frame. */
+static __attribute__((noinline)) bool aio_poll_held(AioContext *ctx,
+                                                    bool blocking,
+                                                    AioContext *outer_ctx)
 {
-    AioContext *outer_ctx;
     bool progress;
 
-    /* aio_context_acquire()/release() without the calls through the
-     * shared library's PLT (the same functions under hidden names). */
-    aioloop__rfifolock_lock(&ctx->lock);
-    outer_ctx = set_poll_ctx(ctx);
     for (;;) {
         bool woken = false, ran_idle = false;
 
@@ -966,8 +967,62 @@ bool aio_poll(AioContext *ctx, bool blocking)
                                    held_by_caller_and_contended(ctx);
     }
     set_poll_ctx(outer_ctx);
-    aioloop__rfifolock_unlock_ctx(&ctx->lock);
+    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
     return progress;
+}
+
+/* A blocking aio_poll(): take the context, then the general path. Out
+ * of line, so that aio_poll()'s non-blocking pass does not pay for it. */
+static __attribute__((noinline)) bool aio_poll_blocking(AioContext *ctx)
+{
+    aioloop__rfifolock_lock_inline(&ctx->lock);
+    return aio_poll_held(ctx, true, set_poll_ctx(ctx));
+}
+
+/* A non-blocking aio_poll(). Its own function, so that aio_poll() is
+ * a branch to one of two and neither pays the other's frame. */
+static __attribute__((noinline)) bool aio_poll_nonblocking(AioContext *ctx)
+{
+    AioContext *outer_ctx;
+    bool progress, ran_idle = false;
+
+    /* aio_context_acquire()/release() without the calls through the
+     * shared library's PLT: their fast paths inline (rfifolock-internal.h). */
+    aioloop__rfifolock_lock_inline(&ctx->lock);
+    outer_ctx = set_poll_ctx(ctx);
+    /*
+     * A non-blocking pass that takes no walk (see "walking" in
+     * aio_poll_once(): every handler pollable, and none of them the
+     * caller's or adaptive polling on) is aio_poll_once() without what
+     * a pass with no timeout and no look at the handlers cannot use (the
+     * fd monitor, the deadlines, the poll window): accept notifications,
+     * run BHs and timers. That is every aio_poll(ctx, false) of a loop
+     * that only runs BHs and timers or polls adaptively. The loads are
+     * the ones aio_poll_once() makes to take the same decision.
+     */
+    if (qatomic_read(&ctx->poll_disable_cnt) != 0 ||
+        (qatomic_read(&ctx->user_handlers) != 0 &&
+         qatomic_read(&ctx->poll_max_ns) == 0)) {
+        return aio_poll_held(ctx, false, outer_ctx);
+    }
+    if (qatomic_read(&ctx->kicked)) {
+        qatomic_mb_set(&ctx->kicked, false);    /* as in aio_poll_once() */
+    }
+    (void)aioloop__notify_accept(ctx);  /* a non-blocking call returns */
+    progress = aioloop__bh_poll(ctx, &ran_idle);
+    progress |= aioloop__timers_run(ctx);
+    if (outer_ctx != ctx) {
+        ctx->contention_reported = !progress &&
+                                   held_by_caller_and_contended(ctx);
+    }
+    set_poll_ctx(outer_ctx);
+    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
+    return progress;
+}
+
+bool aio_poll(AioContext *ctx, bool blocking)
+{
+    return blocking ? aio_poll_blocking(ctx) : aio_poll_nonblocking(ctx);
 }
 
 /* ------------------------------------------------------------------ */

@@ -8,7 +8,8 @@
  * context's lock-free list with one compare-and-swap. Neither step can
  * block or fail, so qemu_bh_schedule() is wait-free with respect to the
  * loop and safe in a signal handler. aio_bh_poll() takes the whole list
- * with one exchange, reverses it into scheduling order and runs it as a
+ * with one exchange (after a plain look: an empty list costs no locked
+ * instruction), reverses it into scheduling order and runs it as a
  * "slice". A BH scheduled while the slice runs lands on the fresh list and
  * runs in the next aio_bh_poll(): a BH that reschedules itself makes one
  * step per aio_poll() and cannot starve the loop.
@@ -43,9 +44,11 @@
  * notified stays set until aio_notify_accept(), so a notification that
  * arrives while nobody polls makes the next blocking aio_poll() return.
  * aio_notify_accept() clears notified with a seq_cst exchange before the
- * BH list is exchanged (also seq_cst), so a BH whose notification it
- * consumed is always seen by the aio_bh_poll() that follows; aio_poll()
- * returns when that exchange consumed a notification. The handshake is
+ * BH list is looked at, so a BH whose notification it consumed is always
+ * seen by the aio_bh_poll() that follows (the exchange synchronizes with
+ * the aio_notify() that came after the push; see aioloop__bh_poll_list()
+ * for why the look may be a relaxed load); aio_poll() returns when that
+ * exchange consumed a notification. The handshake is
  * model-checked: tests/model/aio-notify.pml.
  *
  * SPDX-License-Identifier: MIT
@@ -54,6 +57,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aio-internal.h"
 #include "attach.h"
@@ -70,8 +74,10 @@
 static QEMUBH *bh_alloc(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
                         const char *name, unsigned flags, bool may_fail)
 {
-    QEMUBH *bh = aioloop__malloc(sizeof(*bh));
+    void *mem;
+    QEMUBH *bh;
 
+    bh = aioloop__posix_memalign(&mem, BH_ALIGN, sizeof(*bh)) ? NULL : mem;
     if (!bh) {
         if (may_fail) {
             return NULL;
@@ -162,8 +168,18 @@ static inline void bh_call(QEMUBH *bh)
 static inline unsigned bh_enqueue(QEMUBH *bh, unsigned new_flags,
                                   bool notify)
 {
-    AioContext *ctx = bh->ctx;
-    unsigned old = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
+    AioContext *ctx;
+    unsigned old;
+
+    /* After a cross-thread schedule the BH's line is in the loop's CPU
+     * (its last run wrote the flags): ask for it for writing, so that
+     * the read of bh->ctx does not fetch it only to share it before the
+     * fetch-or. Not the list head's line: a busy-polling loop reads it
+     * all the time and would take it back before the CAS (measured: no
+     * difference either way in the cross-thread ping-pong). */
+    aioloop__prefetch_w(&bh->flags);
+    ctx = bh->ctx;
+    old = qatomic_fetch_or(&bh->flags, BH_PENDING | new_flags);
 
     if (!(old & BH_PENDING)) {
         QSLIST_INSERT_HEAD_ATOMIC(&ctx->bh_list, bh, next);
@@ -313,35 +329,31 @@ static inline int bh_run(AioContext *ctx, QEMUBH *bh, unsigned flags,
     return ret;
 }
 
-int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
+/* bh_run() out of line, for the single-BH path's uncommon cases. */
+static __attribute__((noinline)) int bh_run_one(AioContext *ctx, QEMUBH *bh,
+                                                unsigned flags,
+                                                bool *ran_idle)
+{
+    return bh_run(ctx, bh, flags, ran_idle);
+}
+
+/* What aioloop__bh_poll() does when it took more than one BH, or runs
+ * inside an outer aio_bh_poll() whose slices are still pending: build a
+ * slice of @lifo (newest first, may be empty) and run every slice.
+ * Out of line, so that the common pass keeps a small frame. */
+static __attribute__((noinline)) int bh_poll_slices(AioContext *ctx,
+                                                    QEMUBH *lifo,
+                                                    bool *ran_idle)
 {
     BHListSlice slice;
-    BHList lifo;
     QEMUBH *bh;
     unsigned flags;
     int ret = 0;
 
-    QSLIST_MOVE_ATOMIC(&lifo, &ctx->bh_list);
-    bh = QSLIST_FIRST(&lifo);
-    /* One BH and no outer slice (the common case, and not nested): it is
-     * taken off before its callback runs, so a slice holding it would
-     * already be empty for any nested aio_bh_poll() the callback makes,
-     * and BHs scheduled meanwhile go to the next call either way. No
-     * slice is needed; the order is trivially kept. */
-    if (bh && !QSLIST_NEXT(bh, next) &&
-        QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) {
-        /* As in bh_dequeue(): clearing BH_PENDING lets it be scheduled
-         * again, into the next aio_bh_poll(). */
-        flags = qatomic_fetch_and(&bh->flags,
-                                  ~(unsigned)(BH_PENDING | BH_SCHEDULED |
-                                              BH_IDLE));
-        return bh_run(ctx, bh, flags, ran_idle);
-    }
-
     /* Everything scheduled until now, newest first: reverse it. */
     QSLIST_INIT(&slice.bh_list);
-    while ((bh = QSLIST_FIRST(&lifo))) {
-        QSLIST_REMOVE_HEAD(&lifo, next);
+    while ((bh = lifo)) {
+        lifo = QSLIST_NEXT(bh, next);
         QSLIST_INSERT_HEAD(&slice.bh_list, bh, next);
     }
     QSIMPLEQ_INSERT_TAIL(&ctx->bh_slice_list, &slice, next);
@@ -352,6 +364,66 @@ int aioloop__bh_poll(AioContext *ctx, bool *ran_idle)
     /* Nested calls may have emptied and unlinked our slice already; the
      * loop above only stops when every slice is done. */
     return ret;
+}
+
+int aioloop__bh_poll_list(AioContext *ctx, bool *ran_idle)
+{
+    QEMUBH *bh;
+    unsigned flags;
+
+    /*
+     * Look before taking: most passes find the list empty, and then the
+     * exchange (a locked instruction that also takes the line away from
+     * a scheduler on another CPU) is not needed. A relaxed load is
+     * enough. Nodes are not dereferenced on the strength of it: only
+     * after the seq_cst exchange below, which pairs with the pushing CAS.
+     * Nor does it weaken the notification handshake: a notification
+     * consumed by aio_notify_accept()'s exchange synchronizes with the
+     * aio_notify() that followed the push, so the push happens before
+     * this load, which therefore sees it (or a later value). A push this
+     * load misses is one that came after it: the next pass runs it, as
+     * if it had come just after this one (scheduling gives no promise to
+     * the pass already under way), and the scheduler's notify_me check
+     * still wakes a loop about to sleep.
+     */
+    bh = qatomic_read(&QSLIST_FIRST(&ctx->bh_list));
+    if (!bh) {
+        /* Outer slices still pending: a nested call runs them too. */
+        return unlikely(!QSIMPLEQ_EMPTY(&ctx->bh_slice_list)) ?
+               bh_poll_slices(ctx, NULL, ran_idle) : 0;
+    }
+    /* The head is on the list, so it cannot be freed but by us: ask for
+     * its line (the flags word that the fetch-and below writes, on
+     * another CPU's cache after a cross-thread schedule) while the
+     * exchange waits for the list head's line. A hint: it never faults
+     * and orders nothing (aioloop__prefetch_w()). */
+    aioloop__prefetch_w(&bh->flags);
+    bh = qatomic_xchg(&QSLIST_FIRST(&ctx->bh_list), NULL);
+    /* One BH and no outer slice (the common case, and not nested): it is
+     * taken off before its callback runs, so a slice holding it would
+     * already be empty for any nested aio_bh_poll() the callback makes,
+     * and BHs scheduled meanwhile go to the next call either way. No
+     * slice is needed; the order is trivially kept. */
+    if (likely(!QSLIST_NEXT(bh, next) &&
+               QSIMPLEQ_EMPTY(&ctx->bh_slice_list))) {
+        /* As in bh_dequeue(): clearing BH_PENDING lets it be scheduled
+         * again, into the next aio_bh_poll(). */
+        flags = qatomic_fetch_and(&bh->flags,
+                                  ~(unsigned)(BH_PENDING | BH_SCHEDULED |
+                                              BH_IDLE));
+        /* The plain case of bh_run(): a user BH scheduled with
+         * qemu_bh_schedule(), not deleted, not one-shot, no guard. It
+         * is progress and nothing of it is needed after the callback,
+         * which leaves this function a small frame. */
+        if (likely((flags & (BH_SCHEDULED | BH_IDLE | BH_DELETED |
+                             BH_ONESHOT | BH_INTERNAL)) == BH_SCHEDULED &&
+                   !bh->guard)) {
+            bh->cb(bh->opaque);
+            return 1;
+        }
+        return bh_run_one(ctx, bh, flags, ran_idle);
+    }
+    return bh_poll_slices(ctx, bh, ran_idle);
 }
 
 int aio_bh_poll(AioContext *ctx)
@@ -583,9 +655,14 @@ static void aio_context_contention(void *opaque)
  */
 AioContext *aio_context_new(Error **errp)
 {
-    AioContext *ctx = aioloop__calloc(1, sizeof(*ctx));
+    AioContext *ctx;
+    void *mem;
     int ret;
 
+    ctx = aioloop__posix_memalign(&mem, CTX_ALIGN, sizeof(*ctx)) ? NULL : mem;
+    if (ctx) {
+        memset(ctx, 0, sizeof(*ctx));
+    }
     if (!ctx) {
         error_setg_errno(errp, ENOMEM, "aio_context_new: cannot allocate "
                          "the context");

@@ -23,6 +23,16 @@ int aioloop__timerlistgroup_try_init(QEMUTimerListGroup *tlg,
                                      QEMUTimerListNotifyCB *cb, void *opaque);
 
 /*
+ * aioloop__timerlistgroup_run_timers - timerlistgroup_run_timers() under
+ * a hidden name, so that aio_poll(), which calls it on every pass,
+ * reaches it with a direct call instead of through the shared library's
+ * PLT.
+ * Returns: whether a timer callback ran.
+ * Loop thread only.
+ */
+bool aioloop__timerlistgroup_run_timers(QEMUTimerListGroup *tlg);
+
+/*
  * aioloop__timerlist_check - check the invariants of @tl under its lock:
  * heap order (deadline, then arm sequence), every armed timer's heap
  * index, deadline and list, the lock-free mirrors (first deadline,

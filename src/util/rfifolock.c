@@ -65,12 +65,12 @@
  * in the shared library (the default model there calls __tls_get_addr,
  * twice per aio_poll(): acquire and release). One byte of the static TLS
  * area; see AIOLOOP_TLS_FAST in aio-internal.h. */
-static __thread char rfifolock_thread_token
-    __attribute__((tls_model("initial-exec")));
+__thread char aioloop__rfifolock_token
+    __attribute__((visibility("hidden"), tls_model("initial-exec")));
 
 static inline uintptr_t self_token(void)
 {
-    return (uintptr_t)&rfifolock_thread_token;
+    return aioloop__rfifolock_self();
 }
 
 void rfifolock_init(RFifoLock *r, void (*cb)(void *), void *opaque)
@@ -98,7 +98,7 @@ void rfifolock_destroy(RFifoLock *r)
 }
 
 /* Queue behind earlier waiters and take the lock in ticket order. */
-static void rfifolock_lock_slow(RFifoLock *r, uintptr_t self)
+void aioloop__rfifolock_lock_slow(RFifoLock *r, uintptr_t self)
 {
     unsigned int ticket;
 
@@ -134,25 +134,7 @@ static void rfifolock_lock_slow(RFifoLock *r, uintptr_t self)
 
 void aioloop__rfifolock_lock(RFifoLock *r)
 {
-    uintptr_t self = self_token();
-    uintptr_t expected = 0;
-
-    /* Only this thread can have stored `self`, so a relaxed load that
-     * reads it proves ownership. */
-    if (qatomic_read(&r->owner) == self) {
-        r->nesting++;
-        return;
-    }
-    /* Fast path: nobody queued and the lock free. seq_cst (free on x86):
-     * the event loop orders its handler-list loads after it. Pairs with the
-     * release half of (C) in the previous owner's unlock. */
-    if (qatomic_read(&r->waiters) == 0 &&
-        __atomic_compare_exchange_n(&r->owner, &expected, self, false,
-                                    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
-        r->nesting = 1;
-        return;
-    }
-    rfifolock_lock_slow(r, self);
+    aioloop__rfifolock_lock_inline(r);
 }
 
 void rfifolock_lock(RFifoLock *r)
@@ -191,10 +173,21 @@ void unlock_common(RFifoLock *r, bool is_ctx)
     qatomic_mb_set(&r->owner, 0);
     /* (D): pairs with (A) in rfifolock_lock_slow(). */
     if (qatomic_mb_read(&r->waiters) > 0) {
-        qemu_mutex_lock(&r->lock);
-        qemu_cond_broadcast(&r->cond);
-        qemu_mutex_unlock(&r->lock);
+        aioloop__rfifolock_wake(r);
     }
+}
+
+void aioloop__rfifolock_wake(RFifoLock *r)
+{
+    qemu_mutex_lock(&r->lock);
+    qemu_cond_broadcast(&r->cond);
+    qemu_mutex_unlock(&r->lock);
+}
+
+void aioloop__rfifolock_unlock_ctx_misuse(RFifoLock *r, uintptr_t owner)
+{
+    unlock_not_owner("aio_context_release", "AioContext", r->cb_opaque,
+                     owner);
 }
 
 void rfifolock_unlock(RFifoLock *r)

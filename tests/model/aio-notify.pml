@@ -26,8 +26,9 @@
  *                       fdmon_wait(): release one level, the monitor's
  *                       wait (epoll_wait), reacquire, then its collect;
  *                       notify_me -= 2. Then aio_notify_accept (relaxed
- *                       load, exchange) giving woken; the exchange of
- *                       bh_list and one fetch_and per BH taken (the BH runs
+ *                       load, exchange) giving woken; a load of the
+ *                       bh_list head and, if it is not empty, the exchange
+ *                       of bh_list and one fetch_and per BH taken (the BH runs
  *                       if it was scheduled); the notifier's read handler
  *                       draining the eventfd if it was reported. Repeats
  *                       while no progress and not woken; on return sets
@@ -398,10 +399,14 @@ inline aio_poll_once()
     fi;
 #endif
     contended = 0;
-    atomic {                                     /* exchange of bh_list */
-        taken[0] = onlist[0]; taken[1] = onlist[1];
-        onlist[0] = 0; onlist[1] = 0
-    };
+    if                          /* a look at bh_list (relaxed load), */
+    :: onlist[0] || onlist[1] ->                 /* then its exchange */
+        atomic {
+            taken[0] = onlist[0]; taken[1] = onlist[1];
+            onlist[0] = 0; onlist[1] = 0
+        }
+    :: else -> taken[0] = 0; taken[1] = 0        /* empty: no exchange */
+    fi;
     bh_poll(i, old, progress);
     if                                           /* notifier_read */
     :: ready -> efd = 0; ready = 0
