@@ -65,18 +65,17 @@ enum {
  * ignore it). For a line that another CPU last wrote and that this one
  * is about to update with a locked instruction: fetched for writing at
  * once, it needs one transfer, not a read and then an upgrade, and the
- * transfer overlaps whatever this CPU waits for meanwhile. On x86-64
- * PREFETCHW itself (x86-64 CPUs without it execute it as a no-op), as
- * the compiler only emits it when told the CPU has it; elsewhere the
- * compiler's write prefetch.
+ * transfer overlaps whatever this CPU waits for meanwhile. The
+ * compiler's write prefetch: PREFETCHW where the build targets a CPU
+ * that has it (-mprfchw, or an -march that implies it), a read prefetch
+ * otherwise. Not PREFETCHW unconditionally: its opcode is only defined
+ * on CPUs that report it (Linux too issues it only behind that CPUID
+ * bit), and a hint is not worth an instruction of unknown effect on an
+ * older part.
  */
 static inline void aioloop__prefetch_w(const void *p)
 {
-#if defined(__x86_64__)
-    __asm__("prefetchw %0" : : "m"(*(const char *)p));
-#else
     __builtin_prefetch(p, 1);
-#endif
 }
 
 /* Allocated on a cache line of its own (BH_ALIGN), the fields that
