@@ -92,7 +92,8 @@ _Static_assert(offsetof(RawCoRequest, part) == RAW_REQUEST_HEAD,
                "the engine part follows the request");
 
 /* The engine's part of @r (ops->request_size bytes, zero when the engine
- * first sees the request), as the engine's type @T. */
+ * first sees the request unless ops->prep_fills_part), as the engine's
+ * type @T. */
 #define RAW_ENGINE_PART(r, T) ((T *)(void *)((char *)(r) + RAW_REQUEST_HEAD))
 
 /*
@@ -115,6 +116,9 @@ struct RawEngineOps {
      * any other fd (pipe, socket, character device, directory...) run in
      * the thread pool, which answers as preadv/pwritev/fdatasync do. */
     bool files_only;
+    /* submit() writes the whole of its part of a request before anything
+     * reads it (Linux AIO's iocb): the queue does not zero it first. */
+    bool prep_fills_part;
 
     /* Sets up the engine's part of the new state @q (zero-filled; the
      * queue's part is set up). Returns 0, or -errno with @errp set and

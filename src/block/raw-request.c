@@ -286,8 +286,9 @@ static RawRequest *raw_request_new(RawQueue *q, BlockDriverState *bs,
         .refcnt = 1,
     };
     /* The rest of RawRequest is set by raw_request_init() or before it
-     * is read (deferred_ret, next); the engine's part starts zeroed. */
-    if (q->ops->request_size) {
+     * is read (deferred_ret, next); the engine's part starts zeroed
+     * unless the engine fills it itself (prep_fills_part). */
+    if (q->ops->request_size && !q->ops->prep_fills_part) {
         memset(RAW_ENGINE_PART(r, char), 0, q->ops->request_size);
     }
     return r;
@@ -704,7 +705,9 @@ int coroutine_fn aioloop__raw_co_submit(RawQueue *q, int fd, uint64_t offset,
     if (!raw_type_ok(type) || !q->ctx) {
         return -EINVAL;
     }
-    memset(c.part, 0, q->ops->request_size);
+    if (!q->ops->prep_fills_part) {
+        memset(c.part, 0, q->ops->request_size);
+    }
     raw_request_init(r, q, fd, offset, qiov, type);
     r->co = qemu_coroutine_self();
     err = raw_start(q, r, 0);
