@@ -12,7 +12,8 @@
  *
  * One connection. A receive coroutine does the handshake, then reads
  * requests one after the other (through a 64 KiB buffer, so one recv()
- * may bring many requests) and starts one coroutine per request; those
+ * may bring many requests) and starts one coroutine per request (reads
+ * and writes done in place need none: see conn_serve_in_place()); those
  * run concurrently (aio_block_co_submit), and each sends its reply under
  * the connection's CoMutex, so replies never interleave on the wire.
  * While it parses a batch the receive coroutine keeps the block backend
