@@ -7,32 +7,81 @@
  * no system call where that can be avoided.
  *
  * Submission: a job goes onto pool->incoming, a lock-free stack (one CAS,
- * no lock). Whether a worker must be woken is decided from two counters
- * read without the lock: if a worker is spinning (pool->searching), it
- * will take the job; if no worker is idle and no worker can be spawned,
- * a busy one will take it when it comes back. Only otherwise does the
- * submitter take pool->lock, to hand the job to a parked worker (woken on
- * its own futex word) or to spawn one. Both decisions are a Dekker pair
- * with the worker's side: the submitter pushes (seq_cst) then reads the
- * counter (seq_cst); a worker that stops spinning or parks changes the
- * counter (seq_cst) then looks at pool->incoming (seq_cst). One of the
- * two sees the other, so a job never waits while every worker sleeps.
+ * no lock). Whether a worker must be woken is decided from counters read
+ * without the lock: if a worker is spinning (pool->searching), it will
+ * take the job; if no worker is idle and no worker can be spawned, a busy
+ * one will take it when it comes back; if a sentinel watches
+ * (pool->watching, below) and at least as many workers are busy
+ * (pool->running) as the process has CPUs, the busy ones or the sentinel
+ * will. Only otherwise does the submitter take pool->lock, to apply the
+ * policy below: hand the job to a parked worker (woken on its own futex
+ * word), spawn one, or appoint a sentinel. Each of these decisions is a
+ * Dekker pair with the worker's side: the submitter pushes (seq_cst) then
+ * reads the counter (seq_cst); a worker that stops spinning, parks, stops
+ * being busy or ends its watch changes the counter (seq_cst) then looks
+ * at pool->incoming (seq_cst). One of the two sees the other, so a job
+ * never waits while every worker sleeps.
  *
  * Taking: workers take jobs one at a time, in submission order, from
  * pool->queue (a FIFO under pool->lock); when it is empty, the taker
  * moves pool->incoming onto it with one exchange (reversed into FIFO
- * order). A worker that takes a job while more are queued and nobody is
- * spinning wakes (or spawns) one more worker, so a burst spreads over the
- * pool without the submitter paying a wake-up per job. One job per
- * taking, never a private batch: a job queued behind a long-running one
- * must stay free for the next worker, and cancellable.
+ * order). A worker that comes back from a job always takes the next one
+ * (it is running already: no wake-up). A worker that takes a job, or is
+ * handed one, while more are queued and nobody is spinning applies the
+ * policy below (the kick that handed it a job stopped at one), which
+ * may wake (or spawn) one more worker, so a burst spreads over the pool
+ * without the submitter paying a wake-up per job. One job per taking,
+ * never a private batch: a job queued behind a long-running one must
+ * stay free for the next worker, and cancellable.
+ *
+ * How many workers run: a parked worker is woken (or a new one spawned)
+ * only when those already busy do not drain the queue. A cross-CPU
+ * wake-up costs tens of microseconds, longer than the page-cache reads
+ * the pool mostly runs, so waking one worker per queued job (up to 64 for
+ * a burst on 2 CPUs) mostly woke workers that found the queue already
+ * emptied, and cost CPU and context switches. A busy worker is fresh
+ * while its job has run less than STALE_NS (50 us), then stale: suspected
+ * blocked (in a slow disk, NFS, a lock) or preempted. The busy workers
+ * drain the queue when the fresh ones are at least as many as the process
+ * has CPUs, and at least as many as the stale ones (draining_locked();
+ * the count is by a walk of pool->busy_workers with the clock read once,
+ * under the lock, and only when that many are busy at all; a kick that
+ * could neither wake nor spawn a worker returns before counting, a
+ * worker's chain kick counts with the time it just stamped its own start
+ * with, and a job's start is stamped only while a kick could act on it -
+ * in a saturated pool the count's own "now" stamps it - so a saturated
+ * pool reads no clock per job). The second bound makes a pool whose jobs
+ * block grow by doubling (2 fresh ones go stale, 2 more may start; then
+ * 4, 8, ...) up to max_threads, instead of by the CPU count per STALE_NS.
+ * While the busy ones drain the queue, a kick does not wake a worker; it
+ * makes sure a sentinel watches: it appoints the most recently parked
+ * worker (hands it no job but Worker.watch, and wakes it) or, with none
+ * parked, spawns one as the sentinel, and sets pool->watching. The
+ * sentinel is neither idle nor busy. It sleeps on its futex word until
+ * the oldest fresh job turns stale, then looks again; while the busy ones
+ * still drain the queue, it backs off (sleeps STALE_NS, doubling up to
+ * WATCH_MAX_NS, 1 ms), so a steady stream of short jobs costs it about a
+ * thousand wake-ups a second at most, not one per job: while any worker
+ * still takes jobs, its chain kick notices stale ones at once, and the
+ * sentinel is only the fallback for when none does. It ends its watch
+ * (clearing pool->watching, seq_cst, before it looks at the queue) when
+ * the queue is empty, or when the busy ones no longer drain it: then it
+ * takes a job like any worker, and its own kick wakes others as the
+ * policy allows, or appoints the next sentinel. So a queue behind workers
+ * that all block is taken up within about STALE_NS (at most WATCH_MAX_NS
+ * + STALE_NS after a long stream of short jobs) plus a wake-up, with no
+ * submission or completion to prompt it, and a burst of short jobs on 2
+ * CPUs wakes 2 workers and the sentinel instead of 32. A sentinel that
+ * cannot be spawned clears pool->watching: the next kick tries again, and
+ * the busy workers still come back for the queue.
  *
  * Why a futex word per worker and not a condition variable: a condition
  * variable signalled under pool->lock wakes its waiter into an immediate
  * wait for that same lock (two more futex calls and a context switch per
  * job), and signalling it after the unlock would race with the worker
  * exiting. The futex word needs no lock to wake on, and a woken worker
- * runs the job it was handed without taking the lock at all. A waker
+ * runs the job it was handed without taking the lock (unless more jobs
+ * wait: then it takes it once, to kick). A waker
  * touches a parked worker only under pool->lock, and a worker leaves
  * (its Worker is on its stack) only under the lock, so the word is never
  * used after the worker has gone.
@@ -75,7 +124,8 @@
  * ran on: there it would only keep the loop thread, which has the
  * completion to run and the next job to submit, off the CPU. Nor do more
  * workers spin than the process has CPUs minus one. Workers are
- * detached: thread_pool_free() waits for cur_threads to reach 0 under the
+ * detached: thread_pool_free() hands every parked worker a stop, nudges
+ * a watching sentinel, and waits for cur_threads to reach 0 under the
  * lock instead of joining.
  *
  * A worker that cannot be started (pthread_create EAGAIN, or no memory
@@ -152,7 +202,9 @@ enum {
     PARK_NUDGED,                /* look again (new parameters); still on
                                  * the idle list */
     PARK_HANDED,                /* taken off the idle list by a waker,
-                                 * with a job in Worker.job (or none: stop) */
+                                 * with a job in Worker.job, or none: stop,
+                                 * or watch (Worker.watch) */
+    PARK_WATCH,                 /* the sentinel, in a timed sleep */
 };
 
 /* A worker's parking place. Owned by the pool, not by the thread: a
@@ -163,8 +215,12 @@ typedef struct Worker {
     ThreadPool *pool;
     int park;                   /* atomic; written by wakers under lock */
     ThreadPoolElement *job;     /* pool->lock; published by PARK_HANDED */
+    bool watch;                 /* pool->lock: appointed the sentinel */
+    bool busy;                  /* pool->lock: on pool->busy_workers */
+    int64_t start_ns;           /* pool->lock: when it took its job */
     QLIST_ENTRY(Worker) link;   /* pool->idle_workers, or spare_workers
                                  * while no thread uses it; pool->lock */
+    QLIST_ENTRY(Worker) busy_link;      /* pool->busy_workers; lock */
 } Worker;
 
 #define TP_CACHELINE 64
@@ -178,6 +234,7 @@ struct ThreadPool {
      * freed by its last unref (attach.h, AIO_ATTACH_ORDER_SERVICES). */
     AioAttachment attachment;
     int max_spinners;           /* CPUs of the process - 1, at least 1 */
+    int max_fresh;              /* CPUs of the process */
 
     /* Written by submitters. */
     alignas(TP_CACHELINE) ThreadPoolElement *incoming;  /* atomic LIFO */
@@ -201,6 +258,10 @@ struct ThreadPool {
     int queued;                 /* atomic mirror of the queue's length */
     QLIST_HEAD(, Worker) idle_workers;                  /* lock */
     QLIST_HEAD(, Worker) spare_workers;                 /* lock */
+    QLIST_HEAD(, Worker) busy_workers;                  /* lock */
+    int running;                /* lock; atomic: busy workers */
+    bool watching;              /* lock; atomic: a sentinel is appointed */
+    Worker *sentinel;           /* lock: the sentinel, while it watches */
     int searching;              /* atomic: workers spinning for work */
     int idle_threads;           /* lock; atomic: parked workers */
     int cur_threads;            /* lock; atomic: alive or being spawned */
@@ -224,6 +285,14 @@ struct ThreadPool {
 #define SPAWN_RETRY_FIRST_NS (1000 * 1000)
 #define SPAWN_RETRY_MAX_NS (100 * 1000 * 1000)
 #define SPAWN_GIVE_UP_NS (1000LL * 1000 * 1000)
+/* A job that has run this long is suspected blocked (see the essay):
+ * longer than a wake-up across CPUs (25-50 us on this project's VM) and
+ * than the page-cache reads the pool mostly serves, short against the
+ * milliseconds of a disk or network read. */
+#define STALE_NS (50 * 1000)
+/* The sentinel's longest sleep while the busy workers keep draining the
+ * queue: its period doubles from STALE_NS up to this. */
+#define WATCH_MAX_NS (1000 * 1000)
 /* Requests a thread keeps for reuse: enough for the completions one
  * loop iteration gets with thousands of jobs in flight (a window of 2048
  * brings about 700 per iteration). At most about 200 KiB per loop
@@ -523,22 +592,96 @@ static void unpark_locked(Worker *w, int state)
     wake(w);
 }
 
-/* Takes @w off the idle list and hands it @job (NULL: stop). The caller
- * wakes it, after dropping the lock if it likes: the woken worker runs
- * @job without the lock, and would otherwise wait at once for the lock
- * its waker still holds (on a shared CPU, a context switch each way). */
+/* @w starts a job now: it is busy, and fresh for STALE_NS. The time
+ * matters only to a kick that could wake or spawn a worker: with none
+ * parked and the pool at its maximum, the start is left unknown (0) and
+ * the next draining_locked() takes its own "now" for it, which saves a
+ * clock read per job (about 50 ns here) when the pool is saturated.
+ * Under pool->lock. */
+static int64_t set_busy_locked(ThreadPool *pool, Worker *w)
+{
+    if (!w->busy) {
+        w->busy = true;
+        QLIST_INSERT_HEAD(&pool->busy_workers, w, busy_link);
+        qatomic_inc(&pool->running);
+    }
+    if (QLIST_EMPTY(&pool->idle_workers) &&
+        pool->cur_threads >= pool->max_threads) {
+        w->start_ns = 0;
+    } else {
+        w->start_ns = aioloop__now_ns();
+    }
+    return w->start_ns;
+}
+
+/* @w has no job. Uncounted (seq_cst) before the worker's next look at
+ * the queue: a submitter that saw it running pushed before. Under lock. */
+static void set_idle_locked(ThreadPool *pool, Worker *w)
+{
+    if (w->busy) {
+        w->busy = false;
+        QLIST_REMOVE(w, busy_link);
+        qatomic_dec(&pool->running);
+    }
+}
+
+/*
+ * Whether the busy workers drain the queue by themselves: at least
+ * max_fresh of them started their job less than STALE_NS ago (fresh),
+ * and at least as many as have been on theirs for longer (stale,
+ * suspected blocked). If so, *@until is when the oldest fresh one turns
+ * stale: the sentinel looks again then. @now: the time, if the caller
+ * just read it, else 0. Under pool->lock.
+ */
+static bool draining_locked(ThreadPool *pool, int64_t now, int64_t *until)
+{
+    int64_t oldest = INT64_MAX;
+    int fresh = 0, stale = 0;
+    Worker *w;
+
+    if (pool->running < pool->max_fresh) {
+        return false;
+    }
+    if (!now) {
+        now = aioloop__now_ns();
+    }
+    QLIST_FOREACH(w, &pool->busy_workers, busy_link) {
+        if (!w->start_ns) {
+            w->start_ns = now;          /* not stamped: from now on */
+        }
+        if (now - w->start_ns < STALE_NS) {
+            fresh++;
+            if (w->start_ns < oldest) {
+                oldest = w->start_ns;
+            }
+        } else {
+            stale++;
+        }
+    }
+    *until = oldest == INT64_MAX ? now : oldest + STALE_NS;
+    return fresh >= pool->max_fresh && fresh >= stale;
+}
+
+/* Takes @w off the idle list and hands it @job (NULL: stop, or watch if
+ * @w->watch is set). The caller wakes it, after dropping the lock if it
+ * likes: the woken worker runs @job without the lock, and would
+ * otherwise wait at once for the lock its waker still holds (on a shared
+ * CPU, a context switch each way). */
 static void hand_locked(ThreadPool *pool, Worker *w, ThreadPoolElement *job)
 {
     QLIST_REMOVE(w, link);
     qatomic_dec(&pool->idle_threads);
     w->job = job;
+    if (job) {
+        set_busy_locked(pool, w);
+    }
     qatomic_store_release(&w->park, PARK_HANDED);
 }
 
-/* Sleeps while @w is parked, until @deadline_ns (monotonic). */
-static void park_wait(Worker *w, int64_t deadline_ns)
+/* Sleeps while @w's word is @state, until @deadline_ns (monotonic). */
+static void park_wait(Worker *w, int state, int64_t deadline_ns)
 {
-    while (qatomic_load_acquire(&w->park) == PARK_ASLEEP) {
+    while (qatomic_load_acquire(&w->park) == state) {
         int64_t left = deadline_ns - aioloop__now_ns();
         struct timespec ts;
 
@@ -548,7 +691,7 @@ static void park_wait(Worker *w, int64_t deadline_ns)
         ts.tv_sec = (time_t)(left / 1000000000);
         ts.tv_nsec = (long)(left % 1000000000);
         /* EINTR, EAGAIN (the word changed), ETIMEDOUT: look again. */
-        aioloop__futex_wait_timeout(&w->park, PARK_ASLEEP, &ts);
+        aioloop__futex_wait_timeout(&w->park, state, &ts);
     }
 }
 
@@ -560,24 +703,29 @@ static bool can_spawn_locked(ThreadPool *pool)
 
 /* What kick_locked() leaves to do once the lock is dropped. */
 typedef struct Kick {
-    Worker *wake;               /* handed a job: wake it */
+    Worker *wake;               /* handed a job (or the watch): wake it */
     bool spawn;                 /* start a worker (already counted) */
+    bool spawn_sentinel;        /* ... as the sentinel */
 } Kick;
 
 /*
  * Get a worker for the waiting jobs, if they need one: nothing to do when
  * a worker is spinning (it takes the next job without a wake-up, and
- * kicks again if more wait); else hand the oldest job to an idle worker;
- * else spawn one, one spawn at a time (a burst grows the pool while the
- * new thread starts, not by one thread per queued job), up to the
- * maximum. The caller does the wake-up or spawn with kick_finish() after
- * unlocking. Called under the lock by submitters, by workers when they
- * take a job and more wait, and by the spawn timer, so that a queue never
- * waits for a worker that will not come.
+ * kicks again if more wait). When the busy workers drain the queue by
+ * themselves (draining_locked()), only make sure a sentinel watches
+ * them: appoint an idle worker, or spawn one as the sentinel. Else hand
+ * the oldest job to an idle worker; else spawn one, one spawn at a time
+ * (a burst grows the pool while the new thread starts, not by one thread
+ * per queued job), up to the maximum. The caller does the wake-up or
+ * spawn with kick_finish() after unlocking. Called under the lock by
+ * submitters, by workers when they take a job and more wait, and by the
+ * spawn timer, so that a queue never waits for a worker that will not
+ * come.
  */
-static Kick kick_locked(ThreadPool *pool)
+static Kick kick_locked(ThreadPool *pool, int64_t now)
 {
-    Kick k = { NULL, false };
+    Kick k = { NULL, false, false };
+    int64_t until;
     Worker *w;
 
     if (pool->stopping || qatomic_read(&pool->searching) > 0 ||
@@ -585,6 +733,25 @@ static Kick kick_locked(ThreadPool *pool)
         return k;
     }
     w = QLIST_FIRST(&pool->idle_workers);
+    if (!w && !can_spawn_locked(pool)) {
+        return k;       /* nobody to wake or start: the busy ones come back */
+    }
+    if (draining_locked(pool, now, &until)) {
+        if (pool->watching) {
+            return k;
+        }
+        if (w) {
+            w->watch = true;
+            hand_locked(pool, w, NULL);
+            k.wake = w;
+        } else if (can_spawn_locked(pool)) {
+            qatomic_inc(&pool->cur_threads);
+            qatomic_inc(&pool->pending_spawns);
+            k.spawn = k.spawn_sentinel = true;
+        }
+        qatomic_mb_set(&pool->watching, true);
+        return k;
+    }
     if (w) {
         /* Hand the oldest job over: the worker need not take the lock. */
         hand_locked(pool, w, take_locked(pool));
@@ -599,7 +766,7 @@ static Kick kick_locked(ThreadPool *pool)
     return k;
 }
 
-static void spawn_worker(ThreadPool *pool);
+static void spawn_worker(ThreadPool *pool, bool sentinel);
 
 /* The second half of kick_locked(), without the lock. */
 static void kick_finish(ThreadPool *pool, Kick k)
@@ -608,7 +775,7 @@ static void kick_finish(ThreadPool *pool, Kick k)
         wake(k.wake);
     }
     if (k.spawn) {
-        spawn_worker(pool);
+        spawn_worker(pool, k.spawn_sentinel);
     }
 }
 
@@ -669,7 +836,7 @@ static bool park_locked(ThreadPool *pool, Worker *w, bool *timed_out)
     deadline = idle > INT64_MAX - now ? INT64_MAX : now + idle;
     for (;;) {
         qemu_mutex_unlock(&pool->lock);
-        park_wait(w, deadline);
+        park_wait(w, PARK_ASLEEP, deadline);
         if (qatomic_load_acquire(&w->park) == PARK_HANDED) {
             return true;
         }
@@ -686,6 +853,39 @@ static bool park_locked(ThreadPool *pool, Worker *w, bool *timed_out)
     }
 }
 
+/*
+ * The sentinel's watch (see the essay): while jobs wait and the busy
+ * workers drain them by themselves, sleep until the oldest fresh one
+ * turns stale, and look again. Returns under pool->lock when the queue
+ * is empty, or when it is not drained (the caller then takes a job like
+ * any worker, and kicks others as needed), or at a stop; no longer the
+ * sentinel.
+ */
+static void watch_locked(ThreadPool *pool, Worker *w)
+{
+    int64_t until, period = STALE_NS, now = 0;
+
+    pool->sentinel = w;
+    while (!pool->stopping && pool->cur_threads <= pool->max_threads &&
+           work_waiting_locked(pool) &&
+           draining_locked(pool, now, &until)) {
+        if (now) {
+            /* Looked before and they drain it still: back off. */
+            until = now + period;
+            period = period * 2 > WATCH_MAX_NS ? WATCH_MAX_NS : period * 2;
+        }
+        qatomic_set(&w->park, PARK_WATCH);
+        qemu_mutex_unlock(&pool->lock);
+        park_wait(w, PARK_WATCH, until);
+        qemu_mutex_lock(&pool->lock);
+        now = aioloop__now_ns();
+    }
+    pool->sentinel = NULL;
+    /* seq_cst, before the caller's look at the queue: a submitter that
+     * saw the watch pushed before. */
+    qatomic_mb_set(&pool->watching, false);
+}
+
 static void *worker_thread(void *opaque)
 {
     Worker *w = opaque;
@@ -700,16 +900,23 @@ static void *worker_thread(void *opaque)
         ThreadPoolElement *req;
         bool timed_out = false;
 
+        if (w->watch) {
+            /* Appointed the sentinel (spawned as it, or handed it). */
+            w->watch = false;
+            watch_locked(pool, w);
+        }
         if (pool->cur_threads > pool->max_threads) {
             break;                  /* the maximum was lowered: retire */
         }
         req = take_locked(pool);
         if (req) {
-            Kick k = { NULL, false };
+            Kick k = { NULL, false, false };
+            int64_t now = set_busy_locked(pool, w);
 
-            /* More waiting and nobody spinning: bring another worker. */
+            /* More waiting and nobody spinning: bring another worker,
+             * if those running do not drain the queue. */
             if (work_waiting_locked(pool)) {
-                k = kick_locked(pool);
+                k = kick_locked(pool, now);
             }
             qemu_mutex_unlock(&pool->lock);
             kick_finish(pool, k);
@@ -717,6 +924,7 @@ static void *worker_thread(void *opaque)
             qemu_mutex_lock(&pool->lock);
             continue;
         }
+        set_idle_locked(pool, w);
         if (pool->stopping) {
             break;
         }
@@ -738,6 +946,18 @@ static void *worker_thread(void *opaque)
             /* Handed a job: off the idle list already, the lock not
              * held. */
             if (w->job) {
+                /* More waiting: kick as a worker that took the job
+                 * would (the kick that handed it to us stopped at one:
+                 * if we and the others block, nobody else may look). */
+                if (qatomic_read(&pool->queued) ||
+                    qatomic_read(&pool->incoming)) {
+                    Kick k;
+
+                    qemu_mutex_lock(&pool->lock);
+                    k = kick_locked(pool, 0);
+                    qemu_mutex_unlock(&pool->lock);
+                    kick_finish(pool, k);
+                }
                 run_job(pool, w->job);
             }
             qemu_mutex_lock(&pool->lock);
@@ -761,6 +981,7 @@ static void *worker_thread(void *opaque)
     }
     qatomic_dec(&pool->cur_threads);
 gone:
+    set_idle_locked(pool, w);
     QLIST_INSERT_HEAD(&pool->spare_workers, w, link);
     qemu_cond_broadcast(&pool->workers_gone);
     qemu_mutex_unlock(&pool->lock);     /* last touch of the pool */
@@ -772,7 +993,7 @@ gone:
  * under the lock. On failure, jobs are not lost (see the essay above):
  * with no worker alive, the spawn is retried later, and after
  * SPAWN_GIVE_UP_NS of failures the queued jobs complete with the error. */
-static void spawn_worker(ThreadPool *pool)
+static void spawn_worker(ThreadPool *pool, bool sentinel)
 {
     QemuThread thread;
     Worker *w;
@@ -789,6 +1010,7 @@ static void spawn_worker(ThreadPool *pool)
     }
     if (w) {
         w->pool = pool;
+        w->watch = sentinel;
         ret = qemu_thread_create(&thread, "aio-worker", worker_thread, w,
                                  QEMU_THREAD_DETACHED);
         if (ret == 0) {
@@ -799,7 +1021,12 @@ static void spawn_worker(ThreadPool *pool)
     }
     qemu_mutex_lock(&pool->lock);
     if (w) {
+        w->watch = false;
         QLIST_INSERT_HEAD(&pool->spare_workers, w, link);
+    }
+    if (sentinel) {
+        /* No watch: the next kick appoints another sentinel. */
+        qatomic_mb_set(&pool->watching, false);
     }
     /* seq_cst, before the look at the queue (see worker_thread()). */
     qatomic_dec(&pool->cur_threads);
@@ -836,7 +1063,7 @@ static void spawn_retry_cb(void *opaque)
     Kick k;
 
     qemu_mutex_lock(&pool->lock);
-    k = kick_locked(pool);
+    k = kick_locked(pool, 0);
     qemu_mutex_unlock(&pool->lock);
     kick_finish(pool, k);
 }
@@ -888,8 +1115,12 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
                                           __ATOMIC_RELAXED));
 
     /* A spinning worker will take it; with no idle worker and none to
-     * spawn, a busy one will. Otherwise wake or spawn one. */
+     * spawn, a busy one will; while a sentinel watches the busy ones,
+     * they or the sentinel will. Otherwise wake or spawn one, or appoint
+     * a sentinel (kick_locked()). */
     if (qatomic_mb_read(&pool->searching) > 0 ||
+        (qatomic_mb_read(&pool->watching) &&
+         qatomic_mb_read(&pool->running) >= pool->max_fresh) ||
         (qatomic_mb_read(&pool->idle_threads) == 0 &&
          (qatomic_mb_read(&pool->pending_spawns) > 0 ||
           qatomic_mb_read(&pool->cur_threads) >=
@@ -897,7 +1128,7 @@ BlockAIOCB *thread_pool_submit_aio(ThreadPool *pool, ThreadPoolFunc *func,
         return &req->common;
     }
     qemu_mutex_lock(&pool->lock);
-    k = kick_locked(pool);
+    k = kick_locked(pool, 0);
     qemu_mutex_unlock(&pool->lock);
     kick_finish(pool, k);
     return &req->common;
@@ -990,13 +1221,18 @@ static ThreadPool *pool_create(AioContext *ctx, bool take_ref)
     QTAILQ_INIT(&pool->queue);
     QLIST_INIT(&pool->idle_workers);
     QLIST_INIT(&pool->spare_workers);
+    QLIST_INIT(&pool->busy_workers);
     pool->submit_cpu = -1;
     pool->max_threads = DEFAULT_MAX_THREADS;
     pool->idle_timeout_ns = DEFAULT_IDLE_TIMEOUT_NS;
     pool->spin_ns = DEFAULT_SPIN_NS;
     aio_timer_init(ctx, &pool->spawn_timer, QEMU_CLOCK_REALTIME, SCALE_NS,
                    spawn_retry_cb, pool);
-    pool->max_spinners = usable_cpus() - 1;
+    pool->max_fresh = usable_cpus();
+    if (pool->max_fresh < 1) {
+        pool->max_fresh = 1;
+    }
+    pool->max_spinners = pool->max_fresh - 1;
     if (pool->max_spinners < 1) {
         pool->max_spinners = 1;
     }
@@ -1060,6 +1296,9 @@ static void pool_destroy(ThreadPool *pool)
     while ((w = QLIST_FIRST(&pool->idle_workers))) {
         hand_locked(pool, w, NULL);
         wake(w);
+    }
+    if (pool->sentinel) {
+        unpark_locked(pool->sentinel, PARK_NUDGED);
     }
     while (pool->cur_threads > 0) {
         qemu_cond_wait(&pool->workers_gone, &pool->lock);

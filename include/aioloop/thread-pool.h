@@ -128,6 +128,10 @@ AIOLOOP_API void thread_pool_submit(ThreadPool *pool, ThreadPoolFunc *func,
  * many (>= 1 and >= @min_threads); @idle_timeout_ns: how long an idle
  * surplus worker waits before it exits (> 0); @spin_ns: how long an idle
  * worker watches the queue before sleeping (>= 0, 0 = never).
+ * Workers are woken as the queue needs them: while about as many as the
+ * process has CPUs keep taking short jobs, queued jobs wait for them
+ * rather than wake more; jobs that block (run longer than about 50 us)
+ * get further workers, up to @max_threads, without any new submission.
  * Returns: 0, or -EINVAL (nothing changed) on a bad value.
  * Any thread.
  */
