@@ -29,6 +29,10 @@
 #include "../../tools/aioloop-nbd/nbd-proto.h"
 
 static const char *nbdt_server_path;
+/* Where nbdt_start() makes its scratch directory (image and socket):
+ * "/tmp" unless a test sets it ("/dev/shm": a file in memory, which
+ * aioloop-nbd serves in place). */
+static const char *nbdt_scratch = "/tmp";
 
 typedef struct NbdtServer {
     pid_t pid;
@@ -139,7 +143,7 @@ static inline void nbdt_start(NbdtServer *s, uint64_t size,
     uint64_t off;
 
     memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/nbdt.XXXXXX");
+    snprintf(s->dir, sizeof(s->dir), "%s/nbdt.XXXXXX", nbdt_scratch);
     if (!mkdtemp(s->dir)) {
         perror("mkdtemp");
         exit(1);
