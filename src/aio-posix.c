@@ -826,6 +826,20 @@ static bool held_by_caller_and_contended(AioContext *ctx)
     return aioloop__rfifolock_nested_and_contended(&ctx->lock);
 }
 
+/* Whether a pass of aio_poll_once() walks the handler list: always when
+ * it may block or some handler cannot be polled (@can_poll false: the
+ * caller's one read of poll_disable_cnt, which its later choices follow
+ * too, so that a pass that may call the fd monitor always walks); a
+ * non-blocking pass over pollable handlers only when one of them is the
+ * caller's and adaptive polling is off (see there).
+ * aio_poll_nonblocking() takes its short path on the same decision. */
+static inline bool pass_walks(AioContext *ctx, bool blocking, bool can_poll)
+{
+    return blocking || !can_poll ||
+           (qatomic_read(&ctx->user_handlers) != 0 &&
+            qatomic_read(&ctx->poll_max_ns) == 0);
+}
+
 /* One iteration; see the diagram at the top. @nested: this thread is
  * already inside aio_poll()/aio_dispatch() of @ctx (a callback polls). */
 static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
@@ -851,9 +865,7 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
      * pass, as if it had come just after this one; a pass that began
      * without a walk never touches a node, so retirement needs no
      * knowledge of it. */
-    walking = blocking || !can_poll ||
-              (qatomic_read(&ctx->user_handlers) != 0 &&
-               qatomic_read(&ctx->poll_max_ns) == 0);
+    walking = pass_walks(ctx, blocking, can_poll);
     if (walking) {
         walk_begin(ctx);
     }
@@ -943,6 +955,21 @@ static bool aio_poll_once(AioContext *ctx, bool blocking, bool nested,
     return progress;
 }
 
+/* The end of every aio_poll(): the contention note of an outermost
+ * call, the thread's poll context back, the context released. Returns
+ * @progress. */
+static inline bool aio_poll_leave(AioContext *ctx, AioContext *outer_ctx,
+                                  bool progress)
+{
+    if (outer_ctx != ctx) {
+        ctx->contention_reported = !progress &&
+                                   held_by_caller_and_contended(ctx);
+    }
+    set_poll_ctx(outer_ctx);
+    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
+    return progress;
+}
+
 /* What aio_poll() does once it holds the context and has set the
  * thread's poll context: iterations until one counts, then the
  * contention note, and the release. Out of line, so that the
@@ -962,13 +989,7 @@ static __attribute__((noinline)) bool aio_poll_held(AioContext *ctx,
             break;
         }
     }
-    if (outer_ctx != ctx) {
-        ctx->contention_reported = !progress &&
-                                   held_by_caller_and_contended(ctx);
-    }
-    set_poll_ctx(outer_ctx);
-    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
-    return progress;
+    return aio_poll_leave(ctx, outer_ctx, progress);
 }
 
 /* A blocking aio_poll(): take the context, then the general path. Out
@@ -1000,9 +1021,8 @@ static __attribute__((noinline)) bool aio_poll_nonblocking(AioContext *ctx)
      * that only runs BHs and timers or polls adaptively. The loads are
      * the ones aio_poll_once() makes to take the same decision.
      */
-    if (qatomic_read(&ctx->poll_disable_cnt) != 0 ||
-        (qatomic_read(&ctx->user_handlers) != 0 &&
-         qatomic_read(&ctx->poll_max_ns) == 0)) {
+    if (pass_walks(ctx, false,
+                   qatomic_read(&ctx->poll_disable_cnt) == 0)) {
         return aio_poll_held(ctx, false, outer_ctx);
     }
     if (qatomic_read(&ctx->kicked)) {
@@ -1011,13 +1031,7 @@ static __attribute__((noinline)) bool aio_poll_nonblocking(AioContext *ctx)
     (void)aioloop__notify_accept(ctx);  /* a non-blocking call returns */
     progress = aioloop__bh_poll(ctx, &ran_idle);
     progress |= aioloop__timers_run(ctx);
-    if (outer_ctx != ctx) {
-        ctx->contention_reported = !progress &&
-                                   held_by_caller_and_contended(ctx);
-    }
-    set_poll_ctx(outer_ctx);
-    aioloop__rfifolock_unlock_ctx_inline(&ctx->lock);
-    return progress;
+    return aio_poll_leave(ctx, outer_ctx, progress);
 }
 
 bool aio_poll(AioContext *ctx, bool blocking)
